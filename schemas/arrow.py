@@ -1,0 +1,63 @@
+"""Explicit Arrow schemas for every Parquet file chatsift writes.
+
+Changing a field here means bumping SCHEMA_VERSION; readers check it in the file metadata.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1"
+SCHEMA_VERSION_KEY = b"chatsift.schema_version"
+KIND_KEY = b"chatsift.kind"
+
+TURN_TYPE = pa.struct(
+    [
+        pa.field("role", pa.string(), nullable=False),
+        pa.field("content", pa.string(), nullable=False),
+        pa.field("source_role", pa.string(), nullable=False),
+        pa.field("weight", pa.float32(), nullable=True),
+    ]
+)
+
+PROVENANCE_TYPE = pa.struct(
+    [
+        pa.field("input_file", pa.string(), nullable=False),
+        pa.field("byte_offset", pa.int64(), nullable=True),
+        pa.field("page_id", pa.string(), nullable=True),
+        pa.field("record_index", pa.int64(), nullable=True),
+        pa.field("content_hash", pa.string(), nullable=False),
+    ]
+)
+
+
+def _with_kind(fields: list[pa.Field], kind: str) -> pa.Schema:
+    return pa.schema(fields, metadata={SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode(), KIND_KEY: kind.encode()})
+
+
+CONVERSATION_SCHEMA = _with_kind(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("model", pa.string(), nullable=True),
+        pa.field("title", pa.string(), nullable=True),
+        pa.field("turns", pa.list_(pa.field("item", TURN_TYPE, nullable=False)), nullable=False),
+        pa.field("parent_id", pa.string(), nullable=True),
+        pa.field("split_index", pa.int32(), nullable=True),
+        pa.field("provenance", PROVENANCE_TYPE, nullable=False),
+    ],
+    "conversations",
+)
+
+LEDGER_SCHEMA = _with_kind(
+    [
+        pa.field("conversation_id", pa.string(), nullable=False),
+        pa.field("stage", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("detail", pa.string(), nullable=False),
+        pa.field("input_file", pa.string(), nullable=True),
+        pa.field("byte_offset", pa.int64(), nullable=True),
+        pa.field("record_index", pa.int64(), nullable=True),
+    ],
+    "ledger",
+)

@@ -1,0 +1,101 @@
+"""The drop ledger and run reports: where every record that is not kept ends up."""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.conversation import Conversation
+
+Stage = Literal["ingest", "markdown", "shape", "model", "blocked", "secrets", "language"]
+
+# Bounded, stable drop reasons: reports group by them and a test triggers every one.
+DropReason = Literal[
+    # ingest: a record that could not become a Conversation
+    "empty_input",  # a file or page with no bytes / no records at all
+    "invalid_utf8",  # bytes that are not UTF-8
+    "invalid_json",  # JSON that does not parse (a truncated dump's tail included)
+    "no_next_data",  # a saved page without <script id="__NEXT_DATA__">
+    "no_page_content",  # __NEXT_DATA__ without props.pageProps.content.items
+    "record_too_large",  # a record or page over IngestConfig.max_record_bytes
+    "unknown_format",  # a JSON value that is no ShareGPT, Alpaca or messages record
+    "invalid_record",  # a known format with fields of the wrong type
+    "unsafe_id",  # an id that could escape a directory or is not printable
+    "unknown_role",  # a turn whose role maps to none of system/user/assistant
+    # markdown
+    "truncated_html",  # an assistant turn whose HTML ends inside an open block element
+    # shape
+    "no_turns",  # zero turns (21 of the 3003 real conversations)
+    "empty_turn",  # a turn with no text after cleaning
+    "roles_not_alternating",  # user/assistant order that no safe repair fixes
+    "no_assistant_turn",  # nothing left to learn from after repair
+    "too_short",  # fewer turns or characters than ShapeConfig asks
+    # model
+    "model_not_allowed",
+    # blocked
+    "blocked_word",  # mode "drop": a blocked word or phrase in an assistant turn
+    "blocked_response",  # an assistant turn that is a ChatGPT error message, not an answer
+    "all_turns_unsupervised",  # mode "zero_weight" left no assistant turn with weight
+    # language
+    "language_not_allowed",
+]
+
+DROP_REASONS: tuple[str, ...] = get_args(DropReason)
+
+
+class Dropped(BaseModel):
+    """One record that left the pipeline, with the stage, a bounded reason and a free detail."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # The conversation id; for input that never had one, "<file>#<record index>".
+    conversation_id: str
+    stage: Stage
+    reason: DropReason
+    detail: str = ""
+    input_file: str | None = None
+    byte_offset: int | None = None
+    record_index: int | None = None
+
+
+class StageReport(BaseModel):
+    """Counts for one stage over one run: inputs == kept + dropped always holds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stage: str
+    inputs: int = 0
+    kept: int = 0
+    dropped: int = 0
+    dropped_by_reason: dict[str, int] = Field(default_factory=dict)
+    # Changes that kept the record: repairs, redactions, zero-weighted turns, converted HTML.
+    changed: dict[str, int] = Field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class RunReport(BaseModel):
+    """What one run read, did and wrote; written as JSON and as a Prefect artifact."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    started_at: str
+    finished_at: str = ""
+    inputs: list[str]
+    config_hash: str
+    code_version: str
+    records_read: int = 0
+    kept: int = 0
+    dropped: int = 0
+    stages: list[StageReport] = Field(default_factory=list)
+    outputs: dict[str, str] = Field(default_factory=dict)
+
+
+class StageResult(NamedTuple):
+    """What a stage returns: the records it kept, those it dropped, and counts of changes made
+    to kept records (repairs, redactions, zero-weighted turns) so reports can show them."""
+
+    kept: list[Conversation]
+    dropped: list[Dropped]
+    changed: dict[str, int]

@@ -1,0 +1,41 @@
+"""Shared fixtures: the real data beside the checkout, and the ledger invariant check."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# ../shared beside the checkout (CI puts it there); CHATSIFT_SHARED overrides for other layouts.
+SHARED = Path(os.environ.get("CHATSIFT_SHARED", REPO_ROOT.parent / "shared"))
+SHARED_DATA = SHARED / "data"
+SHAREGPT_SAMPLE = SHARED_DATA / "sharegpt" / "sharegpt_v3_unfiltered_cleaned_split.first3003.json.gz"
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"needs the real data at {path} (../shared beside the checkout); .ci/run requires it")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sharegpt_sample_path() -> Path:
+    """The 3003 real ShareGPT conversations (gzipped JSON array, markdown values)."""
+    return _require(SHAREGPT_SAMPLE)
+
+
+@pytest.fixture(scope="session")
+def sharegpt_sample(sharegpt_sample_path: Path) -> list[dict[str, Any]]:
+    with gzip.open(sharegpt_sample_path, "rt", encoding="utf-8") as f:
+        data: list[dict[str, Any]] = json.load(f)
+    return data
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return _require(SHARED_DATA)
