@@ -21,6 +21,8 @@ CHATGPT_ERROR_RESPONSES: tuple[str, ...] = (
     "Something went wrong, please try reloading the conversation.",
     "network error",
     "Only one message at a time. Please allow any other responses to complete",
+    # A bare "Load failed" stands as a whole assistant turn in the real sample.
+    "Load failed",
 )
 
 # FastChat's blocked words: a case-insensitive substring match that drops the whole
@@ -98,8 +100,9 @@ class MarkdownConfig(_Config):
 class ShapeConfig(_Config):
     """Turn order and size. Defaults follow FastChat and OpenChat's cleaning scripts."""
 
-    # Repair what has one clear meaning: drop leading non-user turns and a trailing user turn,
-    # merge consecutive turns of one role. Off: such conversations are dropped.
+    # Repair what has one clear meaning: drop leading non-user turns and a trailing user turn.
+    # Consecutive turns of one role are never merged (they come from moderated or lost turns,
+    # so merging would join answers to different questions): they drop. Off: all of these drop.
     repair: bool = True
     # FastChat and OpenChat keep conversations of at least 2 turns ...
     min_turns: int = Field(2, ge=1)

@@ -19,6 +19,8 @@ SHAREGPT_SAMPLE = SHARED_DATA / "sharegpt" / "sharegpt_v3_unfiltered_cleaned_spl
 
 def _require(path: Path) -> Path:
     if not path.exists():
+        if os.environ.get("CHATSIFT_REQUIRE_SHARED") == "1":
+            pytest.fail(f"CHATSIFT_REQUIRE_SHARED=1 but the real data is missing at {path}")
         pytest.skip(f"needs the real data at {path} (../shared beside the checkout); .ci/run requires it")
     return path
 
@@ -39,3 +41,14 @@ def sharegpt_sample(sharegpt_sample_path: Path) -> list[dict[str, Any]]:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     return _require(SHARED_DATA)
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Any:
+    """One real temporary Prefect server (SQLite) for the whole session; flows report to it."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    # The harness takes ~10 s to start (prefect.md): start it once.
+    with prefect_test_harness(server_startup_timeout=90), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield

@@ -1,0 +1,101 @@
+"""Benchmark ingest → clean on the real ShareGPT sample scaled up by re-identified copies.
+
+Prints conversations/second per stage and the peak memory (RSS) of the process, and one line
+for the README. Usage: python bench/curate.py [--scale 30] [--html] [--shared ../shared]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from curation.chatgpt_html import markdown_to_chatgpt_html  # noqa: E402
+from curation.clean import clean_batch  # noqa: E402
+from curation.ingest import read_conversations  # noqa: E402
+from curation.io import partition_records  # noqa: E402
+from curation.reports import merge_stage_reports  # noqa: E402
+from schemas.config import CurationConfig  # noqa: E402
+
+
+def write_scaled_dump(sample: list[dict], scale: int, html: bool, dest: Path) -> int:
+    """Write `scale` re-identified copies of the sample as one JSON array; returns bytes written."""
+    if html:
+        sample = [
+            {
+                **c,
+                "conversations": [
+                    {**t, "value": markdown_to_chatgpt_html(t["value"]) if t["from"] == "gpt" else t["value"]}
+                    for t in c["conversations"]
+                ],
+            }
+            for c in sample
+        ]
+    with open(dest, "w", encoding="utf-8") as f:
+        f.write("[")
+        first = True
+        for copy in range(scale):
+            for c in sample:
+                f.write(("" if first else ",\n") + json.dumps({**c, "id": f"{c['id']}-x{copy}"}, ensure_ascii=False))
+                first = False
+        f.write("]")
+    return dest.stat().st_size
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scale", type=int, default=30)
+    ap.add_argument("--html", action="store_true", help="render assistant turns as ChatGPT HTML first")
+    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
+    args = ap.parse_args()
+    src = args.shared / "data/sharegpt/sharegpt_v3_unfiltered_cleaned_split.first3003.json.gz"
+    with gzip.open(src, "rt", encoding="utf-8") as f:
+        sample = json.load(f)
+    config = CurationConfig()
+    with tempfile.TemporaryDirectory() as tmp:
+        dump = Path(tmp) / "dump.json"
+        size = write_scaled_dump(sample, args.scale, args.html, dump)
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t0 = time.perf_counter()
+        ingest_seconds = 0.0
+        reports = []
+        read = 0
+        t_ingest = time.perf_counter()
+        for convs, dropped in partition_records(
+            read_conversations(dump, config=config.ingest), batch_size=config.run.batch_size
+        ):
+            ingest_seconds += time.perf_counter() - t_ingest
+            read += len(convs) + len(dropped)
+            _, _, batch_reports = clean_batch(convs, config=config)
+            reports.extend(batch_reports)
+            t_ingest = time.perf_counter()
+        total = time.perf_counter() - t0
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"input: {read} conversations, {size / 1e6:.0f} MB JSON ({'HTML' if args.html else 'markdown'} assistant turns)"
+    )
+    print(f"{'stage':<10}{'conv/s':>12}{'seconds':>10}")
+    print(f"{'ingest':<10}{read / ingest_seconds:>12,.0f}{ingest_seconds:>10.1f}")
+    for r in merge_stage_reports(reports):
+        rate = r.inputs / r.seconds if r.seconds else float("inf")
+        print(f"{r.stage:<10}{rate:>12,.0f}{r.seconds:>10.1f}")
+    print(
+        f"total: {read / total:,.0f} conv/s over {total:.1f} s on one core; peak RSS {peak_mb:.0f} MB "
+        f"(before reading: {rss_before / 1024:.0f} MB)"
+    )
+    print(
+        f"README: ingest+clean {read:,} conversations ({'HTML' if args.html else 'markdown'}) at "
+        f"{read / total:,.0f} conv/s per core, peak RSS {peak_mb:.0f} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Parquet in and out for conversations and the drop ledger: explicit schemas, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from schemas import CONVERSATION_SCHEMA, LEDGER_SCHEMA, SCHEMA_VERSION, Conversation, Dropped, Provenance, Turn
+from schemas.arrow import KIND_KEY, SCHEMA_VERSION_KEY
+
+
+class SchemaVersionError(ValueError):
+    """A Parquet file written by another chatsift schema version (or not by chatsift)."""
+
+
+@contextmanager
+def atomic_target(path: Path) -> Iterator[Path]:
+    """A temp path beside `path` to write to; renamed onto `path` only if the block succeeds.
+
+    Readers see the old file or the whole new one, never a part (the rename is atomic on POSIX).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_target(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_table(path: Path, table: pa.Table, *, schema: pa.Schema) -> None:
+    """Write a Parquet file (zstd) with the given explicit schema, atomically."""
+    with atomic_target(path) as tmp:
+        pq.write_table(table.cast(schema), tmp, compression="zstd")
+
+
+def conversations_to_table(convs: Iterable[Conversation]) -> pa.Table:
+    rows = [c.model_dump(mode="python") for c in convs]
+    return pa.Table.from_pylist(rows, schema=CONVERSATION_SCHEMA)
+
+
+def ledger_to_table(dropped: Iterable[Dropped]) -> pa.Table:
+    rows = [d.model_dump(mode="python") for d in dropped]
+    return pa.Table.from_pylist(rows, schema=LEDGER_SCHEMA)
+
+
+def write_conversations(path: Path, convs: Iterable[Conversation]) -> int:
+    """Write conversations to `path`; returns how many were written."""
+    table = conversations_to_table(convs)
+    atomic_write_table(path, table, schema=CONVERSATION_SCHEMA)
+    return table.num_rows
+
+
+def write_ledger(path: Path, dropped: Iterable[Dropped]) -> int:
+    """Write drop records to `path`; returns how many were written."""
+    table = ledger_to_table(dropped)
+    atomic_write_table(path, table, schema=LEDGER_SCHEMA)
+    return table.num_rows
+
+
+def _read_checked(path: Path, kind: str) -> pa.Table:
+    schema = pq.read_schema(path)
+    meta = schema.metadata or {}
+    version = meta.get(SCHEMA_VERSION_KEY, b"").decode()
+    found_kind = meta.get(KIND_KEY, b"").decode()
+    if found_kind != kind or version != SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"{path}: expected chatsift {kind} schema version {SCHEMA_VERSION}, "
+            f"found kind={found_kind or 'none'} version={version or 'none'}; re-run the stage that wrote it"
+        )
+    return pq.read_table(path)
+
+
+def _conversation_from_row(row: dict) -> Conversation:
+    # The Arrow schema already guarantees the types, so skip re-validation on this hot path.
+    return Conversation.model_construct(
+        id=row["id"],
+        source=row["source"],
+        model=row["model"],
+        title=row["title"],
+        turns=tuple(Turn.model_construct(**t) for t in row["turns"]),
+        parent_id=row["parent_id"],
+        split_index=row["split_index"],
+        provenance=Provenance.model_construct(**row["provenance"]),
+    )
+
+
+def read_conversations_parquet(path: Path) -> list[Conversation]:
+    """Read a conversation Parquet file written by write_conversations."""
+    table = _read_checked(path, "conversations")
+    return [_conversation_from_row(row) for row in table.to_pylist()]
+
+
+def iter_conversation_batches(paths: Iterable[Path]) -> Iterator[list[Conversation]]:
+    for path in paths:
+        yield read_conversations_parquet(path)
+
+
+def read_ledger(path: Path) -> list[Dropped]:
+    """Read a ledger Parquet file written by write_ledger."""
+    table = _read_checked(path, "ledger")
+    return [Dropped.model_construct(**row) for row in table.to_pylist()]
+
+
+def partition_records(
+    records: Iterable[Conversation | Dropped], *, batch_size: int
+) -> Iterator[tuple[list[Conversation], list[Dropped]]]:
+    """Cut a stream of ingest results into batches of at most `batch_size` conversations,
+    each with the drops met since the previous batch, so memory stays at one batch."""
+    kept: list[Conversation] = []
+    dropped: list[Dropped] = []
+    for record in records:
+        if isinstance(record, Dropped):
+            dropped.append(record)
+            continue
+        kept.append(record)
+        if len(kept) >= batch_size:
+            yield kept, dropped
+            kept, dropped = [], []
+    if kept or dropped:
+        yield kept, dropped

@@ -1,0 +1,1 @@
+"""Thin Prefect wiring: each task reads files, calls one curation function, writes files."""

@@ -1,0 +1,80 @@
+"""The `chatsift` command: a thin layer over the flows."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from flows.config_file import ConfigError, check_inputs, load_config
+from schemas import RunReport
+from schemas.config import CurationConfig
+
+
+def _run_curate(inputs: list[Path], out: Path, config: CurationConfig, run_id: str | None) -> RunReport:
+    # Imported here so `chatsift config` and argument errors answer without Prefect's import cost.
+    from prefect.settings import (
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        temporary_settings,
+    )
+
+    from flows.curate import curate_flow
+
+    # The heartbeat thread adds ~1 s per flow run (prefect.md); the embedded server can take
+    # longer than the default 20 s to start on a busy 2-core machine.
+    with temporary_settings(
+        {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 90}
+    ):
+        return curate_flow(inputs=inputs, out_dir=out, config=config, run_id=run_id)
+
+
+def _print_summary(report: RunReport) -> None:
+    print(f"\nrun {report.run_id}: read {report.records_read}, kept {report.kept}, dropped {report.dropped}")
+    for s in report.stages:
+        reasons = ", ".join(f"{k}={v}" for k, v in sorted(s.dropped_by_reason.items()))
+        print(f"  {s.stage:<9} in {s.inputs:>7}  kept {s.kept:>7}  dropped {s.dropped:>6}  {reasons}")
+    print(f"conversations: {report.outputs['conversations']}\nledger:        {report.outputs['ledger']}")
+    print(f"report:        {report.outputs['report']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="chatsift", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_curate = sub.add_parser("curate", help="curate ShareGPT pages, dumps or JSONL into clean Parquet")
+    p_curate.add_argument("inputs", nargs="+", type=Path, help="files or directories")
+    p_curate.add_argument("--out", type=Path, required=True, help="output directory; the run goes in OUT/<run-id>")
+    p_curate.add_argument("--config", type=Path, help="TOML or JSON file overriding the defaults")
+    p_curate.add_argument("--run-id", help="name of the run directory (default: UTC time + random suffix)")
+
+    p_demo = sub.add_parser("demo", help="run the whole pipeline on a small built-in sample")
+    p_demo.add_argument("--out", type=Path, default=Path("runs"), help="output directory (default: ./runs)")
+
+    sub.add_parser("config", help="print every option with its default, as JSON")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "config":
+            print(json.dumps(CurationConfig().model_dump(mode="json"), indent=2))
+            return 0
+        if args.command == "demo":
+            from flows.demo_data import write_demo_inputs
+
+            inputs = write_demo_inputs(args.out / "demo-input")
+            print(f"demo inputs written to {args.out / 'demo-input'}")
+            report = _run_curate(inputs, args.out, CurationConfig(), None)
+        else:
+            config = load_config(args.config)
+            check_inputs(args.inputs)
+            report = _run_curate(args.inputs, args.out, config, args.run_id)
+    except ConfigError as e:
+        print(f"chatsift: error: {e}", file=sys.stderr)
+        return 2
+    _print_summary(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

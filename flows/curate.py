@@ -1,0 +1,104 @@
+"""The `curate` flow: every stage in order, then the run report and the ledger check."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from curation.io import atomic_write_text
+from curation.reports import ledger_balance_errors, run_report_markdown
+from flows.clean import clean_flow
+from flows.config_file import check_inputs
+from flows.ingest import ingest_flow
+from flows.lineage import code_version
+from flows.paths import RunPaths, new_run_id
+from schemas import RunReport
+from schemas.config import CurationConfig
+
+
+class LedgerImbalanceError(RuntimeError):
+    """Records were lost or invented: a bug in chatsift, never a property of the input."""
+
+
+def publish_parts(parts: list[str], dest: Path) -> list[str]:
+    """Give the final stage's parts their published names under `dest` (hard links when possible)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    published = []
+    for i, part in enumerate(parts):
+        target = dest / f"part-{i:05d}.parquet"
+        target.unlink(missing_ok=True)
+        try:
+            os.link(part, target)
+        except OSError:
+            shutil.copyfile(part, target)
+        published.append(str(target))
+    return published
+
+
+@flow(name="curate", log_prints=True)
+def curate_flow(
+    inputs: list[Path],
+    out_dir: Path = Path("runs"),
+    config: CurationConfig = CurationConfig(),
+    run_id: str | None = None,
+) -> RunReport:
+    """Curate ShareGPT-style inputs into clean conversation Parquet plus a drop ledger."""
+    inputs = [Path(p) for p in inputs]
+    check_inputs(inputs)
+    paths = RunPaths.create(Path(out_dir), run_id or new_run_id())
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    atomic_write_text(paths.config_json, config.model_dump_json(indent=2))
+
+    ingest_parts, ingest_report = ingest_flow(inputs, paths, config)
+    clean_parts, clean_reports = clean_flow(ingest_parts, paths, config)
+    # Issue 3 adds exact dedupe, MinHash near-dedupe and splitting here; then contamination, shards.
+    final_parts = publish_parts(clean_parts, paths.conversations_dir)
+
+    stages = [ingest_report, *clean_reports]
+    report = RunReport(
+        run_id=paths.run_id,
+        started_at=started,
+        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        inputs=[str(p) for p in inputs],
+        config_hash=config.config_hash(),
+        code_version=code_version(),
+        records_read=ingest_report.inputs,
+        kept=stages[-1].kept,
+        dropped=sum(s.dropped for s in stages),
+        stages=stages,
+        outputs={
+            "conversations": str(paths.conversations_dir),
+            "ledger": str(paths.ledger_dir),
+            "report": str(paths.report_json),
+            "parts": str(len(final_parts)),
+        },
+    )
+    atomic_write_text(paths.report_json, report.model_dump_json(indent=2))
+    markdown = run_report_markdown(report)
+    atomic_write_text(paths.report_md, markdown)
+    create_markdown_artifact(markdown=markdown, key="curate-run-report", description="chatsift run report")
+    create_table_artifact(
+        table=[
+            {"stage": s.stage, "in": s.inputs, "kept": s.kept, "dropped": s.dropped, "seconds": round(s.seconds, 2)}
+            for s in stages
+        ],
+        key="curate-stage-counts",
+        description="records in, kept and dropped per stage",
+    )
+    errors = ledger_balance_errors(report)
+    if errors:
+        raise LedgerImbalanceError("; ".join(errors))
+    get_run_logger().info(
+        "run %s: read %d, kept %d, dropped %d → %s",
+        report.run_id,
+        report.records_read,
+        report.kept,
+        report.dropped,
+        paths.root,
+    )
+    return report

@@ -1,0 +1,58 @@
+"""Where a run's files go: every stage's output under <out>/<run_id>/."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: UTC time plus a short random suffix."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The layout of one run's output directory."""
+
+    root: Path
+
+    @classmethod
+    def create(cls, out_dir: Path, run_id: str) -> RunPaths:
+        return cls(root=out_dir / run_id)
+
+    @property
+    def run_id(self) -> str:
+        return self.root.name
+
+    def stage_dir(self, stage: str) -> Path:
+        return self.root / "stages" / stage
+
+    def stage_part(self, stage: str, part: str) -> Path:
+        return self.stage_dir(stage) / f"part-{part}.parquet"
+
+    @property
+    def ledger_dir(self) -> Path:
+        return self.root / "ledger"
+
+    def ledger_part(self, stage: str, part: str) -> Path:
+        return self.ledger_dir / f"{stage}-{part}.parquet"
+
+    @property
+    def conversations_dir(self) -> Path:
+        """The run's final output: curated conversation Parquet parts."""
+        return self.root / "conversations"
+
+    @property
+    def report_json(self) -> Path:
+        return self.root / "report.json"
+
+    @property
+    def report_md(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def config_json(self) -> Path:
+        return self.root / "config.json"

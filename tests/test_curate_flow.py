@@ -1,0 +1,86 @@
+"""The curate flow end to end on a real Prefect server: outputs, ledger, report, artifacts."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from curation.chatgpt_html import markdown_to_chatgpt_html, sharegpt_page_html
+from curation.reports import ledger_balance_errors
+from flows.curate import curate_flow
+from flows.demo_data import write_demo_inputs
+from schemas import DROP_REASONS, RunReport
+from schemas.config import CurationConfig
+
+pytestmark = pytest.mark.slow
+
+
+def assert_nothing_lost(report: RunReport) -> None:
+    """inputs == kept + dropped, checked in the report and again against the files on disk."""
+    assert ledger_balance_errors(report) == []
+    conv_files = sorted(Path(report.outputs["conversations"]).glob("*.parquet"))
+    ledger_files = sorted(Path(report.outputs["ledger"]).glob("*.parquet"))
+    kept = sum(pl.read_parquet(f).height for f in conv_files)
+    ledger = pl.concat([pl.read_parquet(f) for f in ledger_files]) if ledger_files else None
+    dropped = ledger.height if ledger is not None else 0
+    assert kept == report.kept
+    assert dropped == report.dropped
+    assert report.records_read == kept + dropped
+    if ledger is not None:
+        assert set(ledger["reason"].unique()) <= set(DROP_REASONS)
+        assert ledger["stage"].null_count() == 0
+
+
+def test_demo_inputs_curate_with_every_record_accounted_for(tmp_path: Path, prefect_server: None) -> None:
+    inputs = write_demo_inputs(tmp_path / "in")
+    report = curate_flow(inputs=inputs, out_dir=tmp_path / "out", config=CurationConfig(), run_id="demo")
+    assert_nothing_lost(report)
+    ledger = pl.concat([pl.read_parquet(f) for f in (tmp_path / "out/demo/ledger").glob("*.parquet")])
+    reasons = dict(zip(ledger["conversation_id"], ledger["reason"], strict=True))
+    # the broken-on-purpose inputs, each with its own reason
+    assert reasons["demoS7t8_0"] == "blocked_response"
+    assert reasons["demoW1x2_0"] == "too_short"
+    assert reasons["demoY3z4_0"] == "roles_not_alternating"
+    assert reasons["demoA5b6_0"] == "no_turns"
+    assert "unsafe_id" in reasons.values()
+    assert "no_next_data" in reasons.values()
+    assert "unknown_role" in reasons.values()
+    assert "invalid_json" in reasons.values()
+    kept = pl.read_parquet(tmp_path / "out/demo/conversations/part-00000.parquet")
+    by_id = {row["id"]: row for row in kept.iter_rows(named=True)}
+    snake = by_id["demoA1b2_0"]["turns"][1]["content"]
+    assert "```python\nimport re" in snake and "    s1 = re.sub(" in snake and "\\_" not in snake
+    assert by_id["demoJ9k0_0"]["turns"][0]["content"].startswith("1 / 2 cup")
+    assert "<API_KEY>" in by_id["demoN3p4_0"]["turns"][0]["content"]
+    # the refusal turn stays for context, unsupervised
+    assert by_id["demoL1m2_0"]["turns"][1]["weight"] == 0.0
+    # report on disk and as Prefect artifacts
+    on_disk = RunReport.model_validate_json((tmp_path / "out/demo/report.json").read_text())
+    assert on_disk.kept == report.kept and on_disk.records_read == report.records_read
+    assert "| shape |" in (tmp_path / "out/demo/report.md").read_text()
+
+
+def test_real_sample_and_its_html_pages_curate_without_loss(
+    tmp_path: Path, prefect_server: None, sharegpt_sample: list[dict]
+) -> None:
+    """The 3003 real conversations as a dump, and 300 of them as real-markup pages."""
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    for conv in sharegpt_sample[:300]:
+        items = [
+            {"from": t["from"], "value": markdown_to_chatgpt_html(t["value"]) if t["from"] == "gpt" else t["value"]}
+            for t in conv["conversations"]
+        ]
+        (pages / f"{conv['id']}.html").write_text(sharegpt_page_html(page_id=conv["id"], items=items), "utf-8")
+    dump = tmp_path / "dump.json.gz"
+    with gzip.open(dump, "wt", encoding="utf-8") as f:
+        json.dump(sharegpt_sample, f)
+    report = curate_flow(inputs=[dump, pages], out_dir=tmp_path / "out", config=CurationConfig(), run_id="real")
+    assert_nothing_lost(report)
+    # one page per distinct id (the sample repeats a few ids, and a page file is named by its id)
+    assert report.records_read == 3003 + len(list(pages.glob("*.html")))
+    assert report.kept > 0.8 * report.records_read

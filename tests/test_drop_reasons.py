@@ -1,0 +1,133 @@
+"""Every DropReason is reachable: one trigger per reason, through the real entry points.
+
+Adding a reason to schemas.ledger.DropReason without a trigger here fails the first test.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from curation.chatgpt_html import sharegpt_page_html
+from curation.clean import clean_batch
+from curation.ingest import read_conversations
+from schemas import DROP_REASONS, Conversation, Dropped, Provenance, Turn
+from schemas.config import (
+    BlockedConfig,
+    CurationConfig,
+    IngestConfig,
+    LanguageConfig,
+    ModelConfig,
+)
+
+GOOD = [
+    {"from": "human", "value": "What is the capital of France?"},
+    {"from": "gpt", "value": "The capital of France is Paris."},
+]
+
+
+def _ingest(tmp: Path, name: str, data: bytes, config: IngestConfig = IngestConfig()) -> list[Dropped]:
+    path = tmp / name
+    path.write_bytes(data)
+    return [r for r in read_conversations(path, config=config) if isinstance(r, Dropped)]
+
+
+def _conv(*turns: tuple[str, str], model: str | None = None) -> Conversation:
+    return Conversation(
+        id="c1",
+        source="test",
+        model=model,
+        turns=tuple(Turn(role=r, content=c, source_role=r) for r, c in turns),  # type: ignore[arg-type]
+        provenance=Provenance(input_file="t", content_hash="0"),
+    )
+
+
+def _clean(conv: Conversation, config: CurationConfig = CurationConfig()) -> list[Dropped]:
+    return clean_batch([conv], config=config)[1]
+
+
+QA = (("user", "What is the capital of France?"), ("assistant", "The capital of France is Paris."))
+
+TRIGGERS: dict[str, Callable[[Path], list[Dropped]]] = {
+    "empty_input": lambda t: _ingest(t, "empty.json", b""),
+    "invalid_utf8": lambda t: _ingest(t, "bad.jsonl", b'{"id": "a\xff", "conversations": []}\n'),
+    "invalid_json": lambda t: _ingest(t, "bad.jsonl", b'{"id": "a", "conversations": [}\n'),
+    "no_next_data": lambda t: _ingest(t, "page.html", b"<html><body>not found</body></html>"),
+    "no_page_content": lambda t: _ingest(
+        t,
+        "page.html",
+        b'<html><script id="__NEXT_DATA__" type="application/json">'
+        b'{"props":{"pageProps":{"id":"abc"}}}</script></html>',
+    ),
+    "record_too_large": lambda t: _ingest(
+        t,
+        "big.html",
+        sharegpt_page_html(page_id="big1", items=GOOD).encode() + b" " * 5000,
+        IngestConfig(max_record_bytes=4096),
+    ),
+    "unknown_format": lambda t: _ingest(t, "x.jsonl", b'{"foo": 1}\n'),
+    "invalid_record": lambda t: _ingest(
+        t, "x.jsonl", b'{"id": "a", "conversations": [{"from": "human", "value": 3}]}\n'
+    ),
+    "unsafe_id": lambda t: _ingest(t, "x.html", sharegpt_page_html(page_id="../../etc/passwd", items=GOOD).encode()),
+    "unknown_role": lambda t: _ingest(
+        t, "x.jsonl", json.dumps({"id": "a", "conversations": [*GOOD, {"from": "tool", "value": "{}"}]}).encode()
+    ),
+    "truncated_html": lambda t: _clean(
+        _conv(
+            ("user", "Show me a list please."),
+            ("assistant", '<div class="markdown prose w-full break-words dark:prose-invert light"><ol><li><p>one</p>'),
+        )
+    ),
+    "no_turns": lambda t: _clean(_conv()),
+    "empty_turn": lambda t: _clean(
+        _conv(
+            ("user", "   "),
+            ("assistant", "An answer to nothing at all."),
+            ("user", "Another question here?"),
+            ("assistant", "Another answer."),
+        )
+    ),
+    "roles_not_alternating": lambda t: _clean(_conv(QA[0], QA[1], QA[1], ("user", "ok?"), QA[1])),
+    "no_assistant_turn": lambda t: _clean(_conv(("user", "Is anybody there at all?"))),
+    "too_short": lambda t: _clean(_conv(("user", "hi"), ("assistant", "hey"))),
+    "model_not_allowed": lambda t: _clean(
+        _conv(*QA, model="Model: Default (GPT-3.5)"),
+        CurationConfig(model=ModelConfig(allowed_models=("Model: GPT-4",))),
+    ),
+    "blocked_word": lambda t: _clean(
+        _conv(QA[0], ("assistant", "As an AI language model, I think it is Paris.")),
+        CurationConfig(blocked=BlockedConfig(mode="drop")),
+    ),
+    "blocked_response": lambda t: _clean(_conv(QA[0], ("assistant", "Too many requests in 1 hour. Try again later."))),
+    "all_turns_unsupervised": lambda t: _clean(
+        _conv(QA[0], ("assistant", "As an AI language model, I believe Paris."))
+    ),
+    "language_not_allowed": lambda t: _clean(
+        _conv(
+            ("user", "Quelle est la capitale de la France, et pourquoi a-t-elle été choisie comme capitale ?"),
+            ("assistant", "La capitale de la France est Paris."),
+        ),
+        CurationConfig(language=LanguageConfig(allowed=("en",))),
+    ),
+}
+
+
+def test_every_reason_has_a_trigger() -> None:
+    assert set(TRIGGERS) == set(DROP_REASONS)
+
+
+@pytest.mark.parametrize("reason", DROP_REASONS)
+def test_reason_is_triggered(reason: str, tmp_path: Path) -> None:
+    dropped = TRIGGERS[reason](tmp_path)
+    assert [d.reason for d in dropped] == [reason], dropped
+    assert dropped[0].stage and dropped[0].conversation_id
+
+
+def test_gzip_input_reaches_the_same_reasons(tmp_path: Path) -> None:
+    data = gzip.compress(b'{"foo": 1}\n')
+    assert [d.reason for d in _ingest(tmp_path, "x.jsonl.gz", data)] == ["unknown_format"]
