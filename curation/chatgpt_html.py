@@ -66,14 +66,13 @@ _CODE_HEADER_OPEN = (
     '<div class="flex items-center relative text-gray-200 bg-gray-800 px-4 py-2 text-xs font-sans'
     ' justify-between rounded-t-md">'
 )
-# The clipboard icon of the "Copy code" button, as it sat in the header; only its shape matters to a
-# converter, which must drop it together with the button text.
+# The "Copy code" button with its clipboard icon (drawn here with two rectangles): a converter must
+# drop the icon and the button text together.
 _COPY_BUTTON = (
     '<button class="flex ml-auto gap-2"><svg stroke="currentColor" fill="none" stroke-width="2"'
-    ' viewBox="0 0 24 24" stroke-linecap="round" stroke-linejoin="round" class="h-4 w-4" height="1em"'
-    ' width="1em" xmlns="http://www.w3.org/2000/svg"><path d="M16 4h2a2 2 0 0 1 2 2v14a2 2 0 0 1-2 2H6a2'
-    ' 2 0 0 1-2-2V6a2 2 0 0 1 2-2h2"></path><rect x="8" y="2" width="8" height="4" rx="1" ry="1"></rect>'
-    "</svg>Copy code</button>"
+    ' viewBox="0 0 24 24" class="h-4 w-4" height="1em" width="1em" xmlns="http://www.w3.org/2000/svg">'
+    '<rect x="4" y="4" width="16" height="18" rx="2"></rect><rect x="8" y="2" width="8" height="4" rx="1">'
+    "</rect></svg>Copy code</button>"
 )
 
 # Pygments token families → highlight.js class names, most specific first. highlight.js nests some
@@ -169,7 +168,8 @@ def chatgpt_code_block_html(code: str, language: str) -> str:
 
 
 def _render_fence(
-    renderer: RendererProtocol, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
+    renderer: RendererProtocol, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
     token = tokens[idx]
     info = unescapeAll(token.info).strip()
     language = info.split(maxsplit=1)[0] if info else ""
@@ -177,7 +177,8 @@ def _render_fence(
 
 
 def _render_code_block(
-    renderer: RendererProtocol, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
+    renderer: RendererProtocol, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
     return chatgpt_code_block_html(tokens[idx].content, "")
 
 

@@ -84,9 +84,9 @@ class IngestConfig(_Config):
 
     # The largest of the 3003 real ShareGPT conversations is 94 KB of JSON and the median
     # 8 KB; 8 MiB is ~90x the largest, so only broken or hostile records hit it.
-    max_record_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    max_record_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     # Streaming read size: memory per reader is about one chunk plus the largest record.
-    read_chunk_bytes: int = Field(1024 * 1024, gt=0)
+    read_chunk_bytes: int = Field(default=1024 * 1024, gt=0)
 
 
 class MarkdownConfig(_Config):
@@ -105,9 +105,9 @@ class ShapeConfig(_Config):
     # so merging would join answers to different questions): they drop. Off: all of these drop.
     repair: bool = True
     # FastChat and OpenChat keep conversations of at least 2 turns ...
-    min_turns: int = Field(2, ge=1)
+    min_turns: int = Field(default=2, ge=1)
     # ... and at least 16 characters of text (ochat/data/clean_sharegpt.py).
-    min_chars: int = Field(16, ge=0)
+    min_chars: int = Field(default=16, ge=0)
     # A system turn is kept only as the first turn; elsewhere it is a role error.
     keep_system: bool = True
 
@@ -146,7 +146,7 @@ class LanguageConfig(_Config):
     # ISO 639-1 codes to keep, e.g. ["en"]; None turns the filter off.
     allowed: tuple[str, ...] | None = None
     # Share of a conversation's user text that must be in an allowed language.
-    min_share: float = Field(0.5, ge=0.0, le=1.0)
+    min_share: float = Field(default=0.5, ge=0.0, le=1.0)
 
 
 class RunConfig(_Config):
@@ -154,7 +154,7 @@ class RunConfig(_Config):
 
     # prefect.md: each task run costs ~5 ms and a server row; batches of 1k-10k conversations
     # keep Prefect under a few percent of the run.
-    batch_size: int = Field(5000, gt=0)
+    batch_size: int = Field(default=5000, gt=0)
 
 
 class CurationConfig(_Config):

@@ -22,7 +22,7 @@ from curation.markdown import (
     strip_user_capture_noise,
 )
 from schemas.config import MarkdownConfig
-from schemas.conversation import Conversation, Provenance, Turn
+from schemas.conversation import Conversation, Provenance, Role, Turn
 from schemas.ledger import DROP_REASONS
 
 WRAPPER = '<div class="markdown prose w-full break-words dark:prose-invert light">{}</div>'
@@ -30,8 +30,8 @@ HEADER = (
     '<div class="flex items-center relative text-gray-200 bg-gray-800 px-4 py-2 text-xs font-sans'
     ' justify-between rounded-t-md"><span>{lang}</span><button class="flex ml-auto gap-2">'
     '<svg stroke="currentColor" fill="none" stroke-width="2" viewBox="0 0 24 24" class="h-4 w-4"'
-    ' height="1em" width="1em" xmlns="http://www.w3.org/2000/svg"><path d="M16 4h2a2 2 0 0 1 2 2v14">'
-    '</path><rect x="8" y="2" width="8" height="4" rx="1" ry="1"></rect></svg>Copy code</button></div>'
+    ' height="1em" width="1em" xmlns="http://www.w3.org/2000/svg"><rect x="4" y="4" width="16"'
+    ' height="18" rx="2"></rect></svg>Copy code</button></div>'
 )
 
 
@@ -88,13 +88,11 @@ def test_delimiters_that_would_pair_are_escaped_and_render_as_text() -> None:
 
 def test_emphasis_strong_code_and_links() -> None:
     html = chatgpt(
-        '<p>Use <strong>bold</strong>, <em>italic</em>, <code>x_y = 1</code>, '
+        "<p>Use <strong>bold</strong>, <em>italic</em>, <code>x_y = 1</code>, "
         '<code>a`b</code> and <a href="https://example.com/a_(b)">the docs</a>.</p>'
     )
     md = html_to_markdown(html)
-    assert md == (
-        "Use **bold**, *italic*, `x_y = 1`, ``a`b`` and [the docs](https://example.com/a_\\(b\\))."
-    )
+    assert md == ("Use **bold**, *italic*, `x_y = 1`, ``a`b`` and [the docs](https://example.com/a_\\(b\\)).")
     assert render(md) == (
         "<p>Use <strong>bold</strong>, <em>italic</em>, <code>x_y = 1</code>, <code>a`b</code> and "
         '<a href="https://example.com/a_(b)">the docs</a>.</p>\n'
@@ -116,7 +114,7 @@ def test_text_that_would_start_a_block_is_escaped() -> None:
 
 def test_html_in_prose_stays_literal_text() -> None:
     # ChatGPT showed raw HTML as text; the dialect has raw HTML off, so no escapes are needed.
-    html = chatgpt("<p>Wrap it in &lt;div class=\"box\"&gt; and use &amp;amp; for &amp;.</p>")
+    html = chatgpt('<p>Wrap it in &lt;div class="box"&gt; and use &amp;amp; for &amp;.</p>')
     md = html_to_markdown(html)
     assert md == 'Wrap it in <div class="box"> and use \\&amp; for &.'
     assert render(md) == "<p>Wrap it in &lt;div class=&quot;box&quot;&gt; and use &amp;amp; for &amp;.</p>\n"
@@ -138,9 +136,7 @@ def test_nested_lists_keep_start_numbers_and_tightness() -> None:
         "<ul><li><p>loose one</p></li><li><p>loose two</p><p>second paragraph</p></li></ul>"
     )
     md = html_to_markdown(html)
-    assert md == (
-        "3. Third\n   - a\n   - b\n4. Fourth\n\n- loose one\n\n- loose two\n\n  second paragraph"
-    )
+    assert md == ("3. Third\n   - a\n   - b\n4. Fourth\n\n- loose one\n\n- loose two\n\n  second paragraph")
     rendered = render(md)
     assert '<ol start="3">' in rendered
     assert "<li>\n<p>loose two</p>\n<p>second paragraph</p>\n</li>" in rendered
@@ -154,7 +150,7 @@ def test_adjacent_lists_stay_separate() -> None:
 
 def test_table_with_alignment_and_pipes() -> None:
     html = chatgpt(
-        "<table><thead><tr><th>Name</th><th style=\"text-align:right\">Cost</th></tr></thead>"
+        '<table><thead><tr><th>Name</th><th style="text-align:right">Cost</th></tr></thead>'
         "<tbody><tr><td>a | b</td><td><code>x||y</code></td></tr><tr><td>c</td><td>2</td></tr></tbody></table>"
     )
     md = html_to_markdown(html)
@@ -188,9 +184,8 @@ def test_blank_lines_between_list_fence_and_table() -> None:
 
 def test_code_block_language_and_exact_indented_body() -> None:
     body = 'def f(x_1, *args):\n    if x_1 > 0:\n\treturn "a*b_c" & <tag>\n\n    return None\n'
-    highlighted = (
-        '<span class="hljs-keyword">def</span> <span class="hljs-title function_">f</span>'
-        + html_lib.escape(body[len("def f") :], quote=False)
+    highlighted = '<span class="hljs-keyword">def</span> <span class="hljs-title function_">f</span>' + html_lib.escape(
+        body[len("def f") :], quote=False
     )
     md = html_to_markdown(chatgpt("<p>Code:</p>", code_block("python", highlighted)))
     # FastChat regression: code lost its indentation and gained escapes.
@@ -228,6 +223,18 @@ def test_code_block_inside_a_list_item_keeps_its_body() -> None:
     assert code_blocks(md) == [("bash", "ls -la\n\n  echo hi\n")]
 
 
+def test_code_body_characters_are_kept_as_captured() -> None:
+    body = "a\r\nb\tc\x0cd\u2028e\n"
+    md = html_to_markdown(chatgpt(code_block("text", body)))
+    assert md == "```text\n" + body + "```"
+
+
+def test_internal_noncharacters_in_the_input_do_not_leak() -> None:
+    # The converter's stand-ins are noncharacters; one in the input must not turn into markup.
+    md = html_to_markdown(chatgpt("<p>a\ufdd1b\ufdd1c</p>"))
+    assert md == "a\ufffdb\ufffdc"
+
+
 def test_code_block_without_language() -> None:
     md = html_to_markdown(chatgpt(code_block("", "plain text\n")))
     assert md == "```\nplain text\n```"
@@ -256,6 +263,8 @@ def test_counter_before_bare_block_tags_is_dropped_but_prose_fractions_stay() ->
         # FastChat regression: a prompt starting with a fraction lost it.
         ("1 / 2 cup flour, how many grams?", "1 / 2 cup flour, how many grams?"),
         ("3 / 2Impossible counter", "3 / 2Impossible counter"),
+        ("2 / 21. Write a poem", "2 / 21. Write a poem"),  # ambiguous: left alone
+        ("2 / 23 is prime", "2 / 23 is prime"),
         ("Translate thisCopy7 chars / 2 words", "Translate this"),
         ("Please answer지금 번역하기CopyCopy HTMLRead Aloud⏹️ Stop7 chars | 2 words", "Please answer"),
         ("Copy the 3 chars / 1 words later", "Copy the 3 chars / 1 words later"),
@@ -300,6 +309,7 @@ def test_is_chatgpt_html(value: str, expected: bool) -> None:
     assert is_chatgpt_html(value) is expected
 
 
+@pytest.mark.shared_data
 def test_no_real_markdown_answer_is_taken_for_html(sharegpt_sample: list[dict[str, Any]]) -> None:
     answers = [t["value"] for c in sharegpt_sample for t in c["conversations"] if t["from"] == "gpt"]
     with_tags = [a for a in answers if re.search(r"</?[A-Za-z][A-Za-z0-9]*[\s/>]", a)]
@@ -328,7 +338,7 @@ def test_is_truncated_html(html: str, truncated: bool) -> None:
 # --- the stage ----------------------------------------------------------------------------------
 
 
-def conversation(conv_id: str, *turns: tuple[str, str], record_index: int = 0) -> Conversation:
+def conversation(conv_id: str, *turns: tuple[Role, str], record_index: int = 0) -> Conversation:
     return Conversation(
         id=conv_id,
         source="sharegpt_json",
