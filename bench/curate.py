@@ -1,7 +1,7 @@
 """Benchmark ingest → clean on the real ShareGPT sample scaled up by re-identified copies.
 
-Prints conversations/second per stage and the peak memory (RSS) of the process, and one line
-for the README. Usage: python bench/curate.py [--scale 30] [--html] [--shared ../shared]
+Prints conversations/second per stage and the peak memory (RSS) of the measuring process, and
+one line for the README. Usage: python bench/curate.py [--scale 30] [--html] [--shared ../shared]
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import argparse
 import gzip
 import json
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -50,51 +51,59 @@ def write_scaled_dump(sample: list[dict], scale: int, html: bool, dest: Path) ->
     return dest.stat().st_size
 
 
+def measure(dump: Path, label: str) -> None:
+    """Read and clean `dump` in this process and print rates and this process's peak RSS."""
+    config = CurationConfig()
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    reports = []
+    read = 0
+    ingest_seconds = 0.0
+    t0 = t_ingest = time.perf_counter()
+    batches = partition_records(read_conversations(dump, config=config.ingest), batch_size=config.run.batch_size)
+    for convs, dropped in batches:
+        ingest_seconds += time.perf_counter() - t_ingest
+        read += len(convs) + len(dropped)
+        reports.extend(clean_batch(convs, config=config)[2])
+        t_ingest = time.perf_counter()
+    total = time.perf_counter() - t0
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"input: {read:,} conversations, {dump.stat().st_size / 1e6:.0f} MB JSON ({label} assistant turns)")
+    print(f"{'stage':<10}{'conv/s':>12}{'seconds':>10}")
+    print(f"{'ingest':<10}{read / ingest_seconds:>12,.0f}{ingest_seconds:>10.1f}")
+    for r in merge_stage_reports(reports):
+        rate = f"{r.inputs / r.seconds:>12,.0f}" if r.seconds > 0.05 else f"{'(off)':>12}"
+        print(f"{r.stage:<10}{rate}{r.seconds:>10.1f}")
+    print(
+        f"total: {read / total:,.0f} conv/s over {total:.1f} s on one core; "
+        f"peak RSS {peak_mb:.0f} MB ({rss_before:.0f} MB after imports)"
+    )
+    print(
+        f"README: ingest+clean of {read:,} real conversations ({label}) at {read / total:,.0f} conv/s "
+        f"on one core, peak RSS {peak_mb:.0f} MB"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=int, default=30)
     ap.add_argument("--html", action="store_true", help="render assistant turns as ChatGPT HTML first")
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
+    ap.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # internal: the measuring child
     args = ap.parse_args()
+    label = "HTML" if args.html else "markdown"
+    if args.measure:
+        measure(args.measure, label)
+        return
     src = args.shared / "data/sharegpt/sharegpt_v3_unfiltered_cleaned_split.first3003.json.gz"
     with gzip.open(src, "rt", encoding="utf-8") as f:
         sample = json.load(f)
-    config = CurationConfig()
     with tempfile.TemporaryDirectory() as tmp:
         dump = Path(tmp) / "dump.json"
-        size = write_scaled_dump(sample, args.scale, args.html, dump)
-        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        t0 = time.perf_counter()
-        ingest_seconds = 0.0
-        reports = []
-        read = 0
-        t_ingest = time.perf_counter()
-        for convs, dropped in partition_records(
-            read_conversations(dump, config=config.ingest), batch_size=config.run.batch_size
-        ):
-            ingest_seconds += time.perf_counter() - t_ingest
-            read += len(convs) + len(dropped)
-            _, _, batch_reports = clean_batch(convs, config=config)
-            reports.extend(batch_reports)
-            t_ingest = time.perf_counter()
-        total = time.perf_counter() - t0
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        f"input: {read} conversations, {size / 1e6:.0f} MB JSON ({'HTML' if args.html else 'markdown'} assistant turns)"
-    )
-    print(f"{'stage':<10}{'conv/s':>12}{'seconds':>10}")
-    print(f"{'ingest':<10}{read / ingest_seconds:>12,.0f}{ingest_seconds:>10.1f}")
-    for r in merge_stage_reports(reports):
-        rate = r.inputs / r.seconds if r.seconds else float("inf")
-        print(f"{r.stage:<10}{rate:>12,.0f}{r.seconds:>10.1f}")
-    print(
-        f"total: {read / total:,.0f} conv/s over {total:.1f} s on one core; peak RSS {peak_mb:.0f} MB "
-        f"(before reading: {rss_before / 1024:.0f} MB)"
-    )
-    print(
-        f"README: ingest+clean {read:,} conversations ({'HTML' if args.html else 'markdown'}) at "
-        f"{read / total:,.0f} conv/s per core, peak RSS {peak_mb:.0f} MB"
-    )
+        write_scaled_dump(sample, args.scale, args.html, dump)
+        del sample
+        # A fresh process, so its peak RSS is the pipeline's, not the dump writer's.
+        cmd = [sys.executable, __file__, "--measure", str(dump)] + (["--html"] if args.html else [])
+        subprocess.run(cmd, check=True)
 
 
 if __name__ == "__main__":

@@ -30,11 +30,7 @@ from schemas.config import IngestConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SAMPLE = (
-    REPO_ROOT.parent
-    / "shared"
-    / "data"
-    / "sharegpt"
-    / "sharegpt_v3_unfiltered_cleaned_split.first3003.json.gz"
+    REPO_ROOT.parent / "shared" / "data" / "sharegpt" / "sharegpt_v3_unfiltered_cleaned_split.first3003.json.gz"
 )
 _ID_PLACEHOLDER = "\u0000chatsift-bench-id\u0000"
 
@@ -116,9 +112,7 @@ def read_dump(path: Path, config: IngestConfig) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=int, default=1000, help="dump size in MB (default 1000)")
     parser.add_argument("--sample", type=Path, default=DEFAULT_SAMPLE, help="real ShareGPT sample (.json.gz)")
     parser.add_argument("--chunk-bytes", type=int, default=IngestConfig().read_chunk_bytes)
@@ -139,9 +133,7 @@ def main(argv: list[str] | None = None) -> None:
             check=True,
             cwd=REPO_ROOT,
         )
-        print(
-            f"wrote {dump.stat().st_size / 1e6:,.0f} MB in {time.perf_counter() - started:.1f} s", flush=True
-        )
+        print(f"wrote {dump.stat().st_size / 1e6:,.0f} MB in {time.perf_counter() - started:.1f} s", flush=True)
         print(read_dump(dump, IngestConfig(read_chunk_bytes=args.chunk_bytes)))
 
 

@@ -49,6 +49,7 @@ _GLUED_COUNTER = re.compile(r"(\d{1,3}) / (\d{1,3})(?=[^\s\d.,)/])")
 _WIDGET_TAIL = re.compile(
     r"(?:지금 번역하기)?(?:Copy)+(?: HTML)?(?:Read Aloud)?(?:⏹️ Stop)?\d+ chars [/|] \d+ words\s*\Z"
 )
+_WIDGET_TAIL_MAX_CHARS = 120
 # A counter in front of the first tag of a captured HTML value ("2 / 2<div class=...").
 _HTML_LEADING_COUNTER = re.compile(r"\A\s*\d{1,3} / \d{1,3}\s*(?=<)")
 
@@ -65,7 +66,10 @@ def strip_user_capture_noise(text: str) -> str:
     counter = _GLUED_COUNTER.match(text)
     if counter and 1 <= int(counter[1]) <= int(counter[2]):
         text = text[counter.end() :]
-    return _WIDGET_TAIL.sub("", text)
+    # The widget is short and anchored at the end: search only the tail, not the whole turn.
+    tail_start = max(0, len(text) - _WIDGET_TAIL_MAX_CHARS)
+    widget = _WIDGET_TAIL.search(text, tail_start)
+    return text[: widget.start()] if widget else text
 
 
 def strip_assistant_capture_noise(md: str) -> str:

@@ -16,13 +16,18 @@ def stage_report(
     dropped: Sequence[Dropped],
     changed: Mapping[str, int] | None = None,
     seconds: float = 0.0,
+    rows_out: int | None = None,
 ) -> StageReport:
+    """A stage's counts; round-scope drops (a round cut from a kept conversation) are not
+    dropped records, so they are left out of `dropped` and counted by the stage in `changed`."""
+    records = [d for d in dropped if d.scope == "conversation"]
     return StageReport(
         stage=stage,
         inputs=inputs,
         kept=kept,
-        dropped=len(dropped),
-        dropped_by_reason=dict(Counter(d.reason for d in dropped)),
+        rows_out=rows_out,
+        dropped=len(records),
+        dropped_by_reason=dict(Counter(d.reason for d in records)),
         changed={k: v for k, v in (changed or {}).items() if v},
         seconds=seconds,
     )
@@ -35,6 +40,8 @@ def merge_stage_reports(reports: Sequence[StageReport]) -> list[StageReport]:
         m = merged.setdefault(r.stage, StageReport(stage=r.stage))
         m.inputs += r.inputs
         m.kept += r.kept
+        if r.rows_out is not None:
+            m.rows_out = (m.rows_out or 0) + r.rows_out
         m.dropped += r.dropped
         m.seconds += r.seconds
         for k, v in r.dropped_by_reason.items():
@@ -48,20 +55,23 @@ def ledger_balance_errors(report: RunReport) -> list[str]:
     """Every way the run lost or invented records; empty when nothing was lost.
 
     Checks records_read == kept + dropped for the run, inputs == kept + dropped for each stage,
-    and that each stage's inputs are the previous stage's kept.
+    that each stage's inputs are the rows the previous stage wrote, and that the run's dropped
+    is the sum of the stages'.
     """
     errors: list[str] = []
     if report.records_read != report.kept + report.dropped:
         errors.append(f"run: read {report.records_read} != kept {report.kept} + dropped {report.dropped}")
-    previous_kept: int | None = None
+    if report.dropped != sum(s.dropped for s in report.stages):
+        errors.append(f"run: dropped {report.dropped} != sum over stages {sum(s.dropped for s in report.stages)}")
+    previous_rows: int | None = None
     for s in report.stages:
         if s.inputs != s.kept + s.dropped:
             errors.append(f"{s.stage}: inputs {s.inputs} != kept {s.kept} + dropped {s.dropped}")
         if sum(s.dropped_by_reason.values()) != s.dropped:
             errors.append(f"{s.stage}: reasons sum to {sum(s.dropped_by_reason.values())}, dropped {s.dropped}")
-        if previous_kept is not None and s.inputs != previous_kept:
-            errors.append(f"{s.stage}: inputs {s.inputs} != previous stage's kept {previous_kept}")
-        previous_kept = s.kept
+        if previous_rows is not None and s.inputs != previous_rows:
+            errors.append(f"{s.stage}: inputs {s.inputs} != rows the previous stage wrote {previous_rows}")
+        previous_rows = s.kept if s.rows_out is None else s.rows_out
     return errors
 
 
@@ -71,7 +81,7 @@ def run_report_markdown(report: RunReport) -> str:
         f"# chatsift run `{report.run_id}`",
         "",
         f"Read **{report.records_read}** records from {len(report.inputs)} input(s); "
-        f"kept **{report.kept}**, dropped **{report.dropped}**.",
+        f"kept **{report.kept}** (as {report.rows} rows), dropped **{report.dropped}**.",
         "",
         f"config `{report.config_hash}` · code `{report.code_version}` · {report.started_at} → {report.finished_at}",
         "",

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-from flows.config_file import ConfigError, check_inputs, load_config
+from flows.config_file import ConfigError, check_inputs, check_resources, load_config
 from schemas import RunReport
 from schemas.config import CurationConfig
 
 
 def _run_curate(inputs: list[Path], out: Path, config: CurationConfig, run_id: str | None) -> RunReport:
+    # The embedded server's telemetry write races its first migration on a fresh SQLite file
+    # ("database is locked" in the log); a local curation run has no use for telemetry anyway.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
     # Imported here so `chatsift config` and argument errors answer without Prefect's import cost.
     from prefect.settings import (
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
@@ -31,10 +36,14 @@ def _run_curate(inputs: list[Path], out: Path, config: CurationConfig, run_id: s
 
 
 def _print_summary(report: RunReport) -> None:
-    print(f"\nrun {report.run_id}: read {report.records_read}, kept {report.kept}, dropped {report.dropped}")
+    print(
+        f"\nrun {report.run_id}: read {report.records_read}, kept {report.kept} ({report.rows} rows), "
+        f"dropped {report.dropped}"
+    )
     for s in report.stages:
-        reasons = ", ".join(f"{k}={v}" for k, v in sorted(s.dropped_by_reason.items()))
-        print(f"  {s.stage:<9} in {s.inputs:>7}  kept {s.kept:>7}  dropped {s.dropped:>6}  {reasons}")
+        notes = [f"{k}={v}" for k, v in sorted(s.dropped_by_reason.items())]
+        notes += [f"{k}={v}" for k, v in sorted(s.changed.items())]
+        print(f"  {s.stage:<15} in {s.inputs:>7}  kept {s.kept:>7}  dropped {s.dropped:>6}  {', '.join(notes)}")
     print(f"conversations: {report.outputs['conversations']}\nledger:        {report.outputs['ledger']}")
     print(f"report:        {report.outputs['report']}")
 
@@ -60,14 +69,16 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(CurationConfig().model_dump(mode="json"), indent=2))
             return 0
         if args.command == "demo":
-            from flows.demo_data import write_demo_inputs
+            from flows.demo_data import DEMO_CONFIG, write_demo_inputs
 
+            check_resources(DEMO_CONFIG)
             inputs = write_demo_inputs(args.out / "demo-input")
-            print(f"demo inputs written to {args.out / 'demo-input'}")
-            report = _run_curate(inputs, args.out, CurationConfig(), None)
+            print(f"demo inputs written to {args.out / 'demo-input'} (split.max_tokens={DEMO_CONFIG.split.max_tokens})")
+            report = _run_curate(inputs, args.out, DEMO_CONFIG, None)
         else:
             config = load_config(args.config)
             check_inputs(args.inputs)
+            check_resources(config)
             report = _run_curate(args.inputs, args.out, config, args.run_id)
     except ConfigError as e:
         print(f"chatsift: error: {e}", file=sys.stderr)

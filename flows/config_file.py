@@ -45,3 +45,14 @@ def check_inputs(inputs: list[Path]) -> None:
     missing = [str(p) for p in inputs if not p.exists()]
     if missing:
         raise ConfigError(f"input(s) not found: {', '.join(missing)}")
+
+
+def check_resources(config: CurationConfig) -> None:
+    """Load what the run needs (the tokenizer) before any work, so a missing one fails first."""
+    from curation.tokenizer_load import TokenizerUnavailableError
+    from flows.resources import tokenizer_for
+
+    try:
+        tokenizer_for(config.tokenizer.spec)
+    except TokenizerUnavailableError as e:
+        raise ConfigError(f"tokenizer.spec={config.tokenizer.spec!r}: {e}") from e

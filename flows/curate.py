@@ -13,10 +13,12 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from curation.io import atomic_write_text
 from curation.reports import ledger_balance_errors, run_report_markdown
 from flows.clean import clean_flow
-from flows.config_file import check_inputs
+from flows.config_file import check_inputs, check_resources
+from flows.dedupe import dedupe_exact_flow, dedupe_minhash_flow
 from flows.ingest import ingest_flow
 from flows.lineage import code_version
 from flows.paths import RunPaths, new_run_id
+from flows.split import split_flow
 from schemas import RunReport
 from schemas.config import CurationConfig
 
@@ -50,16 +52,20 @@ def curate_flow(
     """Curate ShareGPT-style inputs into clean conversation Parquet plus a drop ledger."""
     inputs = [Path(p) for p in inputs]
     check_inputs(inputs)
+    check_resources(config)
     paths = RunPaths.create(Path(out_dir), run_id or new_run_id())
     started = datetime.now(UTC).isoformat(timespec="seconds")
     atomic_write_text(paths.config_json, config.model_dump_json(indent=2))
 
     ingest_parts, ingest_report = ingest_flow(inputs, paths, config)
     clean_parts, clean_reports = clean_flow(ingest_parts, paths, config)
-    # Issue 3 adds exact dedupe, MinHash near-dedupe and splitting here; then contamination, shards.
-    final_parts = publish_parts(clean_parts, paths.conversations_dir)
+    exact_parts, exact_report = dedupe_exact_flow(clean_parts, paths, config)
+    near_parts, near_report = dedupe_minhash_flow(exact_parts, paths, config)
+    split_parts, split_report = split_flow(near_parts, paths, config)
+    # Next: contamination, then tokenization, packing and shards.
+    final_parts = publish_parts(split_parts, paths.conversations_dir)
 
-    stages = [ingest_report, *clean_reports]
+    stages = [ingest_report, *clean_reports, exact_report, near_report, split_report]
     report = RunReport(
         run_id=paths.run_id,
         started_at=started,
@@ -69,6 +75,7 @@ def curate_flow(
         code_version=code_version(),
         records_read=ingest_report.inputs,
         kept=stages[-1].kept,
+        rows=stages[-1].kept if stages[-1].rows_out is None else stages[-1].rows_out,
         dropped=sum(s.dropped for s in stages),
         stages=stages,
         outputs={
@@ -84,7 +91,8 @@ def curate_flow(
     create_markdown_artifact(markdown=markdown, key="curate-run-report", description="chatsift run report")
     create_table_artifact(
         table=[
-            {"stage": s.stage, "in": s.inputs, "kept": s.kept, "dropped": s.dropped, "seconds": round(s.seconds, 2)}
+            {"stage": s.stage, "in": s.inputs, "kept": s.kept, "dropped": s.dropped,
+             "rows out": s.kept if s.rows_out is None else s.rows_out, "seconds": round(s.seconds, 2)}
             for s in stages
         ],
         key="curate-stage-counts",

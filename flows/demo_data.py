@@ -12,8 +12,11 @@ from pathlib import Path
 
 from curation.chatgpt_html import markdown_to_chatgpt_html, sharegpt_page_html
 from curation.io import atomic_write_text
+from schemas.config import CurationConfig, SplitConfig
 
 SAMPLE_CONVERSATIONS = Path(__file__).parent / "sample_data" / "conversations.json"
+# The sample's conversations are short; a small token budget lets the demo show splitting.
+DEMO_CONFIG = CurationConfig(split=SplitConfig(max_tokens=256))
 PAGE_COUNT = 8
 
 

@@ -58,6 +58,20 @@ LEDGER_SCHEMA = _with_kind(
         pa.field("input_file", pa.string(), nullable=True),
         pa.field("byte_offset", pa.int64(), nullable=True),
         pa.field("record_index", pa.int64(), nullable=True),
+        pa.field("duplicate_of", pa.string(), nullable=True),
+        pa.field("scope", pa.string(), nullable=False),
     ],
     "ledger",
+)
+
+# Which records a global stage (exact or near dedupe) removes, by position: part index and row.
+REMOVALS_SCHEMA = _with_kind(
+    [
+        pa.field("part", pa.int32(), nullable=False),
+        pa.field("row", pa.int32(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("duplicate_of", pa.string(), nullable=False),
+        pa.field("detail", pa.string(), nullable=False),
+    ],
+    "removals",
 )

@@ -149,6 +149,57 @@ class LanguageConfig(_Config):
     min_share: float = Field(default=0.5, ge=0.0, le=1.0)
 
 
+class ExactDedupeConfig(_Config):
+    """Exact duplicates by stable hashes of normalized, role-tagged turns."""
+
+    enabled: bool = True
+    # Also match conversations whose user turns are identical but whose answers differ
+    # (ChatGPT's "regenerate"); FastChat dedupes on the first prompt and answer only.
+    match_user_prompts: bool = True
+    # Also match a conversation that is the opening of a longer one (a share made before the
+    # conversation went on).
+    match_prefixes: bool = True
+
+
+class MinHashConfig(_Config):
+    """Near duplicates: MinHash LSH over word n-gram shingles, verified by exact Jaccard."""
+
+    enabled: bool = True
+    # Jaccard similarity of shingle sets at or above which two conversations are duplicates.
+    # 0.8 is the common choice (NeMo Curator, text-dedup, data-juicer defaults).
+    threshold: float = Field(default=0.8, gt=0.0, le=1.0)
+    # Word 5-grams, after normalization, as datatrove, text-dedup and data-juicer use.
+    ngram: int = Field(default=5, ge=1)
+    # Bands x rows, chosen explicitly for the threshold (shared/notes/dedupe-and-packing.md: a
+    # library's automatic choice catches only ~40% of pairs at 0.8). 24 x 7 (168 permutations)
+    # makes a pair a candidate with P = 0.9965 at Jaccard 0.8, 0.9999 at 0.85, 0.17 at 0.5.
+    # Candidates are verified by exact Jaccard, so a generous curve costs only verification time;
+    # 7 rows rather than 6 halves the candidates below 0.5 in the real sample for +10% signature
+    # time. docs/minhash.md has the curve and the comparison.
+    bands: int = Field(default=24, ge=1)
+    rows: int = Field(default=7, ge=1)
+    seed: int = 1
+
+
+class SplitConfig(_Config):
+    """Splitting long conversations at round boundaries."""
+
+    # FastChat's max_length (2048; 4096 in its full recipe).
+    max_tokens: int = Field(default=2048, gt=0)
+    # Tokens a chat template adds per turn (role header, end of turn); FastChat counts +6.
+    turn_overhead_tokens: int = Field(default=6, ge=0)
+    # Repeat a leading system turn at the start of every piece (its tokens then count in each).
+    repeat_system_prompt: bool = False
+
+
+class TokenizerConfig(_Config):
+    """The tokenizer used to count tokens (split) and to build training rows."""
+
+    # A tokenizer.json path, a folder holding one, the built-in "mistral-7b-v0.1" (shipped by the
+    # PyPI package mistral-common, works offline), or a hub name (needs network).
+    spec: str = "mistral-7b-v0.1"
+
+
 class RunConfig(_Config):
     """How a run is cut into tasks."""
 
@@ -168,6 +219,10 @@ class CurationConfig(_Config):
     blocked: BlockedConfig = BlockedConfig()
     secrets: SecretsConfig = SecretsConfig()
     language: LanguageConfig = LanguageConfig()
+    dedupe_exact: ExactDedupeConfig = ExactDedupeConfig()
+    dedupe_minhash: MinHashConfig = MinHashConfig()
+    split: SplitConfig = SplitConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
 
     def config_hash(self) -> str:
         """A stable hash of every option, for lineage and caching."""

@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.conversation import Conversation
 
-Stage = Literal["ingest", "markdown", "shape", "model", "blocked", "secrets", "language"]
+Stage = Literal[
+    "ingest", "markdown", "shape", "model", "blocked", "secrets", "language", "dedupe_exact", "dedupe_minhash", "split"
+]
 
 # Bounded, stable drop reasons: reports group by them and a test triggers every one.
 DropReason = Literal[
@@ -39,6 +41,14 @@ DropReason = Literal[
     "all_turns_unsupervised",  # mode "zero_weight" left no assistant turn with weight
     # language
     "language_not_allowed",
+    # dedupe_exact (duplicate_of names the copy that was kept)
+    "exact_duplicate",  # the same normalized, role-tagged turns as another conversation
+    "same_prompts",  # the same user turns with other (regenerated) answers
+    "prefix_of_longer",  # its turns are the first turns of a longer conversation
+    # dedupe_minhash
+    "near_duplicate",  # verified Jaccard of word 5-gram shingles >= the threshold
+    # split
+    "round_too_long",  # one user+assistant round is longer than max_tokens on its own
 ]
 
 DROP_REASONS: tuple[str, ...] = get_args(DropReason)
@@ -57,10 +67,19 @@ class Dropped(BaseModel):
     input_file: str | None = None
     byte_offset: int | None = None
     record_index: int | None = None
+    # For duplicates: the id of the copy that was kept.
+    duplicate_of: str | None = None
+    # "conversation": the record left the pipeline. "round": one round was cut out of a record
+    # whose other rounds go on (split), so it does not count as a dropped record.
+    scope: Literal["conversation", "round"] = "conversation"
 
 
 class StageReport(BaseModel):
-    """Counts for one stage over one run: inputs == kept + dropped always holds."""
+    """Counts for one stage over one run: inputs == kept + dropped always holds.
+
+    Counts are of conversations; `rows_out` differs from `kept` only where a stage writes several
+    rows for one conversation (split pieces), and `dropped` counts conversation-scope drops only.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -68,6 +87,8 @@ class StageReport(BaseModel):
     inputs: int = 0
     kept: int = 0
     dropped: int = 0
+    # Records written for the next stage; None means the same as `kept`.
+    rows_out: int | None = None
     dropped_by_reason: dict[str, int] = Field(default_factory=dict)
     # Changes that kept the record: repairs, redactions, zero-weighted turns, converted HTML.
     changed: dict[str, int] = Field(default_factory=dict)
@@ -86,7 +107,11 @@ class RunReport(BaseModel):
     config_hash: str
     code_version: str
     records_read: int = 0
+    # Source conversations that reach the output (in one piece or several) ...
     kept: int = 0
+    # ... the rows they make up (pieces of split conversations count one each) ...
+    rows: int = 0
+    # ... and the records that left the pipeline, one ledger row each (scope "conversation").
     dropped: int = 0
     stages: list[StageReport] = Field(default_factory=list)
     outputs: dict[str, str] = Field(default_factory=dict)

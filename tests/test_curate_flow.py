@@ -12,7 +12,7 @@ import pytest
 from curation.chatgpt_html import markdown_to_chatgpt_html, sharegpt_page_html
 from curation.reports import ledger_balance_errors
 from flows.curate import curate_flow
-from flows.demo_data import write_demo_inputs
+from flows.demo_data import DEMO_CONFIG, write_demo_inputs
 from schemas import DROP_REASONS, RunReport
 from schemas.config import CurationConfig
 
@@ -24,12 +24,17 @@ def assert_nothing_lost(report: RunReport) -> None:
     assert ledger_balance_errors(report) == []
     conv_files = sorted(Path(report.outputs["conversations"]).glob("*.parquet"))
     ledger_files = sorted(Path(report.outputs["ledger"]).glob("*.parquet"))
-    kept = sum(pl.read_parquet(f).height for f in conv_files)
+    output = pl.concat([pl.read_parquet(f) for f in conv_files])
+    # a split conversation is one source record in several rows: count each source once
+    kept = output.filter(pl.col("split_index").is_null() | (pl.col("split_index") == 0)).height
     ledger = pl.concat([pl.read_parquet(f) for f in ledger_files]) if ledger_files else None
-    dropped = ledger.height if ledger is not None else 0
+    dropped = ledger.filter(pl.col("scope") == "conversation").height if ledger is not None else 0
     assert kept == report.kept
+    assert output.height == report.rows
     assert dropped == report.dropped
     assert report.records_read == kept + dropped
+    pieces = output.filter(pl.col("parent_id").is_not_null())
+    assert pieces["parent_id"].n_unique() <= kept
     if ledger is not None:
         assert set(ledger["reason"].unique()) <= set(DROP_REASONS)
         assert ledger["stage"].null_count() == 0
@@ -37,7 +42,7 @@ def assert_nothing_lost(report: RunReport) -> None:
 
 def test_demo_inputs_curate_with_every_record_accounted_for(tmp_path: Path, prefect_server: None) -> None:
     inputs = write_demo_inputs(tmp_path / "in")
-    report = curate_flow(inputs=inputs, out_dir=tmp_path / "out", config=CurationConfig(), run_id="demo")
+    report = curate_flow(inputs=inputs, out_dir=tmp_path / "out", config=DEMO_CONFIG, run_id="demo")
     assert_nothing_lost(report)
     ledger = pl.concat([pl.read_parquet(f) for f in (tmp_path / "out/demo/ledger").glob("*.parquet")])
     reasons = dict(zip(ledger["conversation_id"], ledger["reason"], strict=True))
@@ -50,8 +55,19 @@ def test_demo_inputs_curate_with_every_record_accounted_for(tmp_path: Path, pref
     assert "no_next_data" in reasons.values()
     assert "unknown_role" in reasons.values()
     assert "invalid_json" in reasons.values()
+    # the duplicates planted in the sample, each found by its own rule, pointing at the kept copy
+    duplicate_of = dict(zip(ledger["conversation_id"], ledger["duplicate_of"], strict=True))
+    assert (reasons["demoB7c8_0"], duplicate_of["demoB7c8_0"]) == ("exact_duplicate", "demoA1b2_0")
+    assert (reasons["demoD9e0_0"], duplicate_of["demoD9e0_0"]) == ("same_prompts", "demoC3d4_0")
+    assert (reasons["demoF1g2_0"], duplicate_of["demoF1g2_0"]) == ("prefix_of_longer", "demoA1b2_0")
+    assert (reasons["demoH3i4_0"], duplicate_of["demoH3i4_0"]) == ("near_duplicate", "demoA1b2_0")
     kept = pl.read_parquet(tmp_path / "out/demo/conversations/part-00000.parquet")
     by_id = {row["id"]: row for row in kept.iter_rows(named=True)}
+    # the demo's small token budget splits the longest conversation into pieces of whole rounds
+    pieces = kept.filter(pl.col("parent_id").is_not_null()).sort("split_index")
+    assert pieces.height >= 2 and pieces["split_index"].to_list() == list(range(pieces.height))
+    assert all(p["turns"][0]["role"] == "user" for p in pieces.iter_rows(named=True))
+    by_id |= {row["parent_id"]: row for row in pieces.filter(pl.col("split_index") == 0).iter_rows(named=True)}
     snake = by_id["demoA1b2_0"]["turns"][1]["content"]
     assert "```python\nimport re" in snake and "    s1 = re.sub(" in snake and "\\_" not in snake
     assert by_id["demoJ9k0_0"]["turns"][0]["content"].startswith("1 / 2 cup")

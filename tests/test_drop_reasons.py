@@ -7,21 +7,27 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from curation.chatgpt_html import sharegpt_page_html
 from curation.clean import clean_batch
+from curation.dedupe_exact import drop_exact_duplicates
+from curation.dedupe_minhash import drop_near_duplicates
+from curation.split import split_long_conversations
 from curation.ingest import read_conversations
 from schemas import DROP_REASONS, Conversation, Dropped, Provenance, Turn
 from schemas.config import (
     BlockedConfig,
     CurationConfig,
+    ExactDedupeConfig,
     IngestConfig,
     LanguageConfig,
+    MinHashConfig,
     ModelConfig,
+    SplitConfig,
 )
 
 GOOD = [
@@ -36,9 +42,9 @@ def _ingest(tmp: Path, name: str, data: bytes, config: IngestConfig = IngestConf
     return [r for r in read_conversations(path, config=config) if isinstance(r, Dropped)]
 
 
-def _conv(*turns: tuple[str, str], model: str | None = None) -> Conversation:
+def _conv(*turns: tuple[str, str], model: str | None = None, conv_id: str = "c1") -> Conversation:
     return Conversation(
-        id="c1",
+        id=conv_id,
         source="test",
         model=model,
         turns=tuple(Turn(role=r, content=c, source_role=r) for r, c in turns),  # type: ignore[arg-type]
@@ -51,6 +57,24 @@ def _clean(conv: Conversation, config: CurationConfig = CurationConfig()) -> lis
 
 
 QA = (("user", "What is the capital of France?"), ("assistant", "The capital of France is Paris."))
+LONG_ANSWER = " ".join(f"Paris has been the capital for a long time, reason number {i}." for i in range(40))
+
+
+def _exact(*convs: Conversation) -> list[Dropped]:
+    return drop_exact_duplicates(convs, config=ExactDedupeConfig()).dropped
+
+
+def _near(*convs: Conversation) -> list[Dropped]:
+    return drop_near_duplicates(convs, config=MinHashConfig()).dropped
+
+
+def _split(conv: Conversation, max_tokens: int) -> list[Dropped]:
+    # one token per word, so the arithmetic is visible
+    def count(texts: Sequence[str]) -> list[int]:
+        return [len(t.split()) for t in texts]
+
+    config = SplitConfig(max_tokens=max_tokens, turn_overhead_tokens=0)
+    return split_long_conversations([conv], count_tokens=count, config=config).dropped
 
 TRIGGERS: dict[str, Callable[[Path], list[Dropped]]] = {
     "empty_input": lambda t: _ingest(t, "empty.json", b""),
@@ -114,6 +138,18 @@ TRIGGERS: dict[str, Callable[[Path], list[Dropped]]] = {
         ),
         CurationConfig(language=LanguageConfig(allowed=("en",))),
     ),
+    "exact_duplicate": lambda t: _exact(_conv(*QA, conv_id="a"), _conv(*QA, conv_id="b")),
+    "same_prompts": lambda t: _exact(
+        _conv(QA[0], ("assistant", "Paris is the capital of France."), conv_id="a"), _conv(*QA, conv_id="b")
+    ),
+    "prefix_of_longer": lambda t: _exact(
+        _conv(*QA, ("user", "And of Spain?"), ("assistant", "Madrid."), conv_id="a"), _conv(*QA, conv_id="b")
+    ),
+    "near_duplicate": lambda t: _near(
+        _conv(QA[0], ("assistant", LONG_ANSWER), conv_id="a"),
+        _conv(QA[0], ("assistant", LONG_ANSWER.replace("number 7.", "number seven.")), conv_id="b"),
+    ),
+    "round_too_long": lambda t: _split(_conv(QA[0], ("assistant", LONG_ANSWER)), max_tokens=50),
 }
 
 

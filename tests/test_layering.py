@@ -67,6 +67,18 @@ def test_curation_and_schemas_read_no_environment(path: Path) -> None:
     assert not uses, f"{path.relative_to(REPO_ROOT)} reads environment variables at lines {uses}"
 
 
+@pytest.mark.parametrize("path", ALL_SOURCES, ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_no_builtin_hash(path: Path) -> None:
+    """Python's hash() is salted per process: hashes that decide what is kept must be stable."""
+    tree = ast.parse(path.read_text("utf-8"))
+    calls = [
+        n.lineno
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "hash"
+    ]
+    assert not calls, f"builtin hash() at {path.relative_to(REPO_ROOT)} lines {calls}"
+
+
 def test_the_checker_catches_a_violation() -> None:
     tree = ast.parse("import prefect\nfrom flows.cli import main\nfrom . import sibling\n")
     assert _imported_roots(tree) & FORBIDDEN["curation"] == {"prefect", "flows"}

@@ -1,0 +1,318 @@
+"""Benchmark MinHash near-dedupe (curation.dedupe_minhash) at 10K, 100K and 1M conversations.
+
+    .venv/bin/python -m bench.dedupe                          # 10K and 100K
+    .venv/bin/python -m bench.dedupe --sizes 10000,100000,1000000 --workers 2
+
+The conversations are the 3003 real ShareGPT conversations of ../shared/data, repeated: copy 0 of
+each is the original, every other copy gets a new id and 1-3 words replaced (a seeded RNG per
+record), so copies are near duplicates (Jaccard ~0.97 at the median length), not exact ones.
+
+Each size runs in a fresh subprocess, so its peak RSS is its own. That process works as the flow
+does: signatures per part of --part-size records (in --workers processes), written to Parquet;
+LSH candidate pairs over all parts with polars (scan_parquet); verification, where the shingles
+of each record in a candidate pair are recomputed on demand, component by component (the time
+that takes is shown apart from the verification proper). Signatures/second per core is records
+over the summed signature time of the parts, generation of the perturbed copies excluded.
+Prints the chosen bands x rows with its detection curve, a table, and one line for the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import multiprocessing
+import os
+import platform
+import random
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+
+from curation.dedupe_minhash import (
+    candidate_components,
+    candidate_probability,
+    conversation_minhashes,
+    conversation_shingles,
+    format_detection_curve,
+    jaccard,
+    lsh_candidate_pairs,
+    minhash_signatures,
+    near_duplicate_removals,
+)
+from schemas import Conversation, Provenance, Turn
+from schemas.config import MinHashConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_SAMPLE = (
+    REPO_ROOT.parent / "shared" / "data" / "sharegpt" / "sharegpt_v3_unfiltered_cleaned_split.first3003.json.gz"
+)
+ROLES = {"human": "user", "gpt": "assistant", "bing": "assistant", "system": "system"}
+SEED = 20240607
+WORD = re.compile(r"\w+")
+# (name, bands, rows) compared in docs/minhash.md. datasketch's is its _optimal_param(0.8, 128).
+OTHER_CHOICES = (("datasketch automatic, 0.8 / 128 perms", 9, 13), ("NeMo Curator", 20, 13))
+
+
+@cache
+def originals(sample: str) -> list[Conversation]:
+    with gzip.open(sample, "rt", encoding="utf-8") as f:
+        records: list[dict[str, Any]] = json.load(f)
+    return [
+        Conversation(
+            id=f"{i}",
+            source="sharegpt_json",
+            turns=tuple(
+                Turn(role=ROLES[t["from"]], content=t["value"], source_role=t["from"])  # type: ignore[arg-type]
+                for t in record["conversations"]
+                if t["from"] in ROLES
+            ),
+            provenance=Provenance(input_file=Path(sample).name, record_index=i, content_hash="0"),
+        )
+        for i, record in enumerate(records)
+    ]
+
+
+def make_record(sample: str, index: int) -> Conversation:
+    """Record `index` of the benchmark corpus, the same every time it is asked for."""
+    base = originals(sample)
+    original = base[index % len(base)]
+    copy = index // len(base)
+    if copy == 0:
+        return original
+    rng = random.Random(f"{SEED}:{index}")  # str seeds hash with sha512: stable across processes
+    turns = list(original.turns)
+    for n in range(rng.randint(1, 3)):
+        if not turns:
+            break
+        i = rng.choices(range(len(turns)), weights=[len(t.content) + 1 for t in turns])[0]
+        spans = list(WORD.finditer(turns[i].content))
+        if spans:
+            span = rng.choice(spans)
+            text = turns[i].content
+            turns[i] = turns[i].model_copy(
+                update={"content": f"{text[: span.start()]}bench{n}x{rng.randrange(10**6)}{text[span.end() :]}"}
+            )
+    return original.model_copy(update={"id": f"{original.id}.c{copy}", "turns": tuple(turns)})
+
+
+def signature_part(job: tuple[str, int, int, int, str]) -> float:
+    """Write part `part`'s signatures to Parquet; returns the seconds minhash_signatures took."""
+    sample, part, start, stop, out = job
+    convs = [make_record(sample, i) for i in range(start, stop)]
+    started = time.perf_counter()
+    table = minhash_signatures(convs, part=part, config=MinHashConfig())
+    seconds = time.perf_counter() - started
+    pq.write_table(table, Path(out) / f"part-{part:05d}.parquet")
+    return seconds
+
+
+class RegeneratedShingles(Mapping[tuple[int, int], set[int]]):
+    """Shingles by (part, row), recomputed from the record on each access (the flow would read the
+    record back from its part's Parquet); counts the time spent doing so."""
+
+    def __init__(self, sample: str, part_size: int, keys: list[tuple[int, int]], ngram: int) -> None:
+        self.sample, self.part_size, self.wanted, self.ngram = sample, part_size, keys, ngram
+        self.seconds = 0.0
+        self.loads = 0
+
+    def __getitem__(self, key: tuple[int, int]) -> set[int]:
+        started = time.perf_counter()
+        shingles = conversation_shingles(make_record(self.sample, key[0] * self.part_size + key[1]), ngram=self.ngram)
+        self.seconds += time.perf_counter() - started
+        self.loads += 1
+        return shingles
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return iter(self.wanted)
+
+    def __len__(self) -> int:
+        return len(self.wanted)
+
+
+def verify_shard(job: tuple[str, int, str, pl.DataFrame]) -> tuple[int, float, int]:
+    """near_duplicate_removals over one shard of components: (removed, shingle seconds, loads)."""
+    sample, part_size, signature_dir, pairs = job
+    config = MinHashConfig()
+    keys = sorted({(p, r) for p, r, *_ in pairs.iter_rows()} | {(p, r) for _, _, p, r, *_ in pairs.iter_rows()})
+    shingles = RegeneratedShingles(sample, part_size, keys, config.ngram)
+    ranks = pl.scan_parquet(Path(signature_dir) / "*.parquet").drop("band_hashes")
+    found = near_duplicate_removals(pairs, shingles, ranks, config=config)
+    return len(found), shingles.seconds, shingles.loads
+
+
+def peak_rss_mib() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest child
+    return max(own, workers) / 1024
+
+
+def run_one(sample: str, size: int, part_size: int, workers: int) -> dict[str, Any]:
+    config = MinHashConfig()
+    result: dict[str, Any] = {"size": size, "workers": workers}
+    with tempfile.TemporaryDirectory(prefix="chatsift-bench-dedupe-") as tmp:
+        jobs = [(sample, p, p * part_size, min(size, (p + 1) * part_size), tmp) for p in range(-(-size // part_size))]
+        started = time.perf_counter()
+        if workers > 1:
+            with multiprocessing.get_context("spawn").Pool(workers) as pool:
+                part_seconds = pool.map(signature_part, jobs, chunksize=1)
+        else:
+            part_seconds = [signature_part(job) for job in jobs]
+        result["signature_wall_s"] = time.perf_counter() - started
+        result["signature_cpu_s"] = sum(part_seconds)
+        result["signatures_per_s_per_core"] = size / sum(part_seconds)
+        result["signature_bytes"] = sum(f.stat().st_size for f in Path(tmp).glob("*.parquet"))
+
+        signatures = pl.scan_parquet(Path(tmp) / "*.parquet")
+        started = time.perf_counter()
+        pairs = lsh_candidate_pairs(signatures, config=config)
+        result["lsh_s"] = time.perf_counter() - started
+        result["candidate_pairs"] = len(pairs)
+
+        components = candidate_components(pairs)
+        sizes = components.group_by("component").len()["len"]
+        result["records_in_pairs"] = len(components)
+        result["components"] = len(sizes)
+        result["largest_component"] = int(sizes.max()) if len(sizes) else 0  # type: ignore[arg-type]
+
+        # Components are independent: shard them over the workers (the flow can do the same).
+        shard_of = components.select("part", "row", shard=pl.col("component") % workers)
+        jobs_verify = [
+            (sample, part_size, tmp, shard.drop("shard"))
+            for shard in pairs.join(shard_of, left_on=["part_a", "row_a"], right_on=["part", "row"]).partition_by(
+                "shard", maintain_order=True
+            )
+        ]
+        started = time.perf_counter()
+        if workers > 1:
+            # spawn, not fork: polars' thread pool is running by now, and forking it can deadlock.
+            with multiprocessing.get_context("spawn").Pool(workers) as pool:
+                verified = pool.map(verify_shard, jobs_verify, chunksize=1)
+        else:
+            verified = [verify_shard(job) for job in jobs_verify]
+        result["verify_s"] = time.perf_counter() - started
+        result["verify_shingle_load_s"] = sum(load_s for _, load_s, _ in verified)
+        result["shingle_loads"] = sum(loads for _, _, loads in verified)
+        result["removed"] = sum(removed for removed, _, _ in verified)
+        result["copies"] = size - min(size, len(originals(sample)))
+    result["peak_rss_mib"] = peak_rss_mib()
+    return result
+
+
+def comparison_table(config: MinHashConfig) -> str:
+    """docs/minhash.md's table: P(candidate) at 0.7 / 0.8 / 0.9 for each choice, computed."""
+    lines = ["| choice | bands x rows | permutations | P(0.7) | P(0.8) | P(0.9) |", "|---|---|---|---|---|---|"]
+    for name, b, r in (("chatsift default", config.bands, config.rows), *OTHER_CHOICES):
+        cells = " | ".join(f"{candidate_probability(s, bands=b, rows=r):.4f}" for s in (0.7, 0.8, 0.9))
+        lines.append(f"| {name} | {b} x {r} | {b * r} | {cells} |")
+    return "\n".join(lines)
+
+
+def sample_profile(sample: str, config: MinHashConfig) -> str:
+    """How many pairs of the real sample each bands x rows choice would make candidates below the
+    threshold (expected values from the exact Jaccard of every pair with Jaccard >= 0.15), and how
+    many at or above it it would miss. Pairs are found by a 512-permutation MinHash estimate
+    >= 0.1 over all 4.5M pairs, then measured exactly."""
+    convs = originals(sample)
+    wide = config.model_copy(update={"bands": 64, "rows": 8})
+    values = np.array([m.hashvalues for m in conversation_minhashes(convs, config=wide)])
+    shingles = [conversation_shingles(c, ngram=config.ngram) for c in convs]
+    similarities = []
+    for i in range(len(convs)):
+        if not shingles[i]:
+            continue
+        estimate = (values[i + 1 :] == values[i]).mean(axis=1)
+        for j in (np.nonzero(estimate >= 0.1)[0] + i + 1).tolist():
+            similarities.append(jaccard(shingles[i], shingles[j]))
+    js = np.array([s for s in similarities if s >= 0.15])
+    n_pairs = len(convs) * (len(convs) - 1) // 2
+    lines = [
+        f"{n_pairs:,} pairs of {len(convs)} real conversations; Jaccard >= 0.15: {len(js)}, >= 0.3: "
+        f"{(js >= 0.3).sum()}, >= 0.5: {(js >= 0.5).sum()}, >= 0.7: {(js >= 0.7).sum()}, >= 0.8: {(js >= 0.8).sum()}",
+        "| bands x rows | permutations | P(0.5) | expected candidates below 0.8 | of them below 0.5 "
+        "| expected misses at >= 0.8 |",
+        "|---|---|---|---|---|---|",
+    ]
+    choices = [(16, 6), (20, 6), (20, 7), (config.bands, config.rows), (26, 8), (32, 9), (9, 13), (20, 13)]
+    for b, r in dict.fromkeys(choices):
+        p = 1 - (1 - js**r) ** b
+        lines.append(
+            f"| {b} x {r} | {b * r} | {candidate_probability(0.5, bands=b, rows=r):.3f} | {p[js < 0.8].sum():.1f} "
+            f"| {p[js < 0.5].sum():.1f} | {(1 - p[js >= 0.8]).sum():.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10000,100000", help="comma-separated record counts")
+    parser.add_argument("--part-size", type=int, default=10_000, help="records per part (default 10000)")
+    parser.add_argument("--workers", type=int, default=1, help="processes for signatures and verification")
+    parser.add_argument("--sample", type=Path, default=DEFAULT_SAMPLE, help="the real ShareGPT sample (.json.gz)")
+    parser.add_argument("--profile-sample", action="store_true", help="print the real sample's similar pairs")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size, print JSON
+    args = parser.parse_args(argv)
+
+    if not args.sample.exists():
+        print(f"no real data at {args.sample} (../shared/data beside the checkout): nothing to benchmark")
+        sys.exit(1)
+    if args.one is not None:
+        print(json.dumps(run_one(str(args.sample), args.one, args.part_size, args.workers)))
+        return
+
+    config = MinHashConfig()
+    print(format_detection_curve(bands=config.bands, rows=config.rows))
+    print(comparison_table(config))
+    if args.profile_sample:
+        print(sample_profile(str(args.sample), config))
+        return
+    rows = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        command = [sys.executable, "-m", "bench.dedupe", "--one", str(size), "--sample", str(args.sample)]
+        command += ["--part-size", str(args.part_size), "--workers", str(args.workers)]
+        started = time.perf_counter()
+        child = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+        if child.returncode != 0:
+            print(child.stderr, file=sys.stderr)
+            sys.exit(f"size {size} failed")
+        row = json.loads(child.stdout.strip().splitlines()[-1])
+        row["total_s"] = time.perf_counter() - started
+        rows.append(row)
+        print(f"size {size:,} done in {row['total_s']:.0f} s", flush=True)
+
+    head = (
+        "| records | signatures/s/core | signature wall s | LSH s | candidate pairs | largest component "
+        "| verify wall s (shingle reload, summed) | removed / copies | peak RSS MiB |"
+    )
+    print(head)
+    print("|" + "---|" * 9)
+    for r in rows:
+        print(
+            f"| {r['size']:,} | {r['signatures_per_s_per_core']:,.0f} | {r['signature_wall_s']:.1f} | "
+            f"{r['lsh_s']:.2f} | {r['candidate_pairs']:,} | {r['largest_component']:,} | "
+            f"{r['verify_s']:.1f} ({r['verify_shingle_load_s']:.1f}) | {r['removed']:,} / {r['copies']:,} | "
+            f"{r['peak_rss_mib']:,.0f} |"
+        )
+    last = rows[-1]
+    print(
+        f"dedupe_minhash: {last['size']:,} conversations, {config.bands} x {config.rows} MinHash LSH: signatures "
+        f"{last['signatures_per_s_per_core']:,.0f}/s per core, LSH pairs in {last['lsh_s']:.1f} s, verification "
+        f"{last['verify_s']:.0f} s ({last['verify_shingle_load_s']:.0f} s of it recomputing shingles), "
+        f"peak RSS {last['peak_rss_mib']:,.0f} MiB (Python {platform.python_version()}, "
+        f"{last['workers']} worker(s), {os.cpu_count()} cores)"
+    )
+
+
+if __name__ == "__main__":
+    main()

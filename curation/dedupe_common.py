@@ -1,0 +1,68 @@
+"""What exact and near-duplicate removal share: which copy to keep, and removing listed records.
+
+Records are identified by position (part, row), never by id alone: real dumps repeat ids with
+different content (20 ids of the 3003 real conversations appear twice, one copy empty).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import polars as pl
+
+from schemas import Conversation, Dropped, StageResult
+from schemas.ledger import DropReason, Stage
+
+# ChatGPT's banner for GPT-4 answers; OpenChat trains on these alone, so they are the copy to keep.
+GPT4_MODEL = "Model: GPT-4"
+
+
+def keep_rank(conv: Conversation) -> tuple[int, int, int, str]:
+    """Sort key of the copy to keep among duplicates (smallest first): GPT-4 first, then the most
+    turns, then the most characters, then the smallest id, so the choice is deterministic."""
+    chars = sum(len(t.content) for t in conv.turns)
+    return (0 if conv.model == GPT4_MODEL else 1, -len(conv.turns), -chars, conv.id)
+
+
+class Removal(NamedTuple):
+    """Why one record is removed, and which record was kept in its place."""
+
+    reason: DropReason
+    duplicate_of: str
+    detail: str
+
+
+def remove_listed(
+    convs: Sequence[Conversation], removals: Mapping[int, Removal], *, stage: Stage
+) -> StageResult:
+    """Split `convs` into kept and dropped by row position; `removals` maps row -> Removal."""
+    kept: list[Conversation] = []
+    dropped: list[Dropped] = []
+    for row, conv in enumerate(convs):
+        removal = removals.get(row)
+        if removal is None:
+            kept.append(conv)
+            continue
+        dropped.append(
+            Dropped(
+                conversation_id=conv.id,
+                stage=stage,
+                reason=removal.reason,
+                detail=removal.detail,
+                input_file=conv.provenance.input_file,
+                byte_offset=conv.provenance.byte_offset,
+                record_index=conv.provenance.record_index,
+                duplicate_of=removal.duplicate_of,
+            )
+        )
+    return StageResult(kept=kept, dropped=dropped, changed={})
+
+
+def removals_for_part(removals: pl.DataFrame, part: int) -> dict[int, Removal]:
+    """The rows of one part that a global dedupe step removes (columns of REMOVALS_SCHEMA)."""
+    rows = removals.filter(pl.col("part") == part).select("row", "reason", "duplicate_of", "detail")
+    return {
+        row: Removal(reason=reason, duplicate_of=duplicate_of, detail=detail)
+        for row, reason, duplicate_of, detail in rows.iter_rows()
+    }
