@@ -50,9 +50,9 @@ def sharegpt_page_html(
     # Next.js escapes "<" in the JSON so that "</script>" inside a message cannot end the script.
     payload = json.dumps(next_data, ensure_ascii=False).replace("<", "\\u003c")
     return (
-        "<!DOCTYPE html><html><head><meta charSet=\"utf-8\"/>"
+        '<!DOCTYPE html><html><head><meta charSet="utf-8"/>'
         f"<title>{html.escape(title or 'ShareGPT conversation')}</title></head>"
-        "<body><div id=\"__next\"><main>"
+        '<body><div id="__next"><main>'
         f"<h1>{html.escape(title)}</h1></main></div>"
         f'<script id="__NEXT_DATA__" type="application/json">{payload}</script>'
         "</body></html>"

@@ -33,9 +33,7 @@ class Removal(NamedTuple):
     detail: str
 
 
-def remove_listed(
-    convs: Sequence[Conversation], removals: Mapping[int, Removal], *, stage: Stage
-) -> StageResult:
+def remove_listed(convs: Sequence[Conversation], removals: Mapping[int, Removal], *, stage: Stage) -> StageResult:
     """Split `convs` into kept and dropped by row position; `removals` maps row -> Removal."""
     kept: list[Conversation] = []
     dropped: list[Dropped] = []

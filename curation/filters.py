@@ -216,19 +216,13 @@ def apply_blocked_phrases(convs: Iterable[Conversation], *, config: BlockedConfi
     dropped: list[Dropped] = []
     changed: Counter[str] = Counter()
     for conv in convs:
-        assistant = [
-            (i, normalize_text(t.content)) for i, t in enumerate(conv.turns) if t.role == "assistant"
-        ]
+        assistant = [(i, normalize_text(t.content)) for i, t in enumerate(conv.turns) if t.role == "assistant"]
         error_hit = next(((i, e) for i, text in assistant if (e := _error_response(text, errors))), None)
         if error_hit is not None:
             detail = f"turn {error_hit[0]}: {error_hit[1]!r}"
             dropped.append(_dropped(conv, stage="blocked", reason="blocked_response", detail=detail))
             continue
-        hits = (
-            []
-            if pattern is None
-            else [(i, m.group(0)) for i, text in assistant if (m := pattern.search(text))]
-        )
+        hits = [] if pattern is None else [(i, m.group(0)) for i, text in assistant if (m := pattern.search(text))]
         if not hits:
             kept.append(conv)
             continue
@@ -238,9 +232,7 @@ def apply_blocked_phrases(convs: Iterable[Conversation], *, config: BlockedConfi
             dropped.append(_dropped(conv, stage="blocked", reason="blocked_word", detail=detail))
             continue
         zeroed = {i for i, _ in hits}
-        turns = tuple(
-            t.model_copy(update={"weight": 0.0}) if i in zeroed else t for i, t in enumerate(conv.turns)
-        )
+        turns = tuple(t.model_copy(update={"weight": 0.0}) if i in zeroed else t for i, t in enumerate(conv.turns))
         if not any(t.role == "assistant" and t.weight != 0.0 for t in turns):
             index, phrase = hits[0]
             detail = f"{len(zeroed)} turns zeroed, none supervised left; first phrase={phrase!r} turn={index}"
@@ -381,17 +373,13 @@ def keep_allowed_languages(convs: Iterable[Conversation], *, config: LanguageCon
     kept: list[Conversation] = []
     dropped: list[Dropped] = []
     for conv in convs:
-        passes, chars = _user_language_verdict(
-            conv, factory=factory, allowed=allowed, min_share=config.min_share
-        )
+        passes, chars = _user_language_verdict(conv, factory=factory, allowed=allowed, min_share=config.min_share)
         if passes:
             kept.append(conv)
             continue
         total = sum(chars.values())
         allowed_share = sum(n for lang, n in chars.items() if lang in allowed) / total
         shares = ", ".join(f"{lang} {n / total:.2f}" for lang, n in chars.most_common())
-        detail = (
-            f"detected={chars.most_common(1)[0][0]} (user text: {shares}; allowed share {allowed_share:.2f})"
-        )
+        detail = f"detected={chars.most_common(1)[0][0]} (user text: {shares}; allowed share {allowed_share:.2f})"
         dropped.append(_dropped(conv, stage="language", reason="language_not_allowed", detail=detail))
     return StageResult(kept=kept, dropped=dropped, changed={})

@@ -174,9 +174,7 @@ def _read_file(file: Path, config: IngestConfig) -> Iterator[Conversation | Drop
     # Read errors of a corrupt .gz are reported by the stream readers as drops; failing to open
     # the file at all (permissions) is an operational error and propagates.
     with _open(file, compressed) as stream:
-        items = read_stream(
-            stream, chunk_bytes=config.read_chunk_bytes, max_value_bytes=config.max_record_bytes
-        )
+        items = read_stream(stream, chunk_bytes=config.read_chunk_bytes, max_value_bytes=config.max_record_bytes)
         for item in items:
             produced += 1
             yield _item_to_record(item, file, sharegpt_source)
@@ -224,9 +222,7 @@ def _record_to_conversation(value: Any, raw: bytes, origin: _Origin, sharegpt_so
     elif "instruction" in value:
         build, source, prefix = _alpaca_turns, "alpaca", "alpaca"
     elif "id" in value or "model" in value:
-        raise _Reject(
-            "invalid_record", "a ShareGPT-like record (it has 'id' or 'model') without 'conversations'"
-        )
+        raise _Reject("invalid_record", "a ShareGPT-like record (it has 'id' or 'model') without 'conversations'")
     else:
         raise _Reject("unknown_format", f"not ShareGPT, Alpaca or messages: keys {sorted(value)[:10]}")
     conversation_id = _record_id(value, prefix, content_hash)
@@ -235,9 +231,7 @@ def _record_to_conversation(value: Any, raw: bytes, origin: _Origin, sharegpt_so
     except _Reject as reject:
         reject.conversation_id = conversation_id
         raise
-    conversation = _conversation(
-        conversation_id, source, model, title, turns, origin, content_hash, page_id=None
-    )
+    conversation = _conversation(conversation_id, source, model, title, turns, origin, content_hash, page_id=None)
     if _SURROGATE_ESCAPE.search(raw):
         _reject_lone_surrogates(conversation)
     return conversation
@@ -272,9 +266,7 @@ def _conversation(
     except ValidationError as err:
         # The checks above should leave nothing for pydantic to reject; if they miss a case the
         # record is still accounted for rather than stopping the run.
-        raise _Reject(
-            "invalid_record", f"rejected by the Conversation model: {err}", conversation_id
-        ) from err
+        raise _Reject("invalid_record", f"rejected by the Conversation model: {err}", conversation_id) from err
 
 
 def _record_id(value: dict[str, Any], prefix: str, content_hash: str) -> str:
@@ -307,16 +299,12 @@ def _title(value: dict[str, Any]) -> str | None:
 
 def _turn(role_name: Any, content: Any, where: str) -> Turn:
     if not isinstance(role_name, str):
-        raise _Reject(
-            "invalid_record", f"{where}: the role is a JSON {type(role_name).__name__}, not a string"
-        )
+        raise _Reject("invalid_record", f"{where}: the role is a JSON {type(role_name).__name__}, not a string")
     if not isinstance(content, str):
         raise _Reject("invalid_record", f"{where}: the text is a JSON {type(content).__name__}, not a string")
     role = _ROLE_OF.get(role_name.lower())
     if role is None:
-        raise _Reject(
-            "unknown_role", f"{where}: role {role_name[:100]!r} maps to none of system/user/assistant"
-        )
+        raise _Reject("unknown_role", f"{where}: role {role_name[:100]!r} maps to none of system/user/assistant")
     return Turn(role=role, content=content, source_role=role_name)
 
 
@@ -343,9 +331,7 @@ def _messages_turns(value: dict[str, Any]) -> list[Turn]:
     turns = []
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
-            raise _Reject(
-                "invalid_record", f"messages[{i}] is a JSON {type(message).__name__}, not an object"
-            )
+            raise _Reject("invalid_record", f"messages[{i}] is a JSON {type(message).__name__}, not an object")
         turns.append(_turn(message.get("role"), message.get("content"), f"messages[{i}]"))
     return turns
 
@@ -389,18 +375,14 @@ def _read_page(file: Path, compressed: bool, origin: _Origin, config: IngestConf
     size = file.stat().st_size
     if size > limit:
         # Checked before reading: a huge or hostile page must not be loaded to find out.
-        return _drop(
-            origin, "record_too_large", f"page file is {size} bytes, over max_record_bytes={limit}; not read"
-        )
+        return _drop(origin, "record_too_large", f"page file is {size} bytes, over max_record_bytes={limit}; not read")
     try:
         with _open(file, compressed) as stream:
             data = _read_at_most(stream, limit + 1, config.read_chunk_bytes)
     except _GZIP_ERRORS as err:
         return _drop(origin, "no_next_data", f"cannot decompress the page: {type(err).__name__}: {err}")
     if len(data) > limit:
-        return _drop(
-            origin, "record_too_large", f"page decompresses to over max_record_bytes={limit}; not read"
-        )
+        return _drop(origin, "record_too_large", f"page decompresses to over max_record_bytes={limit}; not read")
     if not data.strip():
         return _drop(origin, "empty_input", "the page has no content")
     try:
@@ -433,9 +415,7 @@ def _page_to_conversation(data: bytes, origin: _Origin) -> Conversation:
     except UnicodeDecodeError as err:
         raise _Reject("invalid_utf8", f"__NEXT_DATA__ byte {err.start} is not valid UTF-8{cut}") from err
     except json.JSONDecodeError as err:
-        raise _Reject(
-            "invalid_json", f"__NEXT_DATA__ does not parse: {err.msg} at char {err.pos}{cut}"
-        ) from err
+        raise _Reject("invalid_json", f"__NEXT_DATA__ does not parse: {err.msg} at char {err.pos}{cut}") from err
     page_props = _get_dict(_get_dict(next_data, "props"), "pageProps")
     content = _get_dict(page_props, "content")
     if content is None or "items" not in content:

@@ -53,9 +53,7 @@ _MAX_SCALAR_BYTES = 4096
 # Where a record plausibly starts after a broken one: a separator, "{", and a first key that
 # ShareGPT, Alpaca and messages records start with. A turn object starts with "from"/"role",
 # so resynchronising does not land inside a conversation.
-_RECORD_START = re.compile(
-    rb'[,\n][ \t\r\n]{0,64}(\{)[ \t\r\n]{0,64}"(?:id|conversations|instruction|messages|model)"'
-)
+_RECORD_START = re.compile(rb'[,\n][ \t\r\n]{0,64}(\{)[ \t\r\n]{0,64}"(?:id|conversations|instruction|messages|model)"')
 # Bytes kept at the end of the buffer while searching, so a start split across two reads is found.
 _RECORD_START_OVERLAP = 256
 # Errors a decompressing stream raises on a corrupt or cut-off file.

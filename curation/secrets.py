@@ -30,11 +30,7 @@ PHONE_PLACEHOLDER = "<PHONE>"
 
 
 def _mixes_case_and_digits(token: str) -> bool:
-    return (
-        any(c.isdigit() for c in token)
-        and any(c.islower() for c in token)
-        and any(c.isupper() for c in token)
-    )
+    return any(c.isdigit() for c in token) and any(c.islower() for c in token) and any(c.isupper() for c in token)
 
 
 def _mixes_case(token: str) -> bool:

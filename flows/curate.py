@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from curation.io import atomic_write_text
-from curation.reports import ledger_balance_errors, run_report_markdown
+from curation.reports import count_source_records, ledger_balance_errors, run_report_markdown
 from flows.clean import clean_flow
 from flows.config_file import check_inputs, check_resources
 from flows.dedupe import dedupe_exact_flow, dedupe_minhash_flow
@@ -66,6 +66,9 @@ def curate_flow(
     final_parts = publish_parts(split_parts, paths.conversations_dir)
 
     stages = [ingest_report, *clean_reports, exact_report, near_report, split_report]
+    kept, dropped = count_source_records(
+        [Path(p) for p in final_parts], sorted(paths.ledger_dir.glob("*.parquet"))
+    )
     report = RunReport(
         run_id=paths.run_id,
         started_at=started,
@@ -74,9 +77,9 @@ def curate_flow(
         config_hash=config.config_hash(),
         code_version=code_version(),
         records_read=ingest_report.inputs,
-        kept=stages[-1].kept,
+        kept=kept,
         rows=stages[-1].kept if stages[-1].rows_out is None else stages[-1].rows_out,
-        dropped=sum(s.dropped for s in stages),
+        dropped=dropped,
         stages=stages,
         outputs={
             "conversations": str(paths.conversations_dir),
@@ -91,8 +94,14 @@ def curate_flow(
     create_markdown_artifact(markdown=markdown, key="curate-run-report", description="chatsift run report")
     create_table_artifact(
         table=[
-            {"stage": s.stage, "in": s.inputs, "kept": s.kept, "dropped": s.dropped,
-             "rows out": s.kept if s.rows_out is None else s.rows_out, "seconds": round(s.seconds, 2)}
+            {
+                "stage": s.stage,
+                "in": s.inputs,
+                "kept": s.kept,
+                "dropped": s.dropped,
+                "rows out": s.kept if s.rows_out is None else s.rows_out,
+                "seconds": round(s.seconds, 2),
+            }
             for s in stages
         ],
         key="curate-stage-counts",

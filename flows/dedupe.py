@@ -60,9 +60,7 @@ def find_near_part(signatures: list[str], parts: list[str], paths: RunPaths, con
     """Candidates from the LSH bands, then exact Jaccard on the shingles of candidates only."""
     scanned = pl.scan_parquet(signatures)
     pairs = lsh_candidate_pairs(scanned, config=config.dedupe_minhash)
-    needed = pl.concat(
-        [pairs.select(part="part_a", row="row_a"), pairs.select(part="part_b", row="row_b")]
-    ).unique()
+    needed = pl.concat([pairs.select(part="part_a", row="row_a"), pairs.select(part="part_b", row="row_b")]).unique()
     shingles = {}
     for (index,), rows in needed.group_by(["part"], maintain_order=True):
         convs = read_conversations_parquet(Path(parts[index]))
@@ -84,16 +82,18 @@ def remove_part(part: str, index: int, removals: str, stage: Stage, paths: RunPa
     out = paths.stage_part(stage, f"{index:05d}")
     write_conversations(out, result.kept)
     write_ledger(paths.ledger_part(stage, f"{index:05d}"), result.dropped)
-    report = stage_report(stage, inputs=len(convs), kept=len(result.kept), dropped=result.dropped,
-                          seconds=time.perf_counter() - started)
+    report = stage_report(
+        stage, inputs=len(convs), kept=len(result.kept), dropped=result.dropped, seconds=time.perf_counter() - started
+    )
     return {"part": str(out), "report": report}
 
 
 def _remove_everywhere(parts: list[str], removals: str, stage: Stage, paths: RunPaths) -> tuple[list[str], StageReport]:
     results = [f.result() for f in [remove_part.submit(p, i, removals, stage, paths) for i, p in enumerate(parts)]]
     (report,) = merge_stage_reports([r["report"] for r in results])
-    get_run_logger().info("%s: %d in, %d kept, %d dropped %s", stage, report.inputs, report.kept, report.dropped,
-                          report.dropped_by_reason)
+    get_run_logger().info(
+        "%s: %d in, %d kept, %d dropped %s", stage, report.inputs, report.kept, report.dropped, report.dropped_by_reason
+    )
     return [r["part"] for r in results], report
 
 

@@ -27,8 +27,15 @@ def split_part(part: str, index: int, paths: RunPaths, config: CurationConfig) -
     rows = write_conversations(out, result.kept)
     write_ledger(paths.ledger_part("split", f"{index:05d}"), result.dropped)
     kept = sum(1 for c in result.kept if not c.split_index)
-    report = stage_report("split", inputs=len(convs), kept=kept, dropped=result.dropped, changed=result.changed,
-                          seconds=time.perf_counter() - started, rows_out=rows)
+    report = stage_report(
+        "split",
+        inputs=len(convs),
+        kept=kept,
+        dropped=result.dropped,
+        changed=result.changed,
+        seconds=time.perf_counter() - started,
+        rows_out=rows,
+    )
     return {"part": str(out), "report": report}
 
 

@@ -200,6 +200,28 @@ class TokenizerConfig(_Config):
     spec: str = "mistral-7b-v0.1"
 
 
+ChatTemplateName = Literal["llama2", "chatml", "vicuna", "openchat", "tulu", "phi3", "tokenizer"]
+
+
+class ShardsConfig(_Config):
+    """Tokenization with a chat template, packing, and the training shards."""
+
+    # "llama2" ([INST] ... [/INST] answer </s>) is the native format of the default Mistral 7B
+    # tokenizer; "tokenizer" uses the jinja chat_template of the tokenizer's tokenizer_config.json.
+    template: ChatTemplateName = "llama2"
+    # FastChat trains at 2048 (4096 in its full recipe); split.max_tokens should not exceed it.
+    max_seq_len: int = Field(default=2048, gt=0)
+    layout: Literal["packed", "unpacked"] = "packed"
+    # What to do with a conversation still longer than max_seq_len after splitting.
+    overlong: Literal["drop", "truncate"] = "drop"
+    seed: int = 0
+    # 512-1024 packed rows a row group lets ranks and loader workers split a shard evenly
+    # (shared/notes/dedupe-and-packing.md; pyarrow's default of ~1M rows is far too large).
+    rows_per_row_group: int = Field(default=1024, gt=0)
+    # Shards of ~100-250 MB.
+    target_shard_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+
+
 class RunConfig(_Config):
     """How a run is cut into tasks."""
 
@@ -223,6 +245,7 @@ class CurationConfig(_Config):
     dedupe_minhash: MinHashConfig = MinHashConfig()
     split: SplitConfig = SplitConfig()
     tokenizer: TokenizerConfig = TokenizerConfig()
+    shards: ShardsConfig = ShardsConfig()
 
     def config_hash(self) -> str:
         """A stable hash of every option, for lineage and caching."""

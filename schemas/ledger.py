@@ -9,7 +9,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from schemas.conversation import Conversation
 
 Stage = Literal[
-    "ingest", "markdown", "shape", "model", "blocked", "secrets", "language", "dedupe_exact", "dedupe_minhash", "split"
+    "ingest",
+    "markdown",
+    "shape",
+    "model",
+    "blocked",
+    "secrets",
+    "language",
+    "dedupe_exact",
+    "dedupe_minhash",
+    "split",
+    "tokenize",
+    "pack",
 ]
 
 # Bounded, stable drop reasons: reports group by them and a test triggers every one.
@@ -49,6 +60,10 @@ DropReason = Literal[
     "near_duplicate",  # verified Jaccard of word 5-gram shingles >= the threshold
     # split
     "round_too_long",  # one user+assistant round is longer than max_tokens on its own
+    # tokenize
+    "no_supervised_tokens",  # nothing left to train on (every assistant turn has weight 0)
+    # pack
+    "longer_than_max_seq_len",  # still longer than shards.max_seq_len after splitting (overlong="drop")
 ]
 
 DROP_REASONS: tuple[str, ...] = get_args(DropReason)

@@ -16,8 +16,8 @@ from curation.chatgpt_html import sharegpt_page_html
 from curation.clean import clean_batch
 from curation.dedupe_exact import drop_exact_duplicates
 from curation.dedupe_minhash import drop_near_duplicates
-from curation.split import split_long_conversations
 from curation.ingest import read_conversations
+from curation.split import split_long_conversations
 from schemas import DROP_REASONS, Conversation, Dropped, Provenance, Turn
 from schemas.config import (
     BlockedConfig,
@@ -75,6 +75,7 @@ def _split(conv: Conversation, max_tokens: int) -> list[Dropped]:
 
     config = SplitConfig(max_tokens=max_tokens, turn_overhead_tokens=0)
     return split_long_conversations([conv], count_tokens=count, config=config).dropped
+
 
 TRIGGERS: dict[str, Callable[[Path], list[Dropped]]] = {
     "empty_input": lambda t: _ingest(t, "empty.json", b""),

@@ -292,9 +292,7 @@ def test_model_filter_keeps_exact_banner_matches_only() -> None:
     default = conv(conv_id="default", model="Model: Default (GPT-3.5)")
     lower = conv(conv_id="lower", model="model: gpt-4")
     unknown = conv(conv_id="unknown")
-    result = keep_allowed_models(
-        [gpt4, default, lower, unknown], config=ModelConfig(allowed_models=("Model: GPT-4",))
-    )
+    result = keep_allowed_models([gpt4, default, lower, unknown], config=ModelConfig(allowed_models=("Model: GPT-4",)))
     assert [c.id for c in result.kept] == ["gpt4"]
     by_id = {d.conversation_id: d for d in result.dropped}
     assert {d.reason for d in result.dropped} == {"model_not_allowed"}
@@ -305,9 +303,7 @@ def test_model_filter_keeps_exact_banner_matches_only() -> None:
 
 def test_model_filter_keeps_unknown_models_when_asked() -> None:
     config = ModelConfig(allowed_models=("Model: GPT-4",), keep_unknown=True)
-    result = keep_allowed_models(
-        [conv(conv_id="u"), conv(conv_id="d", model="Model: Default")], config=config
-    )
+    result = keep_allowed_models([conv(conv_id="u"), conv(conv_id="d", model="Model: Default")], config=config)
     assert [c.id for c in result.kept] == ["u"]
     assert [d.conversation_id for d in result.dropped] == ["d"]
 
@@ -353,9 +349,7 @@ def test_blocked_phrases_match_whole_words_only(answer: str) -> None:
 
 
 def test_blocked_phrases_in_user_turns_do_not_count() -> None:
-    c = conv(
-        ("user", "How do I call the OpenAI API? Reply as an AI language model would."), ("assistant", ANSWER)
-    )
+    c = conv(("user", "How do I call the OpenAI API? Reply as an AI language model would."), ("assistant", ANSWER))
     fastchat = BlockedConfig(mode="drop", phrases=FASTCHAT_BLOCKED_WORDS)
     assert only_kept(apply_blocked_phrases([c], config=fastchat)) == c
     assert only_kept(apply_blocked_phrases([c], config=ZERO_MODE)) == c
@@ -436,8 +430,7 @@ FAKE_KEYS = {
     "aws": "AKIAZ7Q2M4N6P8R2T4V6",
     "github classic": "ghp_" + "aB1cD2eF3gH4iJ5kL6mN7oP8qR9sT0uV1wX2",
     "github oauth": "gho_" + "Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2Rr1Qq0Pp9Oo8",
-    "github fine-grained": "github_pat_11ABCDEFG0"
-    + "aB1cD2eF3gH4iJ5kL6mN7oP8qR9sT0uV1wX2yZ3aB4cD5eF6gH7iJ8kL9",
+    "github fine-grained": "github_pat_11ABCDEFG0" + "aB1cD2eF3gH4iJ5kL6mN7oP8qR9sT0uV1wX2yZ3aB4cD5eF6gH7iJ8kL9",
     "google": "AIza" + "Sy9_aB1-cD2eF3gH4iJ5kL6mN7oP8qR9sT0",
     "slack": "xoxb-1234567890123-1234567890123-aB1cD2eF3gH4iJ5kL6mN7oP8",
     "hugging face": "hf_" + "aBcDeFgHiJkLmNoPqRsTuVwXyZaBcDeFgH",
@@ -458,8 +451,7 @@ def test_secrets_redacts_a_private_key_block_but_keeps_its_frame() -> None:
     block = f"-----BEGIN RSA PRIVATE KEY-----\n{PEM_BODY}\n-----END RSA PRIVATE KEY-----"
     text, counts = redact_text(f"My key:\n{block}\nWhy does ssh reject it?", config=SECRETS)
     assert text == (
-        "My key:\n-----BEGIN RSA PRIVATE KEY-----\n<API_KEY>\n-----END RSA PRIVATE KEY-----\n"
-        "Why does ssh reject it?"
+        "My key:\n-----BEGIN RSA PRIVATE KEY-----\n<API_KEY>\n-----END RSA PRIVATE KEY-----\nWhy does ssh reject it?"
     )
     assert counts == {"api_keys_redacted": 1}
 
@@ -633,9 +625,7 @@ def test_language_allows_several_languages_and_regional_codes() -> None:
 
 
 def test_language_share_is_weighed_by_characters() -> None:
-    c = conv(
-        ("user", ENGLISH + " " + ENGLISH), ("assistant", ANSWER), ("user", FRENCH), ("assistant", ANSWER)
-    )
+    c = conv(("user", ENGLISH + " " + ENGLISH), ("assistant", ANSWER), ("user", FRENCH), ("assistant", ANSWER))
     assert only_kept(keep_allowed_languages([c], config=LanguageConfig(allowed=("en",), min_share=0.5))) == c
     strict = keep_allowed_languages([c], config=LanguageConfig(allowed=("en",), min_share=0.9))
     reason, detail = only_drop(strict)
@@ -684,9 +674,7 @@ def test_language_detection_is_repeatable_and_leaves_langdetect_global_seed_alon
     seed_before = DetectorFactory.seed
     convs = [
         conv(("user", text), ("assistant", ANSWER), conv_id=str(i))
-        for i, text in enumerate(
-            [ENGLISH, FRENCH, CHINESE, "Tell me about Idi Amin Dada and Augusto Pinochet."]
-        )
+        for i, text in enumerate([ENGLISH, FRENCH, CHINESE, "Tell me about Idi Amin Dada and Augusto Pinochet."])
     ]
     first = keep_allowed_languages(convs, config=EN_ONLY)
     second = keep_allowed_languages(convs, config=EN_ONLY)

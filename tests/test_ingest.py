@@ -18,9 +18,7 @@ from schemas import Conversation, Dropped
 from schemas.config import IngestConfig
 
 CONFIG = IngestConfig()
-GPT_HTML = (
-    '<div class="markdown prose w-full break-words dark:prose-invert light"><p>Hi <b>there</b></p></div>'
-)
+GPT_HTML = '<div class="markdown prose w-full break-words dark:prose-invert light"><p>Hi <b>there</b></p></div>'
 
 
 def _read(path: Path, config: IngestConfig = CONFIG) -> list[Conversation | Dropped]:
@@ -64,9 +62,7 @@ def _encode(record: Any) -> bytes:
 
 
 def _page(tmp_path: Path, name: str, page_id: str = "AbC123x", **kwargs: Any) -> Path:
-    items = kwargs.pop(
-        "items", [{"from": "human", "value": "Hello <b> & é"}, {"from": "gpt", "value": GPT_HTML}]
-    )
+    items = kwargs.pop("items", [{"from": "human", "value": "Hello <b> & é"}, {"from": "gpt", "value": GPT_HTML}])
     path = tmp_path / name
     path.write_text(sharegpt_page_html(page_id=page_id, items=items, **kwargs), encoding="utf-8")
     return path
@@ -149,9 +145,7 @@ def test_dump_reads_the_same_whatever_the_chunk_size(tmp_path: Path, chunk: int)
     path.write_bytes(data)
     convs = _read(path, IngestConfig(read_chunk_bytes=chunk))
     assert _outcomes(convs) == [("kept", f"r{i}") for i in range(6)]
-    assert [c.turns[0].content for c in convs if isinstance(c, Conversation)] == [
-        tricky * i for i in range(6)
-    ]
+    assert [c.turns[0].content for c in convs if isinstance(c, Conversation)] == [tricky * i for i in range(6)]
 
 
 @pytest.mark.parametrize("name", ["mixed.jsonl", "mixed.jsonl.gz"])
@@ -188,15 +182,9 @@ def test_alpaca_joins_instruction_and_input_and_gets_a_content_hash_id(tmp_path:
     rec_with_input = {"instruction": "Translate to French.", "input": "Good morning", "output": "Bonjour"}
     rec_without = {"instruction": "Name a colour.", "output": "Blue"}
     path = tmp_path / "alpaca.json"
-    path.write_text(
-        json.dumps([rec_with_input, rec_without, {"id": "keep-me", **rec_without}]), encoding="utf-8"
-    )
+    path.write_text(json.dumps([rec_with_input, rec_without, {"id": "keep-me", **rec_without}]), encoding="utf-8")
     first, second, third = _read(path)
-    assert (
-        isinstance(first, Conversation)
-        and isinstance(second, Conversation)
-        and isinstance(third, Conversation)
-    )
+    assert isinstance(first, Conversation) and isinstance(second, Conversation) and isinstance(third, Conversation)
     assert [(t.role, t.source_role, t.content) for t in first.turns] == [
         ("user", "instruction", "Translate to French.\n\nGood morning"),
         ("assistant", "output", "Bonjour"),
@@ -212,10 +200,7 @@ def test_alpaca_joins_instruction_and_input_and_gets_a_content_hash_id(tmp_path:
     again.write_text(json.dumps(rec_with_input, indent=1).replace("\n", " ") + "\n", encoding="utf-8")
     [copy] = _read(again)
     assert isinstance(copy, Conversation)
-    assert (
-        copy.provenance.content_hash
-        == hashlib.blake2b(again.read_bytes().rstrip(b"\n"), digest_size=16).hexdigest()
-    )
+    assert copy.provenance.content_hash == hashlib.blake2b(again.read_bytes().rstrip(b"\n"), digest_size=16).hexdigest()
 
 
 def test_messages_records_map_roles(tmp_path: Path) -> None:
@@ -280,9 +265,7 @@ def test_missing_path_is_an_error_not_a_drop(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.shared_data
-def test_real_sample_reads_every_record(
-    sharegpt_sample_path: Path, sharegpt_sample: list[dict[str, Any]]
-) -> None:
+def test_real_sample_reads_every_record(sharegpt_sample_path: Path, sharegpt_sample: list[dict[str, Any]]) -> None:
     records = _read(sharegpt_sample_path)
     kept = [r for r in records if isinstance(r, Conversation)]
     dropped = [r for r in records if isinstance(r, Dropped)]
@@ -318,9 +301,7 @@ def test_page_without_next_data(tmp_path: Path) -> None:
     assert _outcomes(_read(tmp_path)) == [("dropped", "no_next_data"), ("kept", "fine")]
 
 
-@pytest.mark.parametrize(
-    "page_props", [{"id": "p1", "views": 3, "comments": []}, {"id": "p1", "content": None}, {}]
-)
+@pytest.mark.parametrize("page_props", [{"id": "p1", "views": 3, "comments": []}, {"id": "p1", "content": None}, {}])
 def test_next_data_without_page_content(tmp_path: Path, page_props: dict[str, Any]) -> None:
     payload = json.dumps({"props": {"pageProps": page_props}, "page": "/c/[id]"})
     (tmp_path / "a.html").write_text(
@@ -343,9 +324,7 @@ def test_invalid_json_record_in_a_dump_drops_only_that_record(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("separator", [b",\n  ", b","])
-def test_record_cut_short_mid_dump_resynchronises_on_the_next_record(
-    tmp_path: Path, separator: bytes
-) -> None:
+def test_record_cut_short_mid_dump_resynchronises_on_the_next_record(tmp_path: Path, separator: bytes) -> None:
     cut = _encode(_sharegpt("b", ("human", "the download broke in the mid"), ("gpt", "never seen")))
     cut = cut[: cut.index(b"mid") + 3]
     after = [f"c{i}" for i in range(30)]
@@ -380,8 +359,7 @@ def test_random_damage_costs_at_most_the_damaged_record(tmp_path: Path) -> None:
     never raises, and every record but at most one comes through or is accounted for by a drop."""
     rnd = random.Random(20231121)
     records = [
-        _sharegpt(f"r{i}", ("human", f'q{i} "x" \\ {{}}[] é'), ("gpt", "a" * rnd.randint(0, 300)))
-        for i in range(30)
+        _sharegpt(f"r{i}", ("human", f'q{i} "x" \\ {{}}[] é'), ("gpt", "a" * rnd.randint(0, 300))) for i in range(30)
     ]
     base = json.dumps(records, ensure_ascii=False, indent=1).encode()
     path = tmp_path / "d.json"
@@ -454,9 +432,7 @@ def test_gzipped_page_is_read_and_limited_by_its_decompressed_size(tmp_path: Pat
 
 def test_bad_jsonl_line_is_one_drop(tmp_path: Path) -> None:
     path = tmp_path / "l.jsonl"
-    path.write_text(
-        "\n".join([json.dumps(_good("a")), '{"id": "b", "conversations": [', json.dumps(_good("c"))])
-    )
+    path.write_text("\n".join([json.dumps(_good("a")), '{"id": "b", "conversations": [', json.dumps(_good("c"))]))
     records = _read(path)
     assert _outcomes(records) == [("kept", "a"), ("dropped", "invalid_json"), ("kept", "c")]
     assert _only_drop(records).record_index == 1
@@ -464,11 +440,7 @@ def test_bad_jsonl_line_is_one_drop(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["d.json", "d.jsonl"])
 def test_invalid_utf8_drops_only_that_record(tmp_path: Path, name: str) -> None:
-    bad = (
-        json.dumps(_sharegpt("b", ("human", "caf\u00e9")), ensure_ascii=False)
-        .encode()
-        .replace(b"\xc3\xa9", b"\xe9")
-    )
+    bad = json.dumps(_sharegpt("b", ("human", "caf\u00e9")), ensure_ascii=False).encode().replace(b"\xc3\xa9", b"\xe9")
     parts = [json.dumps(_good("a")).encode(), bad, json.dumps(_good("c")).encode()]
     data = b"\n".join(parts) + b"\n" if name.endswith("l") else _dump_bytes(parts)[0]
     path = tmp_path / name
@@ -584,9 +556,7 @@ def test_unknown_role_names_the_role(tmp_path: Path) -> None:
         {"messages": "hi"},
     ],
 )
-def test_known_format_with_wrong_field_types_is_invalid_record(
-    tmp_path: Path, record: dict[str, Any]
-) -> None:
+def test_known_format_with_wrong_field_types_is_invalid_record(tmp_path: Path, record: dict[str, Any]) -> None:
     path = tmp_path / "d.json"
     path.write_text(json.dumps([record, _good("b")]), encoding="utf-8")
     assert _outcomes(_read(path)) == [("dropped", "invalid_record"), ("kept", "b")]

@@ -1,0 +1,294 @@
+"""Tokenization: a conversation rendered with a chat template, as token ids and a loss mask.
+
+The ids and the mask are built piece by piece (curation.chat_templates.TemplatePiece): each
+template string and each message content is encoded on its own and the results concatenated, so
+every token belongs to exactly one piece and takes that piece's mask. The mask is 1 on assistant
+content and its end of turn (turns with weight None or > 0) and 0 everywhere else, by
+construction; nothing is recovered from the rendered string afterwards.
+
+Special tokens. A template string is cut at the tokenizer's added tokens ("<s>", "<|end|>"), which
+become their ids; the text between them is encoded. Message content is always plain text: a
+"</s>" or "<|im_end|>" typed by a user never becomes a control token. It is encoded normally and,
+only when that produced a special token's id, again with a copy of the tokenizer whose
+`encode_special_tokens` is on (special tokens read as text); the caller's tokenizer is never
+changed. Where a tokenizer lacks a template's token (ChatML's "<|im_start|>" in Mistral's
+vocabulary) the template writes it as text, the way transformers' apply_chat_template would.
+
+How pieces join. The aim is the ids `tokenizer.encode(rendered text)` gives, which is what
+transformers feeds a model from its own chat template, except that content is never read for
+special tokens. Two things make encoding pieces separately differ from encoding the whole text,
+and both are handled:
+- Both SentencePiece ("▁Hello") and byte-level BPE ("ĠHello") join a space to the word after it.
+  So spaces at the end of a piece are moved to the start of the next text piece: the header
+  "[INST] " and the content "Hi" encode as "[INST]" and " Hi" -> "▁Hi", as in the whole text.
+  The token "▁Hi" then belongs to the content (and is trained when the content is).
+- SentencePiece tokenizers put a dummy "▁" before every stretch of text (the whole input, and
+  each stretch after a special token). A piece that continues text, like "Hello" after the
+  header "<|user|>\\n", must not get one, so it is encoded behind an anchor ("\\n", which never
+  merges with what follows) and the anchor's tokens are dropped: "\\nHello" -> ▁ \\n Hello ->
+  Hello. A stretch that starts after a special token is encoded as the tokenizer treats it in
+  whole text, found out once per call by encoding a special token followed by text.
+Decoding the ids therefore gives the rendered text, except that with SentencePiece tokenizers a
+space appears after each special token that text follows ("<|user|> \\nHi", "<s> [INST]"): that
+is the dummy "▁" the tokenizer itself puts there when it encodes the whole text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from tokenizers import Tokenizer
+
+from curation.chat_templates import ChatTemplate, PieceKind, TemplatePiece, template_pieces
+from schemas.conversation import Conversation, Role
+from schemas.ledger import Dropped
+from schemas.shards import TokenizedConversation
+
+__all__ = [
+    "EncodedPiece",
+    "encode_template_pieces",
+    "render_supervised_text",
+    "supervised_spans",
+    "tokenize_conversation",
+    "tokenize_conversations",
+]
+
+# Encoded in front of text that continues a stretch of text, then dropped (see the docstring).
+# A newline: SentencePiece vocabularies have no piece holding one (it is a byte-fallback token),
+# so nothing after it can merge with it. Should a tokenizer merge it anyway, the text is encoded
+# on its own instead.
+_ANCHOR = "\n"
+
+
+@dataclass(frozen=True)
+class EncodedPiece:
+    """A stretch of the rendered conversation and its ids: a special token, or text from one
+    template piece (with spaces carried in from the text before it)."""
+
+    text: str
+    ids: tuple[int, ...]
+    supervised: bool
+    kind: PieceKind
+    role: Role | None
+    turn_index: int | None
+    special: bool  # a template control string that is one of the tokenizer's added tokens
+
+
+@dataclass(frozen=True)
+class _Part:
+    text: str
+    special_id: int | None
+    continues_text: bool  # text right after other text, not after a special token or the start
+    piece: TemplatePiece
+
+
+class _PieceEncoder:
+    """What one call needs to know about the tokenizer, worked out once per call."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.tokenizer = tokenizer
+        added = tokenizer.get_added_tokens_decoder()
+        # Template strings are cut at every added token, as encoding the whole text would cut them.
+        self.added_ids = {token.content: token_id for token_id, token in added.items()}
+        self.special_ids = frozenset(token_id for token_id, token in added.items() if token.special)
+        by_length = sorted(self.added_ids, key=len, reverse=True)
+        self.added_pattern = re.compile("|".join(map(re.escape, by_length))) if by_length else None
+        self.anchor_ids = tokenizer.encode(_ANCHOR, add_special_tokens=False).ids
+        self.plain_after_special = self._text_after_special_is_encoded_alone()
+        self._text_only: Tokenizer | None = None
+
+    def _text_after_special_is_encoded_alone(self) -> bool:
+        # True for Phi-3's and the built-in Mistral's tokenizer.json (each stretch gets its own
+        # dummy "▁"); False for e.g. Metaspace(prepend_scheme="first"), which adds it once.
+        special = next((t for t, i in self.added_ids.items() if i in self.special_ids), None)
+        if special is None:
+            return True
+        sample = "Hello world"
+        whole = self.tokenizer.encode(special + sample, add_special_tokens=False).ids
+        return whole == [self.added_ids[special], *self.tokenizer.encode(sample, add_special_tokens=False).ids]
+
+    def text_only(self) -> Tokenizer:
+        """A copy of the tokenizer that reads special-token strings as plain text."""
+        if self._text_only is None:
+            copy = Tokenizer.from_str(self.tokenizer.to_str())
+            copy.encode_special_tokens = True
+            self._text_only = copy
+        return self._text_only
+
+    def parts(self, pieces: Sequence[TemplatePiece]) -> list[_Part]:
+        """The pieces cut at special tokens, with trailing spaces moved into the next text."""
+        cut: list[tuple[str, int | None, TemplatePiece]] = []
+        for piece in pieces:
+            if piece.kind == "content" or self.added_pattern is None:
+                cut.append((piece.text, None, piece))
+                continue
+            start = 0
+            for match in self.added_pattern.finditer(piece.text):
+                if match.start() > start:
+                    cut.append((piece.text[start : match.start()], None, piece))
+                cut.append((match.group(), self.added_ids[match.group()], piece))
+                start = match.end()
+            if start < len(piece.text):
+                cut.append((piece.text[start:], None, piece))
+        parts: list[_Part] = []
+        carried = ""
+        for i, (text, special_id, piece) in enumerate(cut):
+            if special_id is not None:
+                parts.append(_Part(text, special_id, False, piece))
+                continue
+            text, carried = carried + text, ""
+            if i + 1 < len(cut) and cut[i + 1][1] is None:
+                kept = text.rstrip(" ")
+                text, carried = kept, text[len(kept) :]
+            if text:
+                after_text = bool(parts) and parts[-1].special_id is None
+                after_special = bool(parts) and not after_text
+                continues = after_text or (after_special and not self.plain_after_special)
+                parts.append(_Part(text, None, continues, piece))
+        return parts
+
+    def encode_texts(self, plain: Sequence[str], continuing: Sequence[str]) -> dict[tuple[str, bool], list[int]]:
+        """Ids of each text, keyed by (text, continues_text); one encode_batch per kind."""
+        keys = [(text, False) for text in plain] + [(text, True) for text in continuing]
+        encoded = dict(zip(keys, self._encode(self.tokenizer, keys), strict=True))
+        # Text that spelled a special token ("</s>" typed in a message) got its id: read it again
+        # as plain text. Rare, so only these texts pay for the tokenizer copy.
+        respell = [key for key, ids in encoded.items() if not self.special_ids.isdisjoint(ids)]
+        if respell:
+            encoded.update(zip(respell, self._encode(self.text_only(), respell), strict=True))
+        return encoded
+
+    def _encode(self, tokenizer: Tokenizer, keys: Sequence[tuple[str, bool]]) -> list[list[int]]:
+        texts = [_ANCHOR + text if continues else text for text, continues in keys]
+        results = [enc.ids for enc in tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
+        n = len(self.anchor_ids)
+        alone: list[int] = []  # continuing texts the anchor merged with: encoded on their own
+        for i, (ids, (_, continues)) in enumerate(zip(results, keys, strict=True)):
+            if continues:
+                if ids[:n] == self.anchor_ids:
+                    results[i] = ids[n:]
+                else:
+                    alone.append(i)
+        if alone:
+            again = tokenizer.encode_batch_fast([keys[i][0] for i in alone], add_special_tokens=False)
+            for i, enc in zip(alone, again, strict=True):
+                results[i] = enc.ids
+        return results
+
+
+def _encode_batch(
+    turn_lists: Sequence[Sequence[TemplatePiece]], encoder: _PieceEncoder
+) -> list[list[tuple[_Part, list[int]]]]:
+    part_lists = [encoder.parts(pieces) for pieces in turn_lists]
+    plain: dict[str, None] = {}  # insertion-ordered sets: each distinct text encoded once
+    continuing: dict[str, None] = {}
+    for parts in part_lists:
+        for part in parts:
+            if part.special_id is None:
+                (continuing if part.continues_text else plain)[part.text] = None
+    encoded = encoder.encode_texts(list(plain), list(continuing))
+    return [
+        [(p, [p.special_id] if p.special_id is not None else encoded[(p.text, p.continues_text)]) for p in parts]
+        for parts in part_lists
+    ]
+
+
+def encode_template_pieces(conv: Conversation, *, tokenizer: Tokenizer, template: ChatTemplate) -> list[EncodedPiece]:
+    """The conversation's pieces and their ids, in order; for inspection and checks."""
+    (encoded,) = _encode_batch([template_pieces(template, conv.turns)], _PieceEncoder(tokenizer))
+    return [
+        EncodedPiece(
+            text=part.text,
+            ids=tuple(ids),
+            supervised=part.piece.supervised,
+            kind=part.piece.kind,
+            role=part.piece.role,
+            turn_index=part.piece.turn_index,
+            special=part.special_id is not None,
+        )
+        for part, ids in encoded
+    ]
+
+
+def _tokenized(conv: Conversation, encoded: list[tuple[_Part, list[int]]]) -> TokenizedConversation:
+    input_ids: list[int] = []
+    loss_mask: list[int] = []
+    for part, ids in encoded:
+        input_ids.extend(ids)
+        loss_mask.extend([1 if part.piece.supervised else 0] * len(ids))
+    return TokenizedConversation(conversation_id=conv.id, input_ids=tuple(input_ids), loss_mask=tuple(loss_mask))
+
+
+def tokenize_conversation(conv: Conversation, *, tokenizer: Tokenizer, template: ChatTemplate) -> TokenizedConversation:
+    """One conversation as ids and loss mask (kept even when nothing in it is supervised)."""
+    (encoded,) = _encode_batch([template_pieces(template, conv.turns)], _PieceEncoder(tokenizer))
+    return _tokenized(conv, encoded)
+
+
+def _no_supervised_tokens(conv: Conversation) -> Dropped:
+    answers = [t for t in conv.turns if t.role == "assistant"]
+    zero = sum(1 for t in answers if t.weight is not None and t.weight <= 0)
+    return Dropped(
+        conversation_id=conv.id,
+        stage="tokenize",
+        reason="no_supervised_tokens",
+        detail=f"assistant_turns={len(answers)} weight_0={zero}",
+        input_file=conv.provenance.input_file,
+        byte_offset=conv.provenance.byte_offset,
+        record_index=conv.provenance.record_index,
+    )
+
+
+def tokenize_conversations(
+    convs: Iterable[Conversation], *, tokenizer: Tokenizer, template: ChatTemplate
+) -> tuple[list[TokenizedConversation], list[Dropped]]:
+    """The batch as ids and loss masks; a conversation with no supervised token is dropped.
+
+    All texts of the batch go to the tokenizer in one encode_batch per kind, which spreads them
+    over its thread pool.
+    """
+    conversations = list(convs)
+    encoder = _PieceEncoder(tokenizer)
+    encoded = _encode_batch([template_pieces(template, c.turns) for c in conversations], encoder)
+    kept: list[TokenizedConversation] = []
+    dropped: list[Dropped] = []
+    for conv, parts in zip(conversations, encoded, strict=True):
+        tokenized = _tokenized(conv, parts)
+        if 1 in tokenized.loss_mask:
+            kept.append(tokenized)
+        else:
+            dropped.append(_no_supervised_tokens(conv))
+    return kept, dropped
+
+
+def supervised_spans(loss_mask: Sequence[int]) -> list[tuple[int, int]]:
+    """[start, end) of each run of 1s in the mask."""
+    spans: list[tuple[int, int]] = []
+    start: int | None = None
+    for i, value in enumerate(loss_mask):
+        if value and start is None:
+            start = i
+        elif not value and start is not None:
+            spans.append((start, i))
+            start = None
+    if start is not None:
+        spans.append((start, len(loss_mask)))
+    return spans
+
+
+def render_supervised_text(tokenized: TokenizedConversation, tokenizer: Tokenizer) -> list[str]:
+    """The text of each supervised span, special tokens spelled out.
+
+    Each span is decoded behind the anchor and the anchor's text removed: decoded alone, a
+    SentencePiece decoder would drop the span's leading space as if it started the whole text.
+    """
+    anchor_ids = tokenizer.encode(_ANCHOR, add_special_tokens=False).ids
+    anchor_text = tokenizer.decode(anchor_ids, skip_special_tokens=False)
+    spans = [list(tokenized.input_ids[start:end]) for start, end in supervised_spans(tokenized.loss_mask)]
+    texts = tokenizer.decode_batch([anchor_ids + span for span in spans], skip_special_tokens=False)
+    return [
+        text[len(anchor_text) :] if text.startswith(anchor_text) else tokenizer.decode(span, skip_special_tokens=False)
+        for text, span in zip(texts, spans, strict=True)
+    ]

@@ -1,0 +1,118 @@
+"""Training shards: tokenized conversations, the packed-row Arrow schemas, and the manifest."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.arrow import KIND_KEY, SCHEMA_VERSION, SCHEMA_VERSION_KEY
+
+# Bumped whenever a shard column or the manifest changes; trainers check it.
+SHARDS_SCHEMA_VERSION = "1"
+
+
+class TokenizedConversation(BaseModel):
+    """One conversation rendered with a chat template: token ids and the supervise mask.
+
+    `loss_mask[i]` is 1 where token i is trained on (assistant content and its end-of-turn token),
+    0 elsewhere; unshifted, aligned with `input_ids`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    conversation_id: str
+    input_ids: tuple[int, ...]
+    loss_mask: tuple[int, ...]
+
+
+def _shard_schema(fields: list[pa.Field], kind: str) -> pa.Schema:
+    return pa.schema(
+        fields,
+        metadata={
+            SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode(),
+            b"chatsift.shards_schema_version": SHARDS_SCHEMA_VERSION.encode(),
+            KIND_KEY: kind.encode(),
+        },
+    )
+
+
+# One packed row: several whole conversations back to back, no padding. Position ids and
+# cu_seqlens are derived from seq_lengths at load time (never stored twice).
+PACKED_SHARD_SCHEMA = _shard_schema(
+    [
+        pa.field("input_ids", pa.list_(pa.int32()), nullable=False),
+        pa.field("loss_mask", pa.list_(pa.uint8()), nullable=False),
+        pa.field("seq_lengths", pa.list_(pa.int32()), nullable=False),
+        pa.field("conversation_ids", pa.list_(pa.string()), nullable=False),
+        pa.field("num_tokens", pa.int32(), nullable=False),
+        pa.field("num_loss_tokens", pa.int32(), nullable=False),
+    ],
+    "packed_shard",
+)
+
+# One conversation per row, for trainers that pack themselves.
+UNPACKED_SHARD_SCHEMA = _shard_schema(
+    [
+        pa.field("conversation_id", pa.string(), nullable=False),
+        pa.field("input_ids", pa.list_(pa.int32()), nullable=False),
+        pa.field("loss_mask", pa.list_(pa.uint8()), nullable=False),
+        pa.field("num_tokens", pa.int32(), nullable=False),
+        pa.field("num_loss_tokens", pa.int32(), nullable=False),
+    ],
+    "unpacked_shard",
+)
+
+
+class TokenizerInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    sha256: str  # of the tokenizer.json the ids were made with
+    vocab_size: int
+    special_ids: dict[str, int]  # bos/eos/… token strings used by the template -> id
+
+
+class ShardInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file: str  # relative to the manifest's folder
+    sha256: str
+    rows: int
+    row_groups: int
+    tokens: int
+    loss_tokens: int
+    conversations: int
+
+
+class PackingInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    algorithm: str  # e.g. "best_fit_decreasing"
+    seed: int
+    efficiency: float  # tokens / (rows * max_seq_len)
+    rows: int
+    lower_bound_rows: int  # ceil(total tokens / max_seq_len)
+    # Conversations cut to max_seq_len (ShardsConfig.overlong == "truncate").
+    truncated: int = 0
+
+
+class ShardsManifest(BaseModel):
+    """manifest.json beside the shards: what they hold and how they were made."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: str = SHARDS_SCHEMA_VERSION
+    layout: Literal["packed", "unpacked"]
+    tokenizer: TokenizerInfo
+    template: str
+    max_seq_len: int
+    packing: PackingInfo | None = None  # None for the unpacked layout
+    shards: list[ShardInfo] = Field(default_factory=list)
+    total_rows: int = 0
+    total_tokens: int = 0
+    total_loss_tokens: int = 0
+    total_conversations: int = 0
+    run_id: str = ""
+    config_hash: str = ""
