@@ -276,6 +276,7 @@ class _JinjaRenderer:
         self._tokens = {
             key: _token_text(config.get(key)) for key in ("bos_token", "eos_token", "unk_token", "pad_token")
         }
+        self.bos_token = self._tokens["bos_token"]
 
     def render(self, messages: Sequence[tuple[str, str]]) -> str:
         return self._template.render(
@@ -331,10 +332,11 @@ def _derive_template(jinja: _JinjaRenderer, name: str) -> ChatTemplate:
         if with_system != without_system:
             raise UnsupportedChatTemplateError("a system message changes the text although its content is left out")
         return ChatTemplate(name, bos, TurnFormat(), user, assistant, system_placement="omitted")
-    return _with_system_turn(ChatTemplate(name, bos, TurnFormat(), user, assistant), with_system, without_system)
+    base = ChatTemplate(name, bos, TurnFormat(), user, assistant)
+    return _with_system_turn(base, with_system, without_system, jinja.bos_token)
 
 
-def _with_system_turn(base: ChatTemplate, with_system: str, without_system: str) -> ChatTemplate:
+def _with_system_turn(base: ChatTemplate, with_system: str, without_system: str, bos_token: str) -> ChatTemplate:
     # Cut "<before> SYSTEM <between> U0 <rest>" and compare with the render without a system turn.
     before, rest = with_system.split(_sentinel(2), 1)
     between, after_user = rest.split(_sentinel(0), 1)
@@ -348,8 +350,11 @@ def _with_system_turn(base: ChatTemplate, with_system: str, without_system: str)
         raise UnsupportedChatTemplateError("no user turn header follows the system message")
     system_suffix = between[: len(between) - len(base.user.prefix)]
     # A template that writes a default system prompt when none is given has it inside what the
-    # first probe took for BOS: the common start is the real BOS, the rest the default's block.
+    # first probe took for BOS. The real BOS is then a common start of both renders: the
+    # config's bos_token when they start with it, else nothing.
     bos = commonprefix([base.bos, before])
+    if bos != base.bos:
+        bos = bos_token if bos_token and bos.startswith(bos_token) else ""
     system_prefix = before[len(bos) :]
     default_block = base.bos[len(bos) :]
     default_system = None

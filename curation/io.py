@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from schemas import CONVERSATION_SCHEMA, LEDGER_SCHEMA, SCHEMA_VERSION, Conversation, Dropped, Provenance, Turn
 from schemas.arrow import KIND_KEY, SCHEMA_VERSION_KEY
-from schemas.shards import UNPACKED_SHARD_SCHEMA, TokenizedConversation
+from schemas.shards import TOKENIZED_SCHEMA, TokenizedConversation
 
 
 class SchemaVersionError(ValueError):
@@ -142,29 +142,21 @@ def partition_records(
 
 
 def write_tokenized(path: Path, tokenized: Iterable[TokenizedConversation]) -> int:
-    """Write tokenized conversations (one a row, UNPACKED_SHARD_SCHEMA) for the packing step."""
-    rows = [
-        {
-            "conversation_id": t.conversation_id,
-            "input_ids": list(t.input_ids),
-            "loss_mask": list(t.loss_mask),
-            "num_tokens": len(t.input_ids),
-            "num_loss_tokens": sum(t.loss_mask),
-        }
-        for t in tokenized
-    ]
-    atomic_write_table(path, pa.Table.from_pylist(rows, schema=UNPACKED_SHARD_SCHEMA), schema=UNPACKED_SHARD_SCHEMA)
+    """Write tokenized conversations (TOKENIZED_SCHEMA) for the packing step."""
+    rows = [t.model_dump() for t in tokenized]
+    atomic_write_table(path, pa.Table.from_pylist(rows, schema=TOKENIZED_SCHEMA), schema=TOKENIZED_SCHEMA)
     return len(rows)
 
 
 def read_tokenized(path: Path) -> list[TokenizedConversation]:
-    table = pq.read_table(path, columns=["conversation_id", "input_ids", "loss_mask"])
+    # Typed by TOKENIZED_SCHEMA already: skip re-validation of millions of ids.
     return [
-        TokenizedConversation.model_construct(conversation_id=cid, input_ids=tuple(ids), loss_mask=tuple(mask))
-        for cid, ids, mask in zip(
-            table["conversation_id"].to_pylist(),
-            table["input_ids"].to_pylist(),
-            table["loss_mask"].to_pylist(),
-            strict=True,
+        TokenizedConversation.model_construct(
+            conversation_id=row["conversation_id"],
+            input_ids=tuple(row["input_ids"]),
+            loss_mask=tuple(row["loss_mask"]),
+            input_file=row["input_file"],
+            record_index=row["record_index"],
         )
+        for row in pq.read_table(path).to_pylist()
     ]

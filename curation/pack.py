@@ -162,12 +162,19 @@ def _fit_to_max_seq_len(
                 continue
             detail += "; truncating would leave no supervised token"
         dropped.append(
-            Dropped(conversation_id=conv.conversation_id, stage="pack", reason="longer_than_max_seq_len", detail=detail)
+            Dropped(
+                conversation_id=conv.conversation_id,
+                stage="pack",
+                reason="longer_than_max_seq_len",
+                detail=detail,
+                input_file=conv.input_file,
+                record_index=conv.record_index,
+            )
         )
     return fitting, truncated_rows, dropped
 
 
-def packing_info(*, tokens: int, rows: int, config: ShardsConfig) -> PackingInfo:
+def packing_info(*, tokens: int, rows: int, config: ShardsConfig, truncated: int = 0) -> PackingInfo:
     """PackingInfo for `rows` rows holding `tokens` tokens in all, made with `config`."""
     slots = rows * config.max_seq_len
     return PackingInfo(
@@ -176,12 +183,18 @@ def packing_info(*, tokens: int, rows: int, config: ShardsConfig) -> PackingInfo
         efficiency=tokens / slots if slots else 0.0,
         rows=rows,
         lower_bound_rows=math.ceil(tokens / config.max_seq_len),
+        truncated=truncated,
     )
 
 
 def describe_packing(rows: Sequence[PackedRow], *, config: ShardsConfig) -> PackingInfo:
     """PackingInfo for rows made by pack_conversations with `config`."""
-    return packing_info(tokens=sum(row.num_tokens for row in rows), rows=len(rows), config=config)
+    return packing_info(
+        tokens=sum(row.num_tokens for row in rows),
+        rows=len(rows),
+        config=config,
+        truncated=sum(row.truncated for row in rows),
+    )
 
 
 def pack_conversations(
@@ -213,8 +226,7 @@ def pack_conversations(
 
     order = np.random.default_rng(config.seed).permutation(len(rows))
     shuffled = [rows[i] for i in order]
-    info = describe_packing(shuffled, config=config).model_copy(update={"truncated": sum(r.truncated for r in rows)})
-    return shuffled, dropped, info
+    return shuffled, dropped, describe_packing(shuffled, config=config)
 
 
 def with_unique_ids(tokenized: Sequence[TokenizedConversation]) -> list[TokenizedConversation]:

@@ -219,9 +219,11 @@ def write_shards(
     template: str,
     run_id: str,
     config_hash: str,
+    truncated: int = 0,
 ) -> ShardsManifest:
     """Write `rows` (from pack_conversations, in their order) as shards in `out_dir`, then the
     manifest; returns the manifest. With layout "unpacked" each conversation becomes one row.
+    `truncated` (how many conversations were cut to max_seq_len) goes into the manifest.
 
     Shard files left from an earlier run that this one does not rewrite are removed, so a glob
     over shard-*.parquet reads exactly what the manifest lists. No rows: no shards, a manifest.
@@ -250,7 +252,7 @@ def write_shards(
         tokenizer=tokenizer_info,
         template=template,
         max_seq_len=config.max_seq_len,
-        packing=packing_info(tokens=total_tokens, rows=total_rows, config=config)
+        packing=packing_info(tokens=total_tokens, rows=total_rows, config=config, truncated=truncated)
         if config.layout == "packed"
         else None,
         shards=shards,

@@ -64,9 +64,13 @@ class PiecePlan:
 
 def plan_pieces(round_tokens: Sequence[int], *, system_tokens: int, config: SplitConfig) -> PiecePlan:
     """Greedy packing of rounds (sizes already include per-turn overhead) into pieces of at most
-    config.max_tokens; `system_tokens` is the system turn's size, 0 without one."""
+    config.max_tokens, closed at max_tokens * piece_target_ratio when the next round would pass it;
+    `system_tokens` is the system turn's size, 0 without one."""
     # Tokens every piece starts with: the system turn when it is repeated, else nothing.
     opening = system_tokens if config.repeat_system_prompt else 0
+    # A piece is closed once the next round would take it past the target; a round alone may still
+    # use everything up to max_tokens, so no round is lost to the target.
+    target = max(1, int(config.max_tokens * config.piece_target_ratio))
     pieces: list[list[int]] = []
     too_long: list[RoundTooLong] = []
     current: list[int] = []
@@ -83,7 +87,7 @@ def plan_pieces(round_tokens: Sequence[int], *, system_tokens: int, config: Spli
                 pieces.append(current)
             current, used = [], opening
             continue
-        if current and used + size > config.max_tokens:
+        if current and used + size > target:
             pieces.append(current)
             current, used = [], opening
         current.append(index)
@@ -110,7 +114,7 @@ def split_long_conversations(
         turn_tokens = [n + config.turn_overhead_tokens for n in counts[start : start + len(conv.turns)]]
         start += len(conv.turns)
         system, rounds = _system_and_rounds(conv)
-        if sum(turn_tokens) <= config.max_tokens:
+        if sum(turn_tokens) <= int(config.max_tokens * config.piece_target_ratio):
             kept.append(conv)
             continue
         body_tokens = turn_tokens[1:] if system else turn_tokens

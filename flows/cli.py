@@ -45,7 +45,30 @@ def _print_summary(report: RunReport) -> None:
         notes += [f"{k}={v}" for k, v in sorted(s.changed.items())]
         print(f"  {s.stage:<15} in {s.inputs:>7}  kept {s.kept:>7}  dropped {s.dropped:>6}  {', '.join(notes)}")
     print(f"conversations: {report.outputs['conversations']}\nledger:        {report.outputs['ledger']}")
+    print(f"shards:        {report.outputs['shards']}")
     print(f"report:        {report.outputs['report']}")
+
+
+def _shards_command(args: argparse.Namespace) -> int:
+    from curation.shards import MANIFEST_NAME, read_manifest
+    from curation.shards_verify import inspect_shards, verify_shards
+
+    if not (args.dir / MANIFEST_NAME).is_file():
+        raise ConfigError(f"{args.dir} holds no {MANIFEST_NAME}: pass a run's shards/ folder")
+    if args.shards_command == "verify":
+        problems = verify_shards(args.dir)
+        for problem in problems:
+            print(f"FAIL {problem}")
+        print(f"{args.dir}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
+        return 1 if problems else 0
+    decode = None
+    if not args.no_decode:
+        from flows.resources import tokenizer_for
+
+        tokenizer = tokenizer_for(read_manifest(args.dir).tokenizer.name)
+        decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=False)  # noqa: E731
+    print(inspect_shards(args.dir, decode=decode, sample_rows=args.rows))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,11 +86,22 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("config", help="print every option with its default, as JSON")
 
+    p_shards = sub.add_parser("shards", help="check or look into training shards")
+    shards_sub = p_shards.add_subparsers(dest="shards_command", required=True)
+    p_verify = shards_sub.add_parser("verify", help="check the manifest against the files and every invariant")
+    p_verify.add_argument("dir", type=Path)
+    p_inspect = shards_sub.add_parser("inspect", help="print stats and decode sample rows with the mask shown")
+    p_inspect.add_argument("dir", type=Path)
+    p_inspect.add_argument("--rows", type=int, default=1, help="sample rows to decode (default 1)")
+    p_inspect.add_argument("--no-decode", action="store_true", help="show token ids instead of text")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "config":
             print(json.dumps(CurationConfig().model_dump(mode="json"), indent=2))
             return 0
+        if args.command == "shards":
+            return _shards_command(args)
         if args.command == "demo":
             from flows.demo_data import DEMO_CONFIG, write_demo_inputs
 

@@ -18,6 +18,7 @@ from flows.dedupe import dedupe_exact_flow, dedupe_minhash_flow
 from flows.ingest import ingest_flow
 from flows.lineage import code_version
 from flows.paths import RunPaths, new_run_id
+from flows.shards import shards_flow
 from flows.split import split_flow
 from schemas import RunReport
 from schemas.config import CurationConfig
@@ -62,13 +63,12 @@ def curate_flow(
     exact_parts, exact_report = dedupe_exact_flow(clean_parts, paths, config)
     near_parts, near_report = dedupe_minhash_flow(exact_parts, paths, config)
     split_parts, split_report = split_flow(near_parts, paths, config)
-    # Next: contamination, then tokenization, packing and shards.
+    # The contamination check (issue 5) goes here, before the shards are built.
     final_parts = publish_parts(split_parts, paths.conversations_dir)
+    manifest, shard_reports = shards_flow(final_parts, paths, config)
 
-    stages = [ingest_report, *clean_reports, exact_report, near_report, split_report]
-    kept, dropped = count_source_records(
-        [Path(p) for p in final_parts], sorted(paths.ledger_dir.glob("*.parquet"))
-    )
+    stages = [ingest_report, *clean_reports, exact_report, near_report, split_report, *shard_reports]
+    kept, dropped = count_source_records([Path(p) for p in final_parts], sorted(paths.ledger_dir.glob("*.parquet")))
     report = RunReport(
         run_id=paths.run_id,
         started_at=started,
@@ -78,13 +78,14 @@ def curate_flow(
         code_version=code_version(),
         records_read=ingest_report.inputs,
         kept=kept,
-        rows=stages[-1].kept if stages[-1].rows_out is None else stages[-1].rows_out,
+        rows=split_report.rows_out or 0,
         dropped=dropped,
         stages=stages,
         outputs={
             "conversations": str(paths.conversations_dir),
             "ledger": str(paths.ledger_dir),
             "report": str(paths.report_json),
+            "shards": manifest,
             "parts": str(len(final_parts)),
         },
     )

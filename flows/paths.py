@@ -46,6 +46,11 @@ class RunPaths:
         return self.root / "conversations"
 
     @property
+    def shards_dir(self) -> Path:
+        """Training shards (Parquet) and their manifest.json."""
+        return self.root / "shards"
+
+    @property
     def report_json(self) -> Path:
         return self.root / "report.json"
 

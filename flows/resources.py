@@ -20,3 +20,11 @@ def cache_dir() -> Path:
 def tokenizer_for(spec: str) -> Tokenizer:
     """The tokenizer for `spec`, loaded once per process (tasks in one worker share it)."""
     return load_tokenizer(spec, cache_dir=cache_dir() / "tokenizers")
+
+
+def tokenizer_config_for(spec: str) -> Path | None:
+    """The tokenizer_config.json beside a tokenizer given by path (it holds the jinja chat_template)."""
+    path = Path(spec)
+    folder = path if path.is_dir() else path.parent
+    config = folder / "tokenizer_config.json"
+    return config if path.exists() and config.is_file() else None

@@ -190,6 +190,13 @@ class SplitConfig(_Config):
     turn_overhead_tokens: int = Field(default=6, ge=0)
     # Repeat a leading system turn at the start of every piece (its tokens then count in each).
     repeat_system_prompt: bool = False
+    # Conversations longer than max_tokens * piece_target_ratio are split, into pieces closed at
+    # that size when the next round would pass it (one round alone may still fill max_tokens, so
+    # nothing is lost). 1.0 is FastChat's rule: split only what does not fit. Lower values trade
+    # context for packing: a conversation over half a packed row shares it with nothing, and the
+    # real sample has many of 1-2K tokens. bench/shards.py prints the efficiency for 1.0 and 0.6
+    # (at max_seq_len 2048: 97.5% and 99.8%); the best value depends on the data's lengths.
+    piece_target_ratio: float = Field(default=1.0, gt=0.0, le=1.0)
 
 
 class TokenizerConfig(_Config):

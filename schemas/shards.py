@@ -25,6 +25,9 @@ class TokenizedConversation(BaseModel):
     conversation_id: str
     input_ids: tuple[int, ...]
     loss_mask: tuple[int, ...]
+    # Where the conversation was read, so a drop at the packing step is traced to its input record.
+    input_file: str | None = None
+    record_index: int | None = None
 
 
 def _shard_schema(fields: list[pa.Field], kind: str) -> pa.Schema:
@@ -37,6 +40,18 @@ def _shard_schema(fields: list[pa.Field], kind: str) -> pa.Schema:
         },
     )
 
+
+# Tokenized conversations between the tokenize and pack steps (not a training shard).
+TOKENIZED_SCHEMA = pa.schema(
+    [
+        pa.field("conversation_id", pa.string(), nullable=False),
+        pa.field("input_ids", pa.list_(pa.int32()), nullable=False),
+        pa.field("loss_mask", pa.list_(pa.uint8()), nullable=False),
+        pa.field("input_file", pa.string(), nullable=True),
+        pa.field("record_index", pa.int64(), nullable=True),
+    ],
+    metadata={SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode(), KIND_KEY: b"tokenized"},
+)
 
 # One packed row: several whole conversations back to back, no padding. Position ids and
 # cu_seqlens are derived from seq_lengths at load time (never stored twice).

@@ -194,6 +194,20 @@ def test_an_unrepeated_system_turn_too_long_with_round_0_goes_with_it() -> None:
     assert [t.role for t in piece.turns] == ["user", "assistant"] and rounds_of(piece) == rounds_of(c)[1:]
 
 
+def test_piece_target_ratio_splits_earlier_without_losing_a_round() -> None:
+    """Ratio 0.5 at max 100: a 60-token conversation (over the 50 target) is split into pieces of
+    at most 50, except a round that is longer than 50 on its own, which still fits in 100."""
+    c = conv("t", 10, 10, 10, 10, 40, 30)  # rounds of 20, 20, 70 tokens
+    config = SplitConfig(max_tokens=100, turn_overhead_tokens=0, piece_target_ratio=0.5)
+    result = split_long_conversations([c], count_tokens=count_words, config=config)
+    check_invariant([c], result)
+    assert [len(rounds_of(p)) for p in result.kept] == [2, 1]
+    assert [r for p in result.kept for r in rounds_of(p)] == rounds_of(c)
+    assert not result.dropped
+    # at ratio 1.0 the same conversation fits and passes unchanged
+    assert split([c], max_tokens=120).kept == [c]
+
+
 def test_plan_pieces_is_greedy_over_whole_rounds() -> None:
     plan = plan_pieces([30, 30, 30, 120, 50, 60, 10], system_tokens=0, config=SplitConfig(max_tokens=100))
     assert plan.pieces == [[0, 1, 2], [4], [5, 6]]
