@@ -11,6 +11,9 @@ import pytest
 
 from curation.chatgpt_html import markdown_to_chatgpt_html, sharegpt_page_html
 from curation.reports import ledger_balance_errors
+from curation.shards import read_manifest
+from curation.shards_verify import verify_shards
+from flows.cli import main
 from flows.curate import curate_flow
 from flows.demo_data import DEMO_CONFIG, write_demo_inputs
 from schemas import DROP_REASONS, RunReport
@@ -41,7 +44,9 @@ def assert_nothing_lost(report: RunReport) -> None:
     assert not set(zip(whole["input_file"], whole["record_index"], strict=True)) & kept
 
 
-def test_demo_inputs_curate_with_every_record_accounted_for(tmp_path: Path, prefect_server: None) -> None:
+def test_demo_inputs_curate_with_every_record_accounted_for(
+    tmp_path: Path, prefect_server: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     inputs = write_demo_inputs(tmp_path / "in")
     report = curate_flow(inputs=inputs, out_dir=tmp_path / "out", config=DEMO_CONFIG, run_id="demo")
     assert_nothing_lost(report)
@@ -75,6 +80,17 @@ def test_demo_inputs_curate_with_every_record_accounted_for(tmp_path: Path, pref
     assert "<API_KEY>" in by_id["demoN3p4_0"]["turns"][0]["content"]
     # the refusal turn stays for context, unsupervised
     assert by_id["demoL1m2_0"]["turns"][1]["weight"] == 0.0
+    # training shards: verified, every kept row tokenized once, supervised tokens = assistant turns
+    shards_dir = tmp_path / "out/demo/shards"
+    assert verify_shards(shards_dir) == []
+    manifest = read_manifest(shards_dir)
+    assert (
+        manifest.total_conversations + sum(s.dropped for s in report.stages if s.stage in ("tokenize", "pack"))
+        == report.rows
+    )
+    assert main(["shards", "verify", str(shards_dir)]) == 0
+    assert main(["shards", "inspect", str(shards_dir)]) == 0
+    assert "⟦" in capsys.readouterr().out
     # report on disk and as Prefect artifacts
     on_disk = RunReport.model_validate_json((tmp_path / "out/demo/report.json").read_text())
     assert on_disk.kept == report.kept and on_disk.records_read == report.records_read

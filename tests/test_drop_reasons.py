@@ -12,12 +12,16 @@ from pathlib import Path
 
 import pytest
 
+from curation.chat_templates import chat_template_for
 from curation.chatgpt_html import sharegpt_page_html
 from curation.clean import clean_batch
 from curation.dedupe_exact import drop_exact_duplicates
 from curation.dedupe_minhash import drop_near_duplicates
 from curation.ingest import read_conversations
+from curation.pack import pack_conversations
 from curation.split import split_long_conversations
+from curation.tokenization import tokenize_conversations
+from curation.tokenizer_load import load_tokenizer
 from schemas import DROP_REASONS, Conversation, Dropped, Provenance, Turn
 from schemas.config import (
     BlockedConfig,
@@ -27,8 +31,10 @@ from schemas.config import (
     LanguageConfig,
     MinHashConfig,
     ModelConfig,
+    ShardsConfig,
     SplitConfig,
 )
+from schemas.shards import TokenizedConversation
 
 GOOD = [
     {"from": "human", "value": "What is the capital of France?"},
@@ -58,6 +64,10 @@ def _clean(conv: Conversation, config: CurationConfig = CurationConfig()) -> lis
 
 QA = (("user", "What is the capital of France?"), ("assistant", "The capital of France is Paris."))
 LONG_ANSWER = " ".join(f"Paris has been the capital for a long time, reason number {i}." for i in range(40))
+
+
+def _unsupervised(content: str) -> Turn:
+    return Turn(role="assistant", content=content, source_role="gpt", weight=0.0)
 
 
 def _exact(*convs: Conversation) -> list[Dropped]:
@@ -151,6 +161,15 @@ TRIGGERS: dict[str, Callable[[Path], list[Dropped]]] = {
         _conv(QA[0], ("assistant", LONG_ANSWER.replace("number 7.", "number seven.")), conv_id="b"),
     ),
     "round_too_long": lambda t: _split(_conv(QA[0], ("assistant", LONG_ANSWER)), max_tokens=50),
+    "no_supervised_tokens": lambda t: tokenize_conversations(
+        [_conv(QA[0], QA[1]).model_copy(update={"turns": (_conv(*QA).turns[0], _unsupervised(QA[1][1]))})],
+        tokenizer=load_tokenizer("mistral-7b-v0.1", cache_dir=t / "cache"),
+        template=chat_template_for("llama2"),
+    )[1],
+    "longer_than_max_seq_len": lambda t: pack_conversations(
+        [TokenizedConversation(conversation_id="a", input_ids=tuple(range(10)), loss_mask=(0,) + (1,) * 9)],
+        config=ShardsConfig(max_seq_len=8),
+    )[1],
 }
 
 

@@ -460,11 +460,23 @@ def test_phi3_jinja_template_is_read_as_strings(templates: dict[str, ChatTemplat
     assert template.system_placement == "omitted"
 
 
-def test_phi3_jinja_template_renders_as_the_jinja_itself(
-    phi3_config: Path, templates: dict[str, ChatTemplate], real_conversations: list[Conversation]
+def test_phi3_jinja_template_renders_and_tokenizes_as_the_jinja_itself(
+    phi3_config: Path,
+    tokenizers_by_name: dict[str, Tokenizer],
+    templates: dict[str, ChatTemplate],
+    real_conversations: list[Conversation],
 ) -> None:
-    for conv in [*SYNTHETIC, TWO_ROUNDS, WITH_SYSTEM, *real_conversations]:
-        assert render_chat(templates["tokenizer"], conv.turns) == render_jinja_directly(phi3_config, conv.turns)
+    tokenizer = tokenizers_by_name["phi-3"]
+    convs = [*SYNTHETIC, TWO_ROUNDS, WITH_SYSTEM, *real_conversations]
+    direct = [render_jinja_directly(phi3_config, conv.turns) for conv in convs]
+    assert [render_chat(templates["tokenizer"], conv.turns) for conv in convs] == direct
+    # Piece by piece, the ids are those of the jinja output encoded whole (what transformers'
+    # apply_chat_template(tokenize=True) gives), wherever no message types a special token.
+    plain = [i for i, conv in enumerate(convs) if not types_control_strings(conv, tokenizer)]
+    kept, _ = tokenize_conversations([convs[i] for i in plain], tokenizer=tokenizer, template=templates["tokenizer"])
+    whole = tokenizer.encode_batch([direct[i] for i in plain], add_special_tokens=False)
+    assert len(plain) > 250
+    assert [list(k.input_ids) for k in kept] == [e.ids for e in whole]
 
 
 def write_config(folder: Path, chat_template: str, **tokens: str) -> Path:
@@ -502,6 +514,30 @@ def test_other_jinja_shapes_are_read_and_match_their_jinja(tmp_path: Path, sourc
     assert template.system_placement == placement
     for conv in [*SYNTHETIC, TWO_ROUNDS, WITH_SYSTEM, conversation(("user", "Q"), ("assistant", "A"))]:
         assert render_chat(template, conv.turns) == render_jinja_directly(folder / "tokenizer_config.json", conv.turns)
+
+
+def test_a_jinja_template_that_refuses_system_messages_leaves_them_out(tmp_path: Path) -> None:
+    source = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system role') }}{% endif %}"
+        "{{ '<|' + m['role'] + '|>' + m['content'] + eos_token }}{% endfor %}"
+    )
+    folder = write_config(tmp_path / "tok", source)
+    template = template_from_tokenizer_config(folder)
+    assert template.system_placement == "omitted"
+    for conv in [*SYNTHETIC[:1], TWO_ROUNDS]:
+        assert render_chat(template, conv.turns) == render_jinja_directly(folder / "tokenizer_config.json", conv.turns)
+    assert render_chat(template, WITH_SYSTEM.turns) == render_chat(template, WITH_SYSTEM.turns[1:])
+
+
+def test_a_chat_template_jinja_file_beside_the_config_is_read(
+    tmp_path: Path, phi3_config: Path, templates: dict[str, ChatTemplate]
+) -> None:
+    config = json.loads(phi3_config.read_text(encoding="utf-8"))
+    folder = tmp_path / "tok"
+    folder.mkdir()
+    (folder / "chat_template.jinja").write_text(config.pop("chat_template"), encoding="utf-8")
+    (folder / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    assert template_from_tokenizer_config(folder) == templates["tokenizer"]
 
 
 def test_jinja_templates_that_cannot_be_strings_are_refused(tmp_path: Path) -> None:
