@@ -14,6 +14,15 @@ import polars as pl
 from schemas import Conversation, Dropped, StageResult
 from schemas.ledger import DropReason, Stage
 
+# Sorting ranked records (schemas.arrow.RANKED_RECORD_FIELDS) by these columns puts the copy to
+# keep first, exactly as keep_rank does; part and row settle a repeated id.
+RANK_ORDER = ["rank_gpt4", "rank_turns", "rank_chars", "id", "part", "row"]
+
+# What the global dedupe steps return, also when they find nothing (REMOVALS_SCHEMA's columns).
+FINDINGS_SCHEMA = pl.Schema(
+    {"part": pl.Int32, "row": pl.Int32, "reason": pl.String, "duplicate_of": pl.String, "detail": pl.String}
+)
+
 # ChatGPT's banner for GPT-4 answers; OpenChat trains on these alone, so they are the copy to keep.
 GPT4_MODEL = "Model: GPT-4"
 

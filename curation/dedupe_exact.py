@@ -25,35 +25,14 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from curation.dedupe_common import Removal, keep_rank, remove_listed
+from curation.dedupe_common import FINDINGS_SCHEMA, RANK_ORDER, Removal, keep_rank, remove_listed
 from curation.text import normalize_text
 from schemas import Conversation, StageResult
+from schemas.arrow import EXACT_KEYS_SCHEMA
 from schemas.config import ExactDedupeConfig
 from schemas.ledger import DropReason
 
-# One row per conversation. The rank_* columns and `id` are keep_rank's components verbatim, so
-# sorting them ascending (then part, row for records that tie, e.g. a repeated id) orders
-# records exactly as keep_rank does.
-EXACT_KEYS_SCHEMA = pa.schema(
-    [
-        pa.field("part", pa.int32(), nullable=False),
-        pa.field("row", pa.int32(), nullable=False),
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("rank_gpt4", pa.int8(), nullable=False),  # 0 for GPT-4, 1 otherwise
-        pa.field("rank_turns", pa.int32(), nullable=False),  # minus the number of turns
-        pa.field("rank_chars", pa.int64(), nullable=False),  # minus the number of characters
-        pa.field("full_hash", pa.string(), nullable=False),
-        pa.field("user_hash", pa.string(), nullable=True),
-        pa.field("prefix_hashes", pa.list_(pa.field("item", pa.string(), nullable=False)), nullable=False),
-    ]
-)
-
-# What find_exact_duplicates returns, also when it finds nothing.
-EXACT_FINDINGS_SCHEMA = pl.Schema(
-    {"part": pl.Int32, "row": pl.Int32, "reason": pl.String, "duplicate_of": pl.String, "detail": pl.String}
-)
-
-_RANK_ORDER = ["rank_gpt4", "rank_turns", "rank_chars", "id", "part", "row"]
+EXACT_FINDINGS_SCHEMA = FINDINGS_SCHEMA
 
 # Separators between a turn's role and text, and between turns. Both are whitespace to
 # normalize_text (str.isspace), which collapses them to a space inside the text, so they never
@@ -206,8 +185,8 @@ def find_exact_duplicates(keys: pl.LazyFrame | pl.DataFrame, *, config: ExactDed
     # `order` is the global rank position: the smaller, the better the copy to keep.
     ranked = (
         keys.lazy()
-        .select("part", "row", "id", "full_hash", "user_hash", "prefix_hashes", *_RANK_ORDER[:3])
-        .sort(_RANK_ORDER)
+        .select("part", "row", "id", "full_hash", "user_hash", "prefix_hashes", *RANK_ORDER[:3])
+        .sort(RANK_ORDER)
         .with_row_index("order")
     )
     exact = _losers_to_best(ranked, "full_hash").with_columns(reason=pl.lit("exact_duplicate"))

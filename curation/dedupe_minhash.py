@@ -25,37 +25,15 @@ import polars as pl
 import pyarrow as pa
 from datasketch import MinHash
 
-from curation.dedupe_common import Removal, keep_rank, remove_listed
+from curation.dedupe_common import FINDINGS_SCHEMA, RANK_ORDER, Removal, keep_rank, remove_listed
 from curation.text import words
 from schemas import Conversation, StageResult
-from schemas.arrow import KIND_KEY, SCHEMA_VERSION, SCHEMA_VERSION_KEY
+from schemas.arrow import MINHASH_SIGNATURE_SCHEMA
 from schemas.config import MinHashConfig
-
-# One row per conversation. rank_* and `id` are keep_rank's components verbatim (as in
-# curation.dedupe_exact), so sorting them ascending, then part and row for records that tie (a
-# repeated id), orders records exactly as keep_rank does. band_hashes is empty for a conversation
-# without words: an empty set has no MinHash, and all empty records would otherwise collide.
-MINHASH_SIGNATURE_SCHEMA = pa.schema(
-    [
-        pa.field("part", pa.int32(), nullable=False),
-        pa.field("row", pa.int32(), nullable=False),
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("rank_gpt4", pa.int8(), nullable=False),  # 0 for GPT-4, 1 otherwise
-        pa.field("rank_turns", pa.int32(), nullable=False),  # minus the number of turns
-        pa.field("rank_chars", pa.int64(), nullable=False),  # minus the number of characters
-        pa.field("band_hashes", pa.list_(pa.field("item", pa.uint64(), nullable=False)), nullable=False),
-    ],
-    metadata={SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode(), KIND_KEY: b"minhash_signatures"},
-)
 
 CANDIDATE_PAIRS_SCHEMA = pl.Schema({"part_a": pl.Int32, "row_a": pl.Int32, "part_b": pl.Int32, "row_b": pl.Int32})
 
-# What near_duplicate_removals returns, also when it finds nothing (as dedupe_exact's findings).
-NEAR_DUPLICATE_FINDINGS_SCHEMA = pl.Schema(
-    {"part": pl.Int32, "row": pl.Int32, "reason": pl.String, "duplicate_of": pl.String, "detail": pl.String}
-)
-
-RANK_ORDER = ["rank_gpt4", "rank_turns", "rank_chars", "id", "part", "row"]
+NEAR_DUPLICATE_FINDINGS_SCHEMA = FINDINGS_SCHEMA
 
 Key = tuple[int, int]  # (part, row): ids alone are not unique in real dumps
 

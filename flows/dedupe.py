@@ -14,9 +14,8 @@ import pyarrow.parquet as pq
 from prefect import flow, get_run_logger, task
 
 from curation.dedupe_common import removals_for_part, remove_listed
-from curation.dedupe_exact import EXACT_KEYS_SCHEMA, exact_dedupe_keys, find_exact_duplicates
+from curation.dedupe_exact import exact_dedupe_keys, find_exact_duplicates
 from curation.dedupe_minhash import (
-    MINHASH_SIGNATURE_SCHEMA,
     conversation_shingles,
     lsh_candidate_pairs,
     minhash_signatures,
@@ -26,7 +25,7 @@ from curation.io import atomic_write_table, read_conversations_parquet, write_co
 from curation.reports import merge_stage_reports, stage_report
 from flows.paths import RunPaths
 from schemas import StageReport
-from schemas.arrow import REMOVALS_SCHEMA
+from schemas.arrow import EXACT_KEYS_SCHEMA, MINHASH_SIGNATURE_SCHEMA, REMOVALS_SCHEMA
 from schemas.config import CurationConfig
 from schemas.ledger import Stage
 

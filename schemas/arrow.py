@@ -75,3 +75,35 @@ REMOVALS_SCHEMA = _with_kind(
     ],
     "removals",
 )
+
+
+# keep_rank's components verbatim (curation.dedupe_common.keep_rank), so sorting them ascending,
+# then part and row for records that tie (a repeated id), orders records exactly as keep_rank does.
+RANKED_RECORD_FIELDS = [
+    pa.field("part", pa.int32(), nullable=False),
+    pa.field("row", pa.int32(), nullable=False),
+    pa.field("id", pa.string(), nullable=False),
+    pa.field("rank_gpt4", pa.int8(), nullable=False),  # 0 for GPT-4, 1 otherwise
+    pa.field("rank_turns", pa.int32(), nullable=False),  # minus the number of turns
+    pa.field("rank_chars", pa.int64(), nullable=False),  # minus the number of characters
+]
+
+# dedupe_exact's keys, one row per conversation.
+EXACT_KEYS_SCHEMA = pa.schema(
+    [
+        *RANKED_RECORD_FIELDS,
+        pa.field("full_hash", pa.string(), nullable=False),
+        pa.field("user_hash", pa.string(), nullable=True),
+        pa.field("prefix_hashes", pa.list_(pa.field("item", pa.string(), nullable=False)), nullable=False),
+    ]
+)
+
+# dedupe_minhash's signatures, one row per conversation. band_hashes is empty for a conversation
+# without words: an empty set has no MinHash, and all empty records would otherwise collide.
+MINHASH_SIGNATURE_SCHEMA = _with_kind(
+    [
+        *RANKED_RECORD_FIELDS,
+        pa.field("band_hashes", pa.list_(pa.field("item", pa.uint64(), nullable=False)), nullable=False),
+    ],
+    "minhash_signatures",
+)
