@@ -34,6 +34,19 @@ def keep_rank(conv: Conversation) -> tuple[int, int, int, str]:
     return (0 if conv.model == GPT4_MODEL else 1, -len(conv.turns), -chars, conv.id)
 
 
+def ranked_record(part: int, row: int, conv: Conversation) -> dict[str, int | str]:
+    """The columns of schemas.arrow.RANKED_RECORD_FIELDS for one record: where it is, and its rank."""
+    rank_gpt4, rank_turns, rank_chars, conv_id = keep_rank(conv)
+    return {
+        "part": part,
+        "row": row,
+        "id": conv_id,
+        "rank_gpt4": rank_gpt4,
+        "rank_turns": rank_turns,
+        "rank_chars": rank_chars,
+    }
+
+
 class Removal(NamedTuple):
     """Why one record is removed, and which record was kept in its place."""
 
@@ -52,15 +65,8 @@ def remove_listed(convs: Sequence[Conversation], removals: Mapping[int, Removal]
             kept.append(conv)
             continue
         dropped.append(
-            Dropped(
-                conversation_id=conv.id,
-                stage=stage,
-                reason=removal.reason,
-                detail=removal.detail,
-                input_file=conv.provenance.input_file,
-                byte_offset=conv.provenance.byte_offset,
-                record_index=conv.provenance.record_index,
-                duplicate_of=removal.duplicate_of,
+            Dropped.of(
+                conv, stage=stage, reason=removal.reason, detail=removal.detail, duplicate_of=removal.duplicate_of
             )
         )
     return StageResult(kept=kept, dropped=dropped, changed={})

@@ -25,7 +25,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from curation.dedupe_common import FINDINGS_SCHEMA, RANK_ORDER, Removal, keep_rank, remove_listed
+from curation.dedupe_common import FINDINGS_SCHEMA, RANK_ORDER, Removal, ranked_record, remove_listed
 from curation.text import normalize_text
 from schemas import Conversation, StageResult
 from schemas.arrow import EXACT_KEYS_SCHEMA
@@ -118,21 +118,15 @@ def exact_dedupe_keys(convs: Sequence[Conversation], *, part: int, config: Exact
     """One EXACT_KEYS_SCHEMA row per conversation of part `part`, `row` being its position."""
     columns: dict[str, list[Any]] = {name: [] for name in EXACT_KEYS_SCHEMA.names}
     for row, conv in enumerate(convs):
-        rank_gpt4, rank_turns, rank_chars, conv_id = keep_rank(conv)
         full_hash, user_hash, prefix_hashes = conversation_hashes(
             conv, match_user_prompts=config.match_user_prompts, match_prefixes=config.match_prefixes
         )
-        for name, value in (
-            ("part", part),
-            ("row", row),
-            ("id", conv_id),
-            ("rank_gpt4", rank_gpt4),
-            ("rank_turns", rank_turns),
-            ("rank_chars", rank_chars),
-            ("full_hash", full_hash),
-            ("user_hash", user_hash),
-            ("prefix_hashes", prefix_hashes),
-        ):
+        record = ranked_record(part, row, conv) | {
+            "full_hash": full_hash,
+            "user_hash": user_hash,
+            "prefix_hashes": prefix_hashes,
+        }
+        for name, value in record.items():
             columns[name].append(value)
     return pa.Table.from_pydict(columns, schema=EXACT_KEYS_SCHEMA)
 

@@ -25,7 +25,7 @@ import polars as pl
 import pyarrow as pa
 from datasketch import MinHash
 
-from curation.dedupe_common import FINDINGS_SCHEMA, RANK_ORDER, Removal, keep_rank, remove_listed
+from curation.dedupe_common import FINDINGS_SCHEMA, RANK_ORDER, Removal, ranked_record, remove_listed
 from curation.text import words
 from schemas import Conversation, StageResult
 from schemas.arrow import MINHASH_SIGNATURE_SCHEMA
@@ -127,15 +127,7 @@ def minhash_signatures(convs: Sequence[Conversation], *, part: int, config: MinH
     columns: dict[str, list[Any]] = {name: [] for name in MINHASH_SIGNATURE_SCHEMA.names[:-1]}
     bands: list[np.ndarray] = []
     for row, (conv, minhash) in enumerate(zip(convs, conversation_minhashes(convs, config=config), strict=True)):
-        rank_gpt4, rank_turns, rank_chars, conv_id = keep_rank(conv)
-        for name, value in (
-            ("part", part),
-            ("row", row),
-            ("id", conv_id),
-            ("rank_gpt4", rank_gpt4),
-            ("rank_turns", rank_turns),
-            ("rank_chars", rank_chars),
-        ):
+        for name, value in ranked_record(part, row, conv).items():
             columns[name].append(value)
         bands.append(band_hashes(minhash, bands=config.bands, rows=config.rows))
     offsets = np.zeros(len(bands) + 1, dtype=np.int32)

@@ -29,15 +29,7 @@ __all__ = [
 
 
 def _dropped(conv: Conversation, *, stage: Stage, reason: DropReason, detail: str) -> Dropped:
-    return Dropped(
-        conversation_id=conv.id,
-        stage=stage,
-        reason=reason,
-        detail=detail,
-        input_file=conv.provenance.input_file,
-        byte_offset=conv.provenance.byte_offset,
-        record_index=conv.provenance.record_index,
-    )
+    return Dropped.of(conv, stage=stage, reason=reason, detail=detail)
 
 
 # --- shape ----------------------------------------------------------------------------------

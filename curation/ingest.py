@@ -308,16 +308,21 @@ def _turn(role_name: Any, content: Any, where: str) -> Turn:
     return Turn(role=role, content=content, source_role=role_name)
 
 
-def _from_value_turns(items: Any, field: str) -> list[Turn]:
-    """ShareGPT's [{from, value}] list, in a dump record or a page's content.items."""
+def _turn_list(items: Any, field: str, *, role_key: str, text_key: str) -> list[Turn]:
+    """A JSON list of turn objects: ShareGPT's [{from, value}] (a dump record or a page's
+    content.items) or the messages format's [{role, content}]."""
     if not isinstance(items, list):
         raise _Reject("invalid_record", f"{field} is a JSON {type(items).__name__}, not a list")
     turns = []
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             raise _Reject("invalid_record", f"{field}[{i}] is a JSON {type(item).__name__}, not an object")
-        turns.append(_turn(item.get("from"), item.get("value"), f"{field}[{i}]"))
+        turns.append(_turn(item.get(role_key), item.get(text_key), f"{field}[{i}]"))
     return turns
+
+
+def _from_value_turns(items: Any, field: str) -> list[Turn]:
+    return _turn_list(items, field, role_key="from", text_key="value")
 
 
 def _sharegpt_turns(value: dict[str, Any]) -> list[Turn]:
@@ -325,15 +330,7 @@ def _sharegpt_turns(value: dict[str, Any]) -> list[Turn]:
 
 
 def _messages_turns(value: dict[str, Any]) -> list[Turn]:
-    messages = value["messages"]
-    if not isinstance(messages, list):
-        raise _Reject("invalid_record", f"messages is a JSON {type(messages).__name__}, not a list")
-    turns = []
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise _Reject("invalid_record", f"messages[{i}] is a JSON {type(message).__name__}, not an object")
-        turns.append(_turn(message.get("role"), message.get("content"), f"messages[{i}]"))
-    return turns
+    return _turn_list(value["messages"], "messages", role_key="role", text_key="content")
 
 
 def _alpaca_turns(value: dict[str, Any]) -> list[Turn]:

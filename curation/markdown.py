@@ -466,17 +466,7 @@ def convert_assistant_html(convs: Iterable[Conversation], *, config: MarkdownCon
                 changes["capture_noise_removed"] += content != turn.content
             turns.append(turn if content == turn.content else turn.model_copy(update={"content": content}))
         if truncated_turn is not None:
-            dropped.append(
-                Dropped(
-                    conversation_id=conv.id,
-                    stage="markdown",
-                    reason="truncated_html",
-                    detail=f"turn={truncated_turn}",
-                    input_file=conv.provenance.input_file,
-                    byte_offset=conv.provenance.byte_offset,
-                    record_index=conv.provenance.record_index,
-                )
-            )
+            dropped.append(Dropped.of(conv, stage="markdown", reason="truncated_html", detail=f"turn={truncated_turn}"))
             continue
         changed.update(changes)
         modified = any(new is not old for new, old in zip(turns, conv.turns, strict=True))

@@ -178,13 +178,4 @@ def _all_rounds_detail(too_long: list[RoundTooLong], config: SplitConfig) -> str
 
 
 def _dropped(conv: Conversation, detail: str, *, scope: Literal["conversation", "round"]) -> Dropped:
-    return Dropped(
-        conversation_id=conv.id,
-        stage="split",
-        reason="round_too_long",
-        detail=detail,
-        input_file=conv.provenance.input_file,
-        byte_offset=conv.provenance.byte_offset,
-        record_index=conv.provenance.record_index,
-        scope=scope,
-    )
+    return Dropped.of(conv, stage="split", reason="round_too_long", detail=detail, scope=scope)

@@ -257,15 +257,8 @@ def tokenize_conversation(conv: Conversation, *, tokenizer: Tokenizer, template:
 def _no_supervised_tokens(conv: Conversation) -> Dropped:
     answers = [t for t in conv.turns if t.role == "assistant"]
     zero = sum(1 for t in answers if t.weight is not None and t.weight <= 0)
-    return Dropped(
-        conversation_id=conv.id,
-        stage="tokenize",
-        reason="no_supervised_tokens",
-        detail=f"assistant_turns={len(answers)} weight_0={zero}",
-        input_file=conv.provenance.input_file,
-        byte_offset=conv.provenance.byte_offset,
-        record_index=conv.provenance.record_index,
-    )
+    detail = f"assistant_turns={len(answers)} weight_0={zero}"
+    return Dropped.of(conv, stage="tokenize", reason="no_supervised_tokens", detail=detail)
 
 
 def tokenize_conversations(

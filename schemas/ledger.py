@@ -88,6 +88,30 @@ class Dropped(BaseModel):
     # whose other rounds go on (split), so it does not count as a dropped record.
     scope: Literal["conversation", "round"] = "conversation"
 
+    @classmethod
+    def of(
+        cls,
+        conv: Conversation,
+        *,
+        stage: Stage,
+        reason: DropReason,
+        detail: str = "",
+        duplicate_of: str | None = None,
+        scope: Literal["conversation", "round"] = "conversation",
+    ) -> Dropped:
+        """The drop record for `conv`, carrying its id and where it was read."""
+        return cls(
+            conversation_id=conv.id,
+            stage=stage,
+            reason=reason,
+            detail=detail,
+            input_file=conv.provenance.input_file,
+            byte_offset=conv.provenance.byte_offset,
+            record_index=conv.provenance.record_index,
+            duplicate_of=duplicate_of,
+            scope=scope,
+        )
+
 
 class StageReport(BaseModel):
     """Counts for one stage over one run: inputs == kept + dropped always holds.
