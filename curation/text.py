@@ -54,3 +54,13 @@ def words(text: str) -> list[str]:
     finer units for them should shingle characters instead.
     """
     return _WORD.findall(normalize_text(text))
+
+
+def word_spans(text: str) -> list[tuple[str, int, int]]:
+    """The words of `text` with their [start, end) character offsets in `text` itself.
+
+    Each word is normalized on its own, so the words equal `words(text)` except where NFKC
+    would merge or split characters across a word boundary (rare compatibility forms); use this
+    where matched words must be located in the original text (report highlighting).
+    """
+    return [(normalize_text(m.group()), m.start(), m.end()) for m in _WORD.finditer(text)]

@@ -48,7 +48,7 @@ def check_inputs(inputs: list[Path]) -> None:
 
 
 def check_resources(config: CurationConfig) -> None:
-    """Load what the run needs (the tokenizer) before any work, so a missing one fails first."""
+    """Load what the run needs (tokenizer, benchmarks, embedder) before any work, so a missing one fails first."""
     from curation.tokenizer_load import TokenizerUnavailableError
     from flows.resources import tokenizer_for
 
@@ -56,3 +56,37 @@ def check_resources(config: CurationConfig) -> None:
         tokenizer_for(config.tokenizer.spec)
     except TokenizerUnavailableError as e:
         raise ConfigError(f"tokenizer.spec={config.tokenizer.spec!r}: {e}") from e
+    check_contamination_resources(config, require_benchmarks=False)
+
+
+def check_contamination_resources(config: CurationConfig, *, require_benchmarks: bool) -> None:
+    """Benchmark files readable, decisions file valid, device present and model loadable, or a ConfigError."""
+    from curation.benchmarks import BenchmarkReadError, read_benchmarks
+    from curation.reviewer_decisions import DecisionsFileError, read_decisions
+    from flows.resources import DeviceUnavailableError, contamination_devices, embedder_for
+
+    c = config.contamination
+    if not c.enabled:
+        return
+    specs = c.benchmark_specs()
+    if not specs:
+        if require_benchmarks:
+            raise ConfigError(
+                "no benchmarks configured: set contamination.presets (with presets_dir for local files) "
+                "or contamination.benchmarks"
+            )
+        return
+    try:
+        read_benchmarks(specs, index_answers=c.index_answers)
+        if c.decisions_file:
+            read_decisions(Path(c.decisions_file))
+        device, _ = contamination_devices(c.device)
+    except (BenchmarkReadError, DecisionsFileError, DeviceUnavailableError) as e:
+        raise ConfigError(f"contamination: {e}") from e
+    try:
+        embedder_for(c.model, device)
+    except (OSError, ValueError) as e:
+        raise ConfigError(
+            f"contamination.model={c.model!r} could not be loaded ({e}); use 'all-MiniLM-L6-v2' (bundled, "
+            "offline) or a local sentence-transformers folder"
+        ) from e

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,10 +12,11 @@ from curation.io import atomic_write_text
 from curation.reports import count_source_records, ledger_balance_errors, run_report_markdown
 from flows.clean import clean_flow
 from flows.config_file import check_inputs, check_resources
+from flows.contamination import contamination_check_flow
 from flows.dedupe import dedupe_exact_flow, dedupe_minhash_flow
 from flows.ingest import ingest_flow
 from flows.lineage import code_version
-from flows.paths import RunPaths, new_run_id
+from flows.paths import RunPaths, new_run_id, publish_parts
 from flows.shards import shards_flow
 from flows.split import split_flow
 from schemas import RunReport
@@ -26,21 +25,6 @@ from schemas.config import CurationConfig
 
 class LedgerImbalanceError(RuntimeError):
     """Records were lost or invented: a bug in chatsift, never a property of the input."""
-
-
-def publish_parts(parts: list[str], dest: Path) -> list[str]:
-    """Give the final stage's parts their published names under `dest` (hard links when possible)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    published = []
-    for i, part in enumerate(parts):
-        target = dest / f"part-{i:05d}.parquet"
-        target.unlink(missing_ok=True)
-        try:
-            os.link(part, target)
-        except OSError:
-            shutil.copyfile(part, target)
-        published.append(str(target))
-    return published
 
 
 @flow(name="curate", log_prints=True)
@@ -62,12 +46,20 @@ def curate_flow(
     clean_parts, clean_reports = clean_flow(ingest_parts, paths, config)
     exact_parts, exact_report = dedupe_exact_flow(clean_parts, paths, config)
     near_parts, near_report = dedupe_minhash_flow(exact_parts, paths, config)
-    split_parts, split_report = split_flow(near_parts, paths, config)
-    # The contamination check (issue 5) goes here, before the shards are built.
+    checked_parts, contamination_report, contamination_files = contamination_check_flow(near_parts, paths, config)
+    split_parts, split_report = split_flow(checked_parts, paths, config)
     final_parts = publish_parts(split_parts, paths.conversations_dir)
     manifest, shard_reports = shards_flow(final_parts, paths, config)
 
-    stages = [ingest_report, *clean_reports, exact_report, near_report, split_report, *shard_reports]
+    stages = [
+        ingest_report,
+        *clean_reports,
+        exact_report,
+        near_report,
+        contamination_report,
+        split_report,
+        *shard_reports,
+    ]
     kept, dropped = count_source_records([Path(p) for p in final_parts], sorted(paths.ledger_dir.glob("*.parquet")))
     report = RunReport(
         run_id=paths.run_id,
@@ -87,6 +79,7 @@ def curate_flow(
             "report": str(paths.report_json),
             "shards": manifest,
             "parts": str(len(final_parts)),
+            **{f"contamination_{kind}": path for kind, path in contamination_files.items()},
         },
     )
     atomic_write_text(paths.report_json, report.model_dump_json(indent=2))

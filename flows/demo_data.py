@@ -12,11 +12,29 @@ from pathlib import Path
 
 from curation.chatgpt_html import markdown_to_chatgpt_html, sharegpt_page_html
 from curation.io import atomic_write_text
-from schemas.config import CurationConfig, SplitConfig
+from schemas.config import BenchmarkSpec, ContaminationConfig, CurationConfig, SplitConfig
 
 SAMPLE_CONVERSATIONS = Path(__file__).parent / "sample_data" / "conversations.json"
+# Benchmark-style questions written for the demo (no real benchmark is shipped): two of the
+# sample's conversations quote them, one verbatim and one rephrased in a later round.
+DEMO_BENCHMARK = Path(__file__).parent / "sample_data" / "demo_benchmark.jsonl"
 # The sample's conversations are short; a small token budget lets the demo show splitting.
-DEMO_CONFIG = CurationConfig(split=SplitConfig(max_tokens=256))
+# Cutting (rather than dropping) contaminated conversations shows both outcomes.
+DEMO_CONFIG = CurationConfig(
+    split=SplitConfig(max_tokens=256),
+    contamination=ContaminationConfig(
+        benchmarks=(
+            BenchmarkSpec(
+                name="demo_bench",
+                path=str(DEMO_BENCHMARK),
+                id_field="id",
+                text_fields=("question",),
+                answer_fields=("answer",),
+            ),
+        ),
+        action="cut_before_turn",
+    ),
+)
 PAGE_COUNT = 8
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,3 +63,18 @@ class RunPaths:
     @property
     def config_json(self) -> Path:
         return self.root / "config.json"
+
+
+def publish_parts(parts: list[str], dest: Path) -> list[str]:
+    """Give the final stage's parts their published names under `dest` (hard links when possible)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    published = []
+    for i, part in enumerate(parts):
+        target = dest / f"part-{i:05d}.parquet"
+        target.unlink(missing_ok=True)
+        try:
+            os.link(part, target)
+        except OSError:
+            shutil.copyfile(part, target)
+        published.append(str(target))
+    return published

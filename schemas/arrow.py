@@ -107,3 +107,62 @@ MINHASH_SIGNATURE_SCHEMA = _with_kind(
     ],
     "minhash_signatures",
 )
+
+
+# Benchmark items as read from their files, one row per question or reference answer.
+BENCHMARK_ITEMS_SCHEMA = _with_kind(
+    [
+        pa.field("benchmark", pa.string(), nullable=False),
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+    ],
+    "benchmark_items",
+)
+
+
+def embedding_cache_schema(dim: int) -> pa.Schema:
+    """The embedding cache: one row per distinct text, keyed by blake2b-128 of its UTF-8 bytes."""
+    return _with_kind(
+        [
+            pa.field("text_hash", pa.string(), nullable=False),
+            pa.field("vector", pa.list_(pa.field("item", pa.float32(), nullable=False), dim), nullable=False),
+        ],
+        "embedding_cache",
+    )
+
+
+_SPAN = pa.list_(pa.field("item", pa.int32(), nullable=False), 2)
+_SPANS = pa.list_(pa.field("item", _SPAN, nullable=False))
+
+# Every checked turn's best matches and what was done with it (schemas.contamination.TurnFinding).
+FINDINGS_SCHEMA = _with_kind(
+    [
+        pa.field("conversation_id", pa.string(), nullable=False),
+        pa.field("input_file", pa.string(), nullable=False),
+        pa.field("record_index", pa.int64(), nullable=True),
+        pa.field("turn_index", pa.int32(), nullable=False),
+        pa.field("role", pa.string(), nullable=False),
+        pa.field("best_benchmark", pa.string(), nullable=True),
+        pa.field("best_item_id", pa.string(), nullable=True),
+        pa.field("best_score", pa.float32(), nullable=False),
+        pa.field("best_unit", pa.string(), nullable=False),
+        pa.field("ngram_benchmark", pa.string(), nullable=True),
+        pa.field("ngram_item_id", pa.string(), nullable=True),
+        pa.field("ngram_coverage", pa.float32(), nullable=False),
+        pa.field("fuzzy_item_id", pa.string(), nullable=True),
+        pa.field("fuzzy_benchmark", pa.string(), nullable=True),
+        pa.field("fuzzy_containment", pa.float32(), nullable=False),
+        pa.field("flagged", pa.bool_(), nullable=False),
+        pa.field("category", pa.string(), nullable=True),
+        pa.field("matched_benchmark", pa.string(), nullable=True),
+        pa.field("matched_item_id", pa.string(), nullable=True),
+        pa.field("matched_score", pa.float32(), nullable=False),
+        pa.field("decision", pa.string(), nullable=True),
+        pa.field("action", pa.string(), nullable=False),
+        pa.field("turn_text", pa.string(), nullable=True),
+        pa.field("turn_spans", _SPANS, nullable=False),
+        pa.field("item_spans", _SPANS, nullable=False),
+    ],
+    "contamination_findings",
+)

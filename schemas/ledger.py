@@ -19,6 +19,7 @@ Stage = Literal[
     "dedupe_exact",
     "dedupe_minhash",
     "split",
+    "contamination",
     "tokenize",
     "pack",
 ]
@@ -60,6 +61,9 @@ DropReason = Literal[
     "near_duplicate",  # verified Jaccard of word 5-gram shingles >= the threshold
     # split
     "round_too_long",  # one user+assistant round is longer than max_tokens on its own
+    # contamination (detail: benchmark, item id, score, category, turn)
+    "benchmark_contamination",  # a turn matches a benchmark item: the conversation is dropped
+    "contaminated_rounds_cut",  # scope "round": rounds from the first contaminated turn on were cut
     # tokenize
     "no_supervised_tokens",  # nothing left to train on (every assistant turn has weight 0)
     # pack

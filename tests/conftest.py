@@ -52,3 +52,17 @@ def prefect_server() -> Any:
     # The harness takes ~10 s to start (prefect.md): start it once.
     with prefect_test_harness(server_startup_timeout=90), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield
+
+
+@pytest.fixture(scope="session")
+def embed_units(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The real all-MiniLM-L6-v2 (bundled, offline) behind one embedding cache for the session,
+    so each distinct text is embedded once however many tests use it."""
+    from curation.embedding_cache import cached_embeddings
+    from flows.resources import embed_normalized, embedder_for, embedding_dim
+
+    model = embedder_for("all-MiniLM-L6-v2", "cpu")
+    embed = embed_normalized(model, 64)
+    folder = tmp_path_factory.mktemp("embedding-cache")
+    dim = embedding_dim(model)
+    return lambda texts: cached_embeddings(texts, embed=embed, folder=folder, dim=dim)
