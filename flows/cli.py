@@ -6,14 +6,20 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from flows.config_file import ConfigError, check_inputs, check_resources, load_config
 from schemas import RunReport
-from schemas.config import CurationConfig
+from schemas.config import LOCAL_BENCHMARK_PRESETS, CurationConfig
 
 
-def _run_curate(inputs: list[Path], out: Path, config: CurationConfig, run_id: str | None) -> RunReport:
+@contextmanager
+def _local_prefect() -> Iterator[None]:
+    """Settings for a local run on the embedded Prefect server."""
     # The embedded server's telemetry write races its first migration on a fresh SQLite file
     # ("database is locked" in the log); a local curation run has no use for telemetry anyway.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -25,14 +31,39 @@ def _run_curate(inputs: list[Path], out: Path, config: CurationConfig, run_id: s
         temporary_settings,
     )
 
-    from flows.curate import curate_flow
-
     # The heartbeat thread adds ~1 s per flow run (prefect.md); the embedded server can take
     # longer than the default 20 s to start on a busy 2-core machine.
     with temporary_settings(
         {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 90}
     ):
+        yield
+
+
+def _run_curate(inputs: list[Path], out: Path, config: CurationConfig, run_id: str | None) -> RunReport:
+    with _local_prefect():
+        from flows.curate import curate_flow
+
         return curate_flow(inputs=inputs, out_dir=out, config=config, run_id=run_id)
+
+
+def _contamination_command(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if args.presets_dir:
+        data = config.model_dump(mode="json")
+        data["contamination"]["presets_dir"] = str(args.presets_dir)
+        data["contamination"]["presets"] = args.presets or config.contamination.presets or list(LOCAL_BENCHMARK_PRESETS)
+        try:
+            config = CurationConfig.model_validate(data)
+        except ValidationError as e:
+            raise ConfigError(f"--presets: {e.errors(include_url=False)[0]['msg']}") from e
+    if not args.conversations.is_dir():
+        raise ConfigError(f"{args.conversations} is not a folder: pass a run's conversations/ folder")
+    with _local_prefect():
+        from flows.contamination import contamination_flow
+
+        summary = contamination_flow(conversations=args.conversations, out_dir=args.out, config=config)
+    print(json.dumps(summary, indent=2))
+    return 0
 
 
 def _print_summary(report: RunReport) -> None:
@@ -47,6 +78,8 @@ def _print_summary(report: RunReport) -> None:
     print(f"conversations: {report.outputs['conversations']}\nledger:        {report.outputs['ledger']}")
     print(f"shards:        {report.outputs['shards']}")
     print(f"report:        {report.outputs['report']}")
+    if "contamination_html" in report.outputs:
+        print(f"contamination: {report.outputs['contamination_html']}")
 
 
 def _shards_command(args: argparse.Namespace) -> int:
@@ -84,6 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     p_demo = sub.add_parser("demo", help="run the whole pipeline on a small built-in sample")
     p_demo.add_argument("--out", type=Path, default=Path("runs"), help="output directory (default: ./runs)")
 
+    p_cont = sub.add_parser("contamination", help="check curated conversations against benchmark questions")
+    p_cont.add_argument("conversations", type=Path, help="a folder of conversation parts (a run's conversations/)")
+    p_cont.add_argument("--out", type=Path, default=Path("runs"), help="output directory (default: ./runs)")
+    p_cont.add_argument("--config", type=Path, help="TOML or JSON file; its [contamination] table is used")
+    p_cont.add_argument("--presets-dir", type=Path, help="folder holding the benchmark files as published")
+    p_cont.add_argument("--presets", nargs="*", help="benchmark presets to use with --presets-dir (default: all)")
+
     sub.add_parser("config", help="print every option with its default, as JSON")
 
     p_shards = sub.add_parser("shards", help="check or look into training shards")
@@ -102,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "shards":
             return _shards_command(args)
+        if args.command == "contamination":
+            return _contamination_command(args)
         if args.command == "demo":
             from flows.demo_data import DEMO_CONFIG, write_demo_inputs
 

@@ -25,6 +25,7 @@ from curation.tokenizer_load import load_tokenizer
 from schemas import DROP_REASONS, Conversation, Dropped, Provenance, Turn
 from schemas.config import (
     BlockedConfig,
+    ContaminationConfig,
     CurationConfig,
     ExactDedupeConfig,
     IngestConfig,
@@ -34,6 +35,7 @@ from schemas.config import (
     ShardsConfig,
     SplitConfig,
 )
+from schemas.contamination import BenchmarkItem
 from schemas.shards import TokenizedConversation
 
 GOOD = [
@@ -76,6 +78,29 @@ def _exact(*convs: Conversation) -> list[Dropped]:
 
 def _near(*convs: Conversation) -> list[Dropped]:
     return drop_near_duplicates(convs, config=MinHashConfig()).dropped
+
+
+CONTAMINATING = (
+    "A bakery sells muffins in boxes of 6. If Priya buys 4 boxes and gives away 7 muffins, how many are left?"
+)
+
+
+def _contamination(conv: Conversation, **options: object) -> list[Dropped]:
+    from curation.contamination import build_benchmark_index, check_contamination
+    from curation.embedding_cache import cached_embeddings
+    from flows.resources import embed_normalized, embedder_for
+
+    embed = embed_normalized(embedder_for("all-MiniLM-L6-v2", "cpu"), 32)
+    items = [BenchmarkItem(benchmark="toy", item_id="1", text=CONTAMINATING)]
+    config = ContaminationConfig(**options)  # type: ignore[arg-type]
+    index = build_benchmark_index(items, embed([CONTAMINATING]), config=config, gpu=False)
+    return check_contamination(
+        [conv],
+        index=index,
+        embed=lambda texts: cached_embeddings(texts, embed=embed, folder=None, dim=384),
+        config=config,
+        decisions={},
+    ).dropped
 
 
 def _split(conv: Conversation, max_tokens: int) -> list[Dropped]:
@@ -161,6 +186,10 @@ TRIGGERS: dict[str, Callable[[Path], list[Dropped]]] = {
         _conv(QA[0], ("assistant", LONG_ANSWER.replace("number 7.", "number seven.")), conv_id="b"),
     ),
     "round_too_long": lambda t: _split(_conv(QA[0], ("assistant", LONG_ANSWER)), max_tokens=50),
+    "benchmark_contamination": lambda t: _contamination(_conv(("user", CONTAMINATING), QA[1])),
+    "contaminated_rounds_cut": lambda t: _contamination(
+        _conv(*QA, ("user", CONTAMINATING), ("assistant", "17.")), action="cut_before_turn"
+    ),
     "no_supervised_tokens": lambda t: tokenize_conversations(
         [_conv(QA[0], QA[1]).model_copy(update={"turns": (_conv(*QA).turns[0], _unsupervised(QA[1][1]))})],
         tokenizer=load_tokenizer("mistral-7b-v0.1", cache_dir=t / "cache"),

@@ -1,0 +1,387 @@
+"""Benchmark the contamination check (training turns vs benchmark questions) on real data.
+
+    .venv/bin/python bench/contamination.py                       # all 3003 conversations x 19,073 items
+    .venv/bin/python bench/contamination.py --conversations 200 --mmlu-sample 500 --plants 20   # quick
+
+The curation functions are called directly (no Prefect), on the device --device picks (as
+contamination.device does: "auto" takes the GPU when torch and FAISS both see one). Figures,
+each timed on its own with time.perf_counter (nothing here asserts a timing):
+
+1. benchmark items: count per benchmark (the 9 local presets), embedding time and items/s;
+2. units: checked (user) turns and their embedding units (turn_units with the config defaults);
+   embedding time, units/s and turns/s, the embedder called directly (no cache) on whole turns
+   drawn at random until --units-sample units (0: all of them; by default a sample, so that
+   the units are not embedded twice in a full run);
+3. the whole check (check_contamination) with a cold embedding cache in a temporary folder,
+   then again with the warm one, which must embed 0 new units (the script exits 1 otherwise);
+4. FAISS search (search_top, k = fuzzy_candidates) of every unit vector against the items, on
+   the CPU, and on the GPU too where FAISS sees one (then the top-1 rows are compared);
+5. what the check flags on the untouched real conversations, every flagged pair listed so a
+   person can judge it;
+6. with --plants N: N items planted verbatim and N lightly edited into copies of real
+   conversations (tests/test_contamination_real.py's helpers), and the recall of each.
+
+Peak RSS (resource.getrusage) is printed after each phase; the last line is for the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import resource
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from curation.benchmarks import read_benchmarks  # noqa: E402
+from curation.contamination import (  # noqa: E402
+    ContaminationResult,
+    build_benchmark_index,
+    check_contamination,
+    turn_units,
+)
+from curation.embedding_cache import CachedEmbeddings, cached_embeddings, model_cache_dir  # noqa: E402
+from curation.text import normalize_text  # noqa: E402
+from curation.vector_search import faiss_gpu_count, flat_ip_index, search_top  # noqa: E402
+from flows.resources import contamination_devices, embed_normalized, embedder_for, embedding_dim  # noqa: E402
+from schemas import Conversation  # noqa: E402
+from schemas.config import LOCAL_BENCHMARK_PRESETS, ContaminationConfig  # noqa: E402
+from schemas.contamination import BenchmarkItem  # noqa: E402
+from tests.test_contamination_real import _conversation, _plant, light_edit  # noqa: E402
+
+SEED = 20261121
+SAMPLE = "data/sharegpt/sharegpt_v3_unfiltered_cleaned_split.first3003.json.gz"
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def phase_done(name: str) -> None:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"  [peak RSS after {name}: {peak_rss_mib():,.0f} MiB; load average {load}]", flush=True)
+
+
+def rate(count: float, seconds: float) -> str:
+    return f"{count / seconds:,.0f}" if seconds > 0 else "inf"
+
+
+def compact(value: float) -> str:
+    """40K, 1.2M: for the README line."""
+    for limit, suffix in ((1e6, "M"), (1e3, "K")):
+        if value >= limit:
+            return f"{value / limit:.{1 if value < 10 * limit else 0}f}{suffix}"
+    return f"{value:.0f}"
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+
+
+def read_items(shared: Path, mmlu_sample: int, rng: random.Random) -> list[BenchmarkItem]:
+    """The 9 local presets' questions; MMLU subsampled to `mmlu_sample` when that is > 0."""
+    raw = shared / "data" / "benchmarks" / "raw"
+    specs = [
+        spec.model_copy(
+            update={"path": str((raw.parent if name == "arc_challenge" else raw) / spec.path)}  # arc is not in raw/
+        )
+        for name, spec in LOCAL_BENCHMARK_PRESETS.items()
+    ]
+    items = read_benchmarks(specs, index_answers=False)
+    if mmlu_sample > 0:
+        mmlu = [i for i in items if i.benchmark == "mmlu"]
+        if mmlu_sample < len(mmlu):
+            chosen = set(rng.sample(range(len(mmlu)), mmlu_sample))
+            keep = {id(item) for k, item in enumerate(mmlu) if k in chosen}
+            items = [i for i in items if i.benchmark != "mmlu" or id(i) in keep]
+    return items
+
+
+def read_conversations(sample: Path, limit: int) -> tuple[list[Conversation], int]:
+    """The first `limit` records (0: all) as Conversations; also how many records were skipped
+    (no user turn once unknown roles and empty values are left out)."""
+    with gzip.open(sample, "rt", encoding="utf-8") as f:
+        records: list[dict[str, Any]] = json.load(f)
+    if limit > 0:
+        records = records[:limit]
+    convs = [c for i, raw in enumerate(records) if (c := _conversation(raw, i)) is not None]
+    return convs, len(records) - len(convs)
+
+
+def checked_turn_units(convs: list[Conversation], config: ContaminationConfig) -> list[list[str]]:
+    """The embedding units of each checked turn, turn by turn."""
+    window, most = config.window_words, config.max_units_per_turn
+    return [
+        [text for _, text in turn_units(t.content, window_words=window, max_units=most)]
+        for c in convs
+        for t in c.turns
+        if t.role in config.roles
+    ]
+
+
+def plant_items(
+    convs: list[Conversation], items: list[BenchmarkItem], n: int, rng: random.Random
+) -> tuple[list[Conversation], dict[str, tuple[str, BenchmarkItem, int]]]:
+    """n items (round robin over the benchmarks) planted verbatim and n lightly edited, each into
+    a copy of a random real conversation (as tests/test_contamination_real.py does)."""
+    by_benchmark: dict[str, list[BenchmarkItem]] = {}
+    for item in items:
+        by_benchmark.setdefault(item.benchmark, []).append(item)
+    names = sorted(by_benchmark)
+    per_benchmark = Counter(names[k % len(names)] for k in range(n))
+    chosen = [
+        (k, item)
+        for name in names
+        for k, item in enumerate(rng.sample(by_benchmark[name], min(per_benchmark[name], len(by_benchmark[name]))))
+    ]
+    planted: list[Conversation] = []
+    plants: dict[str, tuple[str, BenchmarkItem, int]] = {}  # id -> (kind, item, turn index of the plant)
+    for k, item in chosen:
+        for kind in ("exact", "edited"):
+            text = item.text if kind == "exact" else light_edit(item.text, rng)
+            modes = ("new_round", "paragraph", "request") if kind == "exact" else ("new_round", "paragraph")
+            mode = modes[k % len(modes)]
+            pid = f"plant-{kind}-{item.benchmark}-{k}"
+            conv, at = _plant(rng.choice(convs), text, mode, pid)
+            plants[pid] = (kind, item, at)
+            planted.append(conv)
+    return planted, plants
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
+    ap.add_argument("--conversations", type=int, default=0, help="first N real conversations (default 0: all 3003)")
+    ap.add_argument("--mmlu-sample", type=int, default=0, help="index N MMLU questions (default 0: all 14,042)")
+    ap.add_argument("--units-sample", type=int, default=3000, help="units embedded for figure 2 (0: all)")
+    ap.add_argument("--plants", type=int, default=0, help="items planted verbatim and as many edited (default 0)")
+    ap.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    ap.add_argument("--show", type=int, default=100, help="flagged pairs listed at most (default 100)")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    config = ContaminationConfig(device=args.device)
+    sample = args.shared / SAMPLE
+    if not sample.exists():
+        sys.exit(f"no real data at {sample} (../shared beside the checkout): nothing to benchmark")
+    rng = random.Random(SEED)
+    device, faiss_gpu = contamination_devices(args.device)
+    where = "GPU" if device == "cuda" else "CPU"
+    print(
+        f"device {args.device}: embedder on {device}, FAISS on {'GPU' if faiss_gpu else 'CPU'} "
+        f"(FAISS GPUs {faiss_gpu_count()}); torch.get_num_threads() {torch.get_num_threads()}, "
+        f"os.cpu_count() {os.cpu_count()}; model {config.model}, embed batch {config.embed_batch_size}",
+        flush=True,
+    )
+    started = time.perf_counter()
+    model = embedder_for(config.model, device)
+    dim = embedding_dim(model)
+    embed = embed_normalized(model, config.embed_batch_size)
+    embed(["warm up"])  # the first call pays one-off setup: keep it out of the rates
+    print(f"model loaded in {time.perf_counter() - started:.1f} s (dim {dim})")
+    phase_done("loading the model")
+
+    # 1. Benchmark items.
+    items = read_items(args.shared, args.mmlu_sample, rng)
+    counts = Counter(i.benchmark for i in items)
+    print(f"\n1. benchmark items: {len(items):,}" + (" (MMLU subsampled)" if args.mmlu_sample else ""))
+    for name in LOCAL_BENCHMARK_PRESETS:
+        print(f"   {name:<14}{counts[name]:>7,}")
+    started = time.perf_counter()
+    item_vectors = embed([i.text for i in items])
+    items_s = time.perf_counter() - started
+    print(f"   embedded in {items_s:.1f} s = {rate(len(items), items_s)} items/s")
+    started = time.perf_counter()
+    index = build_benchmark_index(items, item_vectors, config=config, gpu=faiss_gpu)
+    print(f"   index (FAISS flat IP + n-grams) built in {time.perf_counter() - started:.1f} s")
+    phase_done("the items")
+
+    # 2. Units.
+    convs, skipped = read_conversations(sample, args.conversations)
+    units = checked_turn_units(convs, config)
+    n_units = sum(len(u) for u in units)
+    n_distinct = len({t for u in units for t in u})
+    print(
+        f"\n2. units: {len(convs):,} conversations ({skipped} records without a user turn left out), "
+        f"{len(units):,} checked {'/'.join(config.roles)} turns, {n_units:,} embedding units ({n_distinct:,} distinct; "
+        f"window {config.window_words} words, at most {config.max_units_per_turn} a turn)"
+    )
+    order = list(range(len(units)))
+    rng.shuffle(order)
+    picked: list[int] = []
+    taken = 0
+    for k in order:
+        if args.units_sample and taken >= args.units_sample:
+            break
+        picked.append(k)
+        taken += len(units[k])
+    sample_texts = [t for k in picked for t in units[k]]
+    started = time.perf_counter()
+    embed(sample_texts)
+    units_s = time.perf_counter() - started
+    units_rate = len(sample_texts) / units_s
+    scope = "all turns" if len(picked) == len(units) else f"a random sample of {len(picked):,} turns"
+    print(
+        f"   embedding only, no cache, {scope} ({len(sample_texts):,} units): {units_s:.1f} s = "
+        f"{units_rate:,.0f} units/s = {rate(len(picked), units_s)} turns/s; "
+        f"all {n_units:,} units would take ~{duration(n_units / units_rate)}"
+    )
+    del sample_texts
+    phase_done("embedding the units")
+
+    # 3. The whole check, cold then warm.
+    failed = False
+    with tempfile.TemporaryDirectory(prefix="chatsift-bench-contamination-") as tmp:
+        folder = model_cache_dir(Path(tmp), config.model, dim)
+
+        def cached(texts: list[str]) -> CachedEmbeddings:
+            return cached_embeddings(texts, embed=embed, folder=folder, dim=dim)
+
+        runs: dict[str, tuple[float, ContaminationResult]] = {}
+        print(f"\n3. check_contamination on {len(convs):,} conversations x {len(items):,} items, cache in {folder}")
+        for label in ("cold", "warm"):
+            started = time.perf_counter()
+            result = check_contamination(convs, index=index, embed=cached, config=config, decisions={})
+            runs[label] = (time.perf_counter() - started, result)
+            seconds, changed = runs[label][0], result.changed
+            print(
+                f"   {label}: {seconds:.1f} s ({duration(seconds)}), units_embedded "
+                f"{changed.get('units_embedded', 0):,}, units_from_cache {changed.get('units_from_cache', 0):,}, "
+                f"{rate(len(convs), seconds)} conversations/s",
+                flush=True,
+            )
+            phase_done(f"the {label} check")
+        warm_embedded = runs["warm"][1].changed.get("units_embedded", 0)
+        if warm_embedded != 0:
+            failed = True
+            print(f"   ERROR: the warm run embedded {warm_embedded} units; it must embed none")
+        cold_s, result = runs["cold"]
+        warm_s = runs["warm"][0]
+        del runs
+
+        # 4. Search, all unit vectors (read back from the cache: nothing is embedded again).
+        def never(texts: list[str]) -> np.ndarray:
+            raise RuntimeError(f"{len(texts)} units were not in the cache")
+
+        unit_vectors = cached_embeddings([t for u in units for t in u], embed=never, folder=folder, dim=dim).vectors
+        k = max(config.fuzzy_candidates, 1)
+        print(f"\n4. FAISS search_top, k={k}, {len(unit_vectors):,} unit vectors x {len(items):,} items")
+        cpu_index = flat_ip_index(item_vectors, gpu=False)
+        started = time.perf_counter()
+        _, cpu_rows = search_top(cpu_index, unit_vectors, k=k, batch_size=config.search_batch_size)
+        search_s = time.perf_counter() - started
+        search_rate = len(unit_vectors) / search_s
+        print(f"   CPU: {search_s:.2f} s = {search_rate:,.0f} queries/s")
+        if faiss_gpu_count() > 0:
+            gpu_index = flat_ip_index(item_vectors, gpu=True)
+            search_top(gpu_index, unit_vectors[:1], k=k, batch_size=config.search_batch_size)  # warm up
+            started = time.perf_counter()
+            _, gpu_rows = search_top(gpu_index, unit_vectors, k=k, batch_size=config.search_batch_size)
+            gpu_s = time.perf_counter() - started
+            differ = int((cpu_rows[:, 0] != gpu_rows[:, 0]).sum())
+            print(f"   GPU: {gpu_s:.2f} s = {rate(len(unit_vectors), gpu_s)} queries/s; top-1 rows differing: {differ}")
+            if faiss_gpu:
+                search_rate = len(unit_vectors) / gpu_s
+            del gpu_index, gpu_rows
+        else:
+            print("   GPU: none (faiss_gpu_count() == 0)")
+        del unit_vectors, cpu_rows, cpu_index
+        phase_done("the search")
+
+        # 5. Outcome on the untouched conversations (the cold run's result).
+        texts = {(i.benchmark, i.item_id): i.text for i in items}
+        rows = {(i.benchmark, i.item_id): r for r, i in enumerate(items)}
+        flagged = [f for f in result.findings if f.flagged]
+        flagged_convs = {f.conversation_id for f in flagged}
+        flag_rate = len(flagged_convs) / len(convs) if convs else 0.0
+        print(
+            f"\n5. untouched real conversations: {len(flagged_convs)}/{len(convs):,} flagged ({flag_rate:.2%}), "
+            f"{len(flagged)} flagged turns of {len(result.findings):,} checked; by category "
+            f"{dict(sorted(Counter(f.category for f in flagged).items(), key=str))}; "
+            f"dropped {len(result.dropped)}, kept {len(result.kept):,}"
+        )
+        for f in flagged[: args.show]:
+            key = (f.matched_benchmark or "", f.matched_item_id or "")
+            turn_text = f.turn_text or ""
+            # The unit closest to the matched item (the turn's opening may say nothing of it).
+            labelled = turn_units(turn_text, window_words=config.window_words, max_units=config.max_units_per_turn)
+            unit_scores = cached([t for _, t in labelled]).vectors @ item_vectors[rows[key]]
+            best = int(np.argmax(unit_scores))
+            print(
+                f"   - {f.conversation_id} turn {f.turn_index} ({len(turn_text):,} chars): {key[0]}/{key[1]} "
+                f"{f.category}, score {f.matched_score:.3f}, ngram coverage {f.ngram_coverage:.2f}, "
+                f"fuzzy containment {f.fuzzy_containment:.2f}\n"
+                f"       turn: {turn_text[:100]!r}\n"
+                + (
+                    f"       unit: {labelled[best][0]} ({unit_scores[best]:.3f}): {labelled[best][1][:100]!r}\n"
+                    if len(labelled) > 1
+                    else ""
+                )
+                + f"       item: {texts.get(key, '')[:100]!r}"
+            )
+        if len(flagged) > args.show:
+            print(f"   ... {len(flagged) - args.show} more (--show)")
+        del result
+        phase_done("the outcome")
+
+        # 6. Planted items.
+        recall_line = ""
+        if args.plants > 0:
+            planted, plants = plant_items(convs, items, args.plants, rng)
+            started = time.perf_counter()
+            planted_result = check_contamination(planted, index=index, embed=cached, config=config, decisions={})
+            plant_s = time.perf_counter() - started
+            hits = {(f.conversation_id, f.turn_index): f for f in planted_result.findings if f.flagged}
+            found: Counter[str] = Counter()
+            right: Counter[str] = Counter()
+            missed: list[str] = []
+            for pid, (kind, item, at) in plants.items():
+                hit = hits.get((pid, at))
+                if hit is None:
+                    missed.append(f"{pid} {item.benchmark}/{item.item_id}: {item.text[:100]!r}")
+                    continue
+                found[kind] += 1
+                key = (hit.matched_benchmark or "", hit.matched_item_id or "")
+                same = normalize_text(texts.get(key, "")) == normalize_text(item.text)
+                right[kind] += key == (item.benchmark, item.item_id) or same
+            total = Counter(kind for kind, _, _ in plants.values())
+            print(f"\n6. planted: {len(planted)} conversations checked in {plant_s:.1f} s")
+            for kind in ("exact", "edited"):
+                print(
+                    f"   {kind}: recall {found[kind]}/{total[kind]} = {found[kind] / total[kind]:.3f}, "
+                    f"matched the planted item (or one of the same text) {right[kind]}"
+                )
+            for m in missed:
+                print(f"   missed: {m}")
+            recall_line = "; recall " + ", ".join(
+                f"{found[kind] / total[kind]:.0%} {kind}" for kind in ("exact", "edited")
+            )
+            phase_done("the plants")
+
+    peak = peak_rss_mib()
+    print(f"\npeak RSS {peak:,.0f} MiB")
+    cores = f"{torch.get_num_threads()} threads" if where == "GPU" else f"{os.cpu_count()} cores"
+    print(
+        f"README: contamination ({where}, {cores}): embed {units_rate:,.0f} units/s, search "
+        f"{compact(search_rate)} queries/s, {len(convs):,} conversations x {len(items):,} items in "
+        f"{duration(cold_s)} cold / {duration(warm_s)} warm (+ {duration(items_s)} to embed the items); "
+        f"flag rate {flag_rate:.1%} on untouched{recall_line}; peak RSS {peak / 1024:.1f} GiB"
+    )
+    if failed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
