@@ -21,6 +21,7 @@ import numpy as np
 
 from curation.embedding_cache import CachedEmbeddings
 from curation.ngram_overlap import NgramIndex, best_overlap, build_ngram_index, char_containment, overlap_evidence
+from curation.text import word_spans
 from curation.vector_search import flat_ip_index, search_top
 from schemas import Conversation, Dropped
 from schemas.config import ContaminationConfig
@@ -41,6 +42,8 @@ class BenchmarkIndex:
     vectors: np.ndarray
     search: faiss.Index
     ngrams: NgramIndex
+    # words per item (curation.text.word_spans), for the fuzzy tier's minimum
+    word_counts: tuple[int, ...]
 
 
 def build_benchmark_index(
@@ -53,19 +56,21 @@ def build_benchmark_index(
         vectors=vectors,
         search=flat_ip_index(vectors, gpu=gpu),
         ngrams=build_ngram_index([i.text for i in items], n=config.ngram_n, min_words=config.ngram_min_words),
+        word_counts=tuple(len(word_spans(i.text)) for i in items),
     )
 
 
-def turn_units(text: str, *, window_words: int, max_units: int) -> list[tuple[str, str]]:
+def turn_units(text: str, *, window_words: int, max_units: int, min_words: int = 1) -> list[tuple[str, str]]:
     """(label, text) units a turn is embedded as: the whole turn, then each paragraph of a turn
-    with several, and half-overlapping windows of `window_words` words over a longer paragraph."""
+    with several, and half-overlapping windows of `window_words` words over a longer paragraph.
+    Paragraphs of fewer than `min_words` words are no units of their own."""
     units = [("turn", text)]
     paragraphs = [p.strip() for p in _PARAGRAPH_BREAK.split(text) if p.strip()]
     stride = max(window_words // 2, 1)
     for k, paragraph in enumerate(paragraphs, start=1):
         tokens = [m.span() for m in _TOKEN.finditer(paragraph)]
         if len(tokens) <= window_words:
-            if len(paragraphs) > 1:
+            if len(paragraphs) > 1 and len(tokens) >= min_words:
                 units.append((f"paragraph {k}", paragraph))
             continue
         start, w = 0, 1
@@ -80,11 +85,24 @@ def turn_units(text: str, *, window_words: int, max_units: int) -> list[tuple[st
     return units[:max_units]
 
 
-def category_of(score: float, coverage: float, config: ContaminationConfig) -> Category:
-    """The reviewer category of a match, by verbatim coverage first, then by score band."""
-    if coverage >= config.ngram_near_verbatim_coverage or score >= config.near_verbatim_score:
+def category_of(score: float, coverage: float, containment: float, config: ContaminationConfig) -> Category:
+    """The reviewer category of a match: word n-gram coverage, character containment (fuzzy tier)
+    and cosine score each vote, and the strongest wins.
+
+    Near verbatim: most of the item's n-grams, or nearly all its characters (>= 0.9), or a score
+    in the top band. Rephrased: a verbatim or fuzzy match, or a score in the middle band.
+    """
+    if (
+        coverage >= config.ngram_near_verbatim_coverage
+        or containment >= max(config.fuzzy_min_containment, 0.9)
+        or score >= config.near_verbatim_score
+    ):
         return "near_verbatim"
-    if coverage >= config.ngram_min_coverage or score >= config.rephrased_score:
+    if (
+        coverage >= config.ngram_min_coverage
+        or containment >= config.fuzzy_min_containment
+        or score >= config.rephrased_score
+    ):
         return "rephrased"
     return "similar"
 
@@ -122,7 +140,12 @@ def _score_turns(
         for ti, turn in enumerate(conv.turns):
             if turn.role not in config.roles:
                 continue
-            units = turn_units(turn.content, window_words=config.window_words, max_units=config.max_units_per_turn)
+            units = turn_units(
+                turn.content,
+                window_words=config.window_words,
+                max_units=config.max_units_per_turn,
+                min_words=config.min_unit_words,
+            )
             turns.append(_Turn(ci, ti, list(range(len(texts), len(texts) + len(units)))))
             labels += [label for label, _ in units]
             texts += [text for _, text in units]
@@ -140,6 +163,8 @@ def _score_turns(
                 if row < 0 or score < config.fuzzy_min_score:
                     break
                 item_text = index.items[row].text
+                if index.word_counts[row] < config.fuzzy_min_item_words:
+                    continue
                 if len(texts[u]) > config.fuzzy_max_length_ratio * len(item_text) + 40:
                     continue
                 containment = char_containment(item_text, texts[u])
@@ -167,8 +192,7 @@ def _finding(
     if matched is not None and matched != t.best_row:
         score = float(np.max(unit_vectors[t.units] @ index.vectors[matched]))
     coverage = overlap.coverage if matched is not None and matched == overlap.item else 0.0
-    if matched is not None and matched == t.fuzzy_row:
-        coverage = max(coverage, t.fuzzy_containment)
+    containment = t.fuzzy_containment if matched is not None and matched == t.fuzzy_row else 0.0
     flagged = verbatim or fuzzy or t.best_score >= config.threshold
     decision = None
     if flagged and matched is not None:
@@ -183,7 +207,7 @@ def _finding(
                 matched = row
                 score = float(np.max(unit_vectors[t.units] @ index.vectors[row]))
                 coverage = overlap.coverage if row == overlap.item else 0.0
-                coverage = max(coverage, t.fuzzy_containment) if row == t.fuzzy_row else coverage
+                containment = t.fuzzy_containment if row == t.fuzzy_row else 0.0
                 break
     item = index.items[matched] if matched is not None else None
     shown = flagged or decision is not None
@@ -208,7 +232,7 @@ def _finding(
         fuzzy_item_id=index.items[t.fuzzy_row].item_id if t.fuzzy_row >= 0 else None,
         fuzzy_containment=t.fuzzy_containment,
         flagged=shown,
-        category=category_of(score, coverage, config) if shown else None,
+        category=category_of(score, coverage, containment, config) if shown else None,
         matched_benchmark=item.benchmark if shown and item else None,
         matched_item_id=item.item_id if shown and item else None,
         matched_score=max(score, 0.0) if shown else 0.0,

@@ -335,6 +335,7 @@ class ContaminationConfig(_Config):
     # Score bands for the categories (chatsift's, checked on planted edits in
     # docs/contamination.md): at or above near_verbatim_score a match is near verbatim, at or
     # above rephrased_score a rephrasing, and between threshold and that merely similar.
+    # Verbatim or fuzzy evidence moves a match up (see curation.contamination.category_of).
     near_verbatim_score: float = Field(default=0.95, gt=0.0, le=1.0)
     rephrased_score: float = Field(default=0.88, gt=0.0, le=1.0)
     # Verbatim tier: word 13-grams, as GPT-3 (Brown et al. 2020, appendix C) and dolma's
@@ -356,10 +357,17 @@ class ContaminationConfig(_Config):
     fuzzy_min_score: float = Field(default=0.5, ge=0.0, le=1.0)
     fuzzy_min_containment: float = Field(default=0.8, gt=0.0, le=1.0)
     fuzzy_max_length_ratio: float = Field(default=2.5, ge=1.0)
+    # Items under this many words are too generic for character matching ("What is Nmap?" holds
+    # most 3-grams of "what is nmap -p U:53 <ip?"): bench/contamination.py on the real sample.
+    fuzzy_min_item_words: int = Field(default=5, ge=1)
     # all-MiniLM-L6-v2 reads 256 word pieces at most, and one embedding of a long turn is
     # diluted: paragraphs are embedded on their own as well, long ones in windows of this many
     # words (half overlapping), up to max_units_per_turn units a turn.
     window_words: int = Field(default=128, ge=8)
+    # Paragraphs and windows under this many words are not units of their own (the whole turn
+    # always is): pasted quizzes have one-word answer options ("histones") that score >= 0.8
+    # against short questions ("What are histones?"), measured on the real sample.
+    min_unit_words: int = Field(default=5, ge=1)
     max_units_per_turn: int = Field(default=64, ge=1)
     # "drop_conversation" removes the whole conversation (Platypus); "cut_before_turn" keeps the
     # rounds before the first contaminated one.

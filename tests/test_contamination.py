@@ -83,6 +83,12 @@ def test_turn_units_add_paragraphs_and_overlapping_windows() -> None:
     assert [t.split()[0] for _, t in windows] == ["w0", "w4", "w8", "w12"]
     assert windows[-1][1].endswith("w19")  # the windows cover every word
     assert len(turn_units(words, window_words=8, max_units=3)) == 3
+    # a one-word paragraph (a quiz's answer option) is no unit of its own
+    quiz = "Where are histones found in the cell nucleus?\n\nhistones\n\nIn the mitochondria"
+    assert [label for label, _ in turn_units(quiz, window_words=8, max_units=10, min_words=5)] == [
+        "turn",
+        "paragraph 1",
+    ]
 
 
 def test_ngram_tier_finds_a_verbatim_copy_inside_a_long_turn_and_locates_it() -> None:
@@ -100,6 +106,16 @@ def test_ngram_tier_finds_a_verbatim_copy_inside_a_long_turn_and_locates_it() ->
     assert best_overlap(code.replace("largest", "smallest"), index).coverage < 0.5
 
 
+def test_short_items_are_left_out_of_the_fuzzy_tier(embed_units: Any) -> None:
+    items = [BenchmarkItem(benchmark="toy", item_id="nmap", text="What is Nmap?")]
+    config = ContaminationConfig()
+    index = build_benchmark_index(items, embed_units([items[0].text]).vectors, config=config, gpu=False)
+    turn = conversation("scan", "what is nmap -p U:53 <ip?", ANSWER)
+    [finding] = check_contamination([turn], index=index, embed=embed_units, config=config, decisions={}).findings
+    assert char_containment("What is Nmap?", "what is nmap -p U:53 <ip?") >= 0.8  # what the tier would see
+    assert finding.fuzzy_containment == 0.0 and not finding.flagged
+
+
 def test_char_containment_survives_typos_but_not_other_questions() -> None:
     assert char_containment("Who signed the Louisiana Purchase?", "who signed the luoisiana purchase") >= 0.8
     assert char_containment("Who signed the Louisiana Purchase?", "Who bought the Alaska territory?") < 0.5
@@ -107,11 +123,13 @@ def test_char_containment_survives_typos_but_not_other_questions() -> None:
 
 def test_categories_follow_coverage_then_score_bands() -> None:
     c = ContaminationConfig()
-    assert category_of(0.5, 0.9, c) == "near_verbatim"
-    assert category_of(0.96, 0.0, c) == "near_verbatim"
-    assert category_of(0.9, 0.0, c) == "rephrased"
-    assert category_of(0.5, 0.6, c) == "rephrased"
-    assert category_of(0.82, 0.0, c) == "similar"
+    assert category_of(0.5, 0.9, 0.0, c) == "near_verbatim"
+    assert category_of(0.5, 0.0, 0.95, c) == "near_verbatim"
+    assert category_of(0.96, 0.0, 0.0, c) == "near_verbatim"
+    assert category_of(0.9, 0.0, 0.0, c) == "rephrased"
+    assert category_of(0.5, 0.6, 0.0, c) == "rephrased"
+    assert category_of(0.5, 0.0, 0.85, c) == "rephrased"
+    assert category_of(0.82, 0.0, 0.6, c) == "similar"
 
 
 def test_config_rejects_bands_out_of_order_and_hub_less_presets() -> None:

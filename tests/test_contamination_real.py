@@ -194,7 +194,7 @@ def test_flag_rate_on_untouched_real_conversations_is_low_and_stated(planted_run
     print(f"untouched: {len(conversations)}/{len(untouched)} conversations flagged ({rate:.3%}), {dict(by_category)}")
     for f in flagged:
         print(f"  {f.conversation_id}/{f.turn_index} {f.matched_item_id} {f.matched_score:.3f}: {f.turn_text!r:.100}")
-    # Measured at 500: 2 of 500 (0.4%), both "Explain quantum computing in simple terms" against AlpacaEval's
+    # Measured: 2 of 400 (0.5%), both "Explain quantum computing in simple terms" against AlpacaEval's
     # "Can you explain the basics of quantum computing?", a rephrasing Platypus would remove too.
     assert rate <= 0.01
 
