@@ -123,7 +123,10 @@ def checked_turn_units(convs: list[Conversation], config: ContaminationConfig) -
     """The embedding units of each checked turn, turn by turn."""
     window, most = config.window_words, config.max_units_per_turn
     return [
-        [text for _, text in turn_units(t.content, window_words=window, max_units=most)]
+        [
+            text
+            for _, text in turn_units(t.content, window_words=window, max_units=most, min_words=config.min_unit_words)
+        ]
         for c in convs
         for t in c.turns
         if t.role in config.roles
@@ -316,7 +319,12 @@ def main(argv: list[str] | None = None) -> None:
             key = (f.matched_benchmark or "", f.matched_item_id or "")
             turn_text = f.turn_text or ""
             # The unit closest to the matched item (the turn's opening may say nothing of it).
-            labelled = turn_units(turn_text, window_words=config.window_words, max_units=config.max_units_per_turn)
+            labelled = turn_units(
+                turn_text,
+                window_words=config.window_words,
+                max_units=config.max_units_per_turn,
+                min_words=config.min_unit_words,
+            )
             unit_scores = cached([t for _, t in labelled]).vectors @ item_vectors[rows[key]]
             best = int(np.argmax(unit_scores))
             print(

@@ -30,6 +30,8 @@ from schemas.contamination import BenchmarkItem, Category, ReviewerDecision, Tur
 EmbedUnits = Callable[[list[str]], CachedEmbeddings]
 DecisionKey = tuple[str, str, str]  # (conversation id, benchmark, item id)
 
+# Room for a request phrase around a short question ("Can you help me with this question? ...").
+_FUZZY_SLACK_CHARS = 40
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _TOKEN = re.compile(r"\S+")
 
@@ -132,7 +134,8 @@ class _Turn:
 
 def _score_turns(
     convs: Sequence[Conversation], index: BenchmarkIndex, embed: EmbedUnits, config: ContaminationConfig
-) -> tuple[list[_Turn], np.ndarray, list[str], CachedEmbeddings]:
+) -> tuple[list[_Turn], CachedEmbeddings]:
+    """Embed every checked turn's units, then keep each turn's best match and best fuzzy match."""
     turns: list[_Turn] = []
     texts: list[str] = []
     labels: list[str] = []
@@ -165,12 +168,12 @@ def _score_turns(
                 item_text = index.items[row].text
                 if index.word_counts[row] < config.fuzzy_min_item_words:
                     continue
-                if len(texts[u]) > config.fuzzy_max_length_ratio * len(item_text) + 40:
+                if len(texts[u]) > config.fuzzy_max_length_ratio * len(item_text) + _FUZZY_SLACK_CHARS:
                     continue
                 containment = char_containment(item_text, texts[u])
                 if containment > t.fuzzy_containment:
                     t.fuzzy_row, t.fuzzy_containment = int(row), containment
-    return turns, scores, labels, cached
+    return turns, cached
 
 
 def _finding(
@@ -285,7 +288,7 @@ def check_contamination(
 
     `decisions` maps conversation id -> that conversation's reviewer decisions.
     """
-    turns, _, _, cached = _score_turns(convs, index, embed, config)
+    turns, cached = _score_turns(convs, index, embed, config)
     by_conv: defaultdict[int, list[_Turn]] = defaultdict(list)
     for t in turns:
         by_conv[t.conv].append(t)

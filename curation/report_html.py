@@ -23,6 +23,7 @@ CSV_COLUMNS = (
     "item_id",
     "score",
     "ngram_coverage",
+    "fuzzy_containment",
     "category",
     "action",
     "decision",
@@ -151,6 +152,7 @@ def _pair_html(p: FlaggedPair) -> str:
         f'<div class="pair {escape(p.category)}"><div class="head">'
         f'<span class="badge {escape(p.category)}">{escape(p.category)}</span>'
         f"score <b>{p.score:.3f}</b> · n-gram coverage <b>{p.ngram_coverage:.2f}</b> · "
+        f"fuzzy containment <b>{p.fuzzy_containment:.2f}</b> · "
         f"action <b>{escape(p.action)}</b> · reviewer decision <b>{escape(decision)}</b></div>"
         f'<div class="sides"><div class="side"><h4>Training turn: conversation '
         f"<code>{escape(p.conversation_id)}</code> · source {escape(p.source)} · turn {p.turn_index} · "
@@ -264,6 +266,7 @@ def flagged_pairs_csv(report: ContaminationReport) -> str:
                 p.item_id,
                 f"{p.score:.6f}",
                 f"{p.ngram_coverage:.6f}",
+                f"{p.fuzzy_containment:.6f}",
                 p.category,
                 p.action,
                 p.decision or "",

@@ -351,8 +351,9 @@ class ContaminationConfig(_Config):
     # ("who signed the luoisiana purchase?" scores 0.64 against the original). Each unit's
     # fuzzy_candidates nearest items scoring at least fuzzy_min_score are compared by character
     # 3-grams: flagged when the unit holds fuzzy_min_containment of the item's 3-grams and is at
-    # most fuzzy_max_length_ratio times as long. chatsift's values, measured on planted edits of
-    # real benchmark items in real conversations (docs/contamination.md).
+    # most fuzzy_max_length_ratio times as long (plus 40 characters for a request phrase).
+    # chatsift's values, measured on planted edits of real benchmark items in real conversations
+    # (docs/contamination.md).
     fuzzy_candidates: int = Field(default=3, ge=0)
     fuzzy_min_score: float = Field(default=0.5, ge=0.0, le=1.0)
     fuzzy_min_containment: float = Field(default=0.8, gt=0.0, le=1.0)
