@@ -124,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     p_cont.add_argument("--presets-dir", type=Path, help="folder holding the benchmark files as published")
     p_cont.add_argument("--presets", nargs="*", help="benchmark presets to use with --presets-dir (default: all)")
 
+    p_server = sub.add_parser("server", help="run a Prefect server (and UI) on 127.0.0.1 for chatsift's deployments")
+    p_server.add_argument("--port", type=int, default=4200)
+    sub.add_parser(
+        "serve", help="register and serve the deployments (see `chatsift serve -h`)", add_help=False
+    ).add_argument("rest", nargs=argparse.REMAINDER)
+
     sub.add_parser("config", help="print every option with its default, as JSON")
 
     p_shards = sub.add_parser("shards", help="check or look into training shards")
@@ -135,7 +141,18 @@ def main(argv: list[str] | None = None) -> int:
     p_inspect.add_argument("--rows", type=int, default=1, help="sample rows to decode (default 1)")
     p_inspect.add_argument("--no-decode", action="store_true", help="show token ids instead of text")
 
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:
+        from flows.serve import main as serve_main
+
+        return serve_main(argv[1:])
     args = parser.parse_args(argv)
+    if args.command == "server":
+        # SQLite under PREFECT_HOME by default; PREFECT_SERVER_DATABASE_CONNECTION_URL points it at Postgres.
+        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(args.port)]
+        # exec, not a child process: signals (Ctrl-C, SIGINT from a supervisor) reach the server itself.
+        os.execv(sys.executable, command)
     try:
         if args.command == "config":
             print(json.dumps(CurationConfig().model_dump(mode="json"), indent=2))

@@ -1,0 +1,94 @@
+"""chatsift's deployments, served from one process: `chatsift serve` (or `python -m flows.serve`).
+
+The served process registers the deployments with the Prefect server named by PREFECT_API_URL
+and runs their flow runs itself: no work pool is needed for a single machine. Parameters are
+typed (the curate and contamination flows take a CurationConfig), so the UI shows a form.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from prefect import serve
+from prefect.deployments.runner import RunnerDeployment
+
+from flows.config_file import ConfigError, load_config
+from flows.contamination import contamination_flow
+from flows.curate import curate_flow
+from schemas.config import CurationConfig
+
+# Nightly at 03:00 UTC (Prefect's cron is UTC unless a timezone is given; prefect.md).
+NIGHTLY = "0 3 * * *"
+
+
+def _built(deployment: object) -> RunnerDeployment:
+    # to_deployment is sync-compatible: called outside an event loop it returns the deployment.
+    if not isinstance(deployment, RunnerDeployment):
+        raise TypeError(f"expected a RunnerDeployment, got {type(deployment).__name__}")
+    return deployment
+
+
+def chatsift_deployments(
+    *, inputs: list[str], out_dir: str, config: CurationConfig, cron: str = NIGHTLY, schedule_active: bool = True
+) -> list[RunnerDeployment]:
+    """The deployments: a scheduled re-curation of `inputs`, on-demand curate, and contamination."""
+    config_json = config.model_dump(mode="json")
+    return [
+        _built(
+            curate_flow.to_deployment(
+                name="recurate-nightly",
+                description="Re-curate the configured inputs on a schedule (switch it on or off in the UI).",
+                tags=["chatsift", "curation", "scheduled"],
+                parameters={"inputs": inputs, "out_dir": out_dir, "config": config_json},
+                cron=cron,
+                paused=not schedule_active,
+            )
+        ),
+        _built(
+            curate_flow.to_deployment(
+                name="curate",
+                description="Curate ShareGPT pages, dumps or JSONL into clean Parquet, a drop ledger and shards.",
+                tags=["chatsift", "curation"],
+                parameters={"out_dir": out_dir, "config": config_json},
+            )
+        ),
+        _built(
+            contamination_flow.to_deployment(
+                name="contamination",
+                description="Check a folder of curated conversation parts against benchmark questions.",
+                tags=["chatsift", "contamination"],
+                parameters={"out_dir": out_dir, "config": config_json},
+            )
+        ),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="chatsift serve", description=__doc__)
+    parser.add_argument("inputs", nargs="+", help="inputs the scheduled re-curation reads")
+    parser.add_argument("--out", default="runs", help="output directory of every run (default: runs)")
+    parser.add_argument("--config", type=Path, help="TOML or JSON config for every deployment")
+    parser.add_argument("--cron", default=NIGHTLY, help=f"re-curation schedule, UTC (default: {NIGHTLY!r})")
+    parser.add_argument("--paused", action="store_true", help="register the schedule switched off")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        print(f"chatsift serve: error: {e}", file=sys.stderr)
+        return 2
+    deployments = chatsift_deployments(
+        inputs=[str(Path(p).resolve()) for p in args.inputs],
+        out_dir=str(Path(args.out).resolve()),
+        config=config,
+        cron=args.cron,
+        schedule_active=not args.paused,
+    )
+    # Schedules stay as they are when this process stops (serve pauses them by default).
+    serve(*deployments, pause_on_shutdown=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

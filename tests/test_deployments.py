@@ -1,0 +1,143 @@
+"""The deployments on a real Prefect server: `chatsift server` on 127.0.0.1 (SQLite, temp PREFECT_HOME), the
+deployments registered by `python -m flows.serve`, the re-curation deployment triggered through
+the API, its outputs and artifacts read back, and both processes stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flows.demo_data import DEMO_CONFIG, write_demo_inputs
+from schemas import RunReport
+from tests.conftest import REPO_ROOT
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(what: str, ready: object, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{what} exited with {proc.returncode}")
+        if ready():  # type: ignore[operator]
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{what} not ready after {timeout} s")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    # prefect.md: a worker ignored SIGTERM while the server was down; SIGINT works. Stop it first.
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[dict[str, str]]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
+    log = open(tmp_path / "server.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "server", "--port", str(port)],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    try:
+        _wait("prefect server", healthy, proc, timeout=120)
+        yield env
+    finally:
+        _stop(proc)
+        log.close()
+
+
+def test_recuration_deployment_runs_through_the_api(tmp_path: Path, server: dict[str, str]) -> None:
+    inputs = write_demo_inputs(tmp_path / "in")
+    config = tmp_path / "config.json"
+    config.write_text(DEMO_CONFIG.model_dump_json())
+    serve_log = open(tmp_path / "serve.log", "w")  # noqa: SIM115
+    served = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flows.serve",
+            *map(str, inputs),
+            "--out",
+            str(tmp_path / "runs"),
+            "--config",
+            str(config),
+        ],
+        env=server,
+        cwd=REPO_ROOT,
+        stdout=serve_log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+        from prefect.deployments import run_deployment
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings({PREFECT_API_URL: server["PREFECT_API_URL"]}), get_client(sync_client=True) as client:
+
+            def registered() -> bool:
+                return len(client.read_deployments()) >= 3
+
+            _wait("flows.serve", registered, served, timeout=120)
+            deployments = {f"{d.name}": d for d in client.read_deployments()}
+            assert set(deployments) == {"recurate-nightly", "curate", "contamination"}
+            nightly = deployments["recurate-nightly"]
+            assert "scheduled" in nightly.tags and nightly.description
+            [schedule] = nightly.schedules
+            assert schedule.schedule.cron == "0 3 * * *" and schedule.active  # type: ignore[union-attr]
+            # typed parameters: the UI builds a form from this schema
+            properties = nightly.parameter_openapi_schema["properties"]
+            assert {"inputs", "out_dir", "config"} <= set(properties)
+            flow_run = run_deployment("curate/recurate-nightly", timeout=600)
+            assert flow_run.state is not None and flow_run.state.is_completed(), flow_run.state
+            artifacts = client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id]))
+            )
+            keys = {a.key for a in artifacts}
+            assert {"curate-run-report", "curate-stage-counts"} <= keys
+    finally:
+        _stop(served)
+        serve_log.close()
+    [run_dir] = list((tmp_path / "runs").iterdir())
+    report = RunReport.model_validate_json((run_dir / "report.json").read_text())
+    assert report.records_read == report.kept + report.dropped > 0
+    assert (run_dir / "shards" / "manifest.json").is_file()
+    assert json.loads((run_dir / "contamination" / "report.json").read_text())["flagged_turns"] == 2
