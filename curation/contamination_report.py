@@ -145,3 +145,14 @@ def write_contamination_report(report: ContaminationReport, folder: Path) -> dic
     atomic_write_text(paths["csv"], flagged_pairs_csv(report))
     atomic_write_text(paths["html"], contamination_report_html(report))
     return {k: str(v) for k, v in paths.items()}
+
+
+def contamination_summary_markdown(report: ContaminationReport, files: Mapping[str, str]) -> str:
+    """The short summary a Prefect markdown artifact shows, with the paths of the report files."""
+    return (
+        f"# Contamination check\n\nChecked **{report.conversations_checked}** conversations against "
+        f"**{sum(report.benchmarks.values())}** benchmark items: **{report.flagged_turns}** flagged turns, "
+        f"**{report.removed_conversations}** conversations removed, **{report.cut_conversations}** cut.\n\n"
+        + "\n".join(f"- {kind}: `{path}`" for kind, path in sorted(files.items()))
+        + "\n"
+    )

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from schemas import Dropped, RunReport, StageReport
 
@@ -34,6 +35,12 @@ def stage_report(
         changed={k: v for k, v in (changed or {}).items() if v},
         seconds=seconds,
     )
+
+
+def passthrough_report(parts: Sequence[str], stage: str) -> StageReport:
+    """The report of a stage that is switched off: every row of `parts` kept, counted from metadata."""
+    rows = sum(pq.read_metadata(p).num_rows for p in parts)
+    return stage_report(stage, inputs=rows, kept=rows, dropped=[])
 
 
 def merge_stage_reports(reports: Sequence[StageReport]) -> list[StageReport]:

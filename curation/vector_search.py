@@ -33,12 +33,6 @@ def flat_ip_index(vectors: np.ndarray, *, gpu: bool) -> faiss.Index:
     return index
 
 
-def search_best(index: faiss.Index, queries: np.ndarray, *, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(score, row) of each query's nearest vector; row -1 and score -inf when the index is empty."""
-    scores, rows = search_top(index, queries, k=1, batch_size=batch_size)
-    return scores[:, 0], rows[:, 0]
-
-
 def search_top(index: faiss.Index, queries: np.ndarray, *, k: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """(scores, rows) of each query's k nearest vectors, best first; rows -1 past the index's size."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)

@@ -13,16 +13,20 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from curation.benchmarks import read_benchmark_items_parquet, read_benchmarks, write_benchmark_items
 from curation.contamination import BenchmarkIndex, build_benchmark_index, check_contamination
-from curation.contamination_report import build_contamination_report, write_contamination_report, write_findings
+from curation.contamination_report import (
+    build_contamination_report,
+    contamination_summary_markdown,
+    write_contamination_report,
+    write_findings,
+)
 from curation.embedding_cache import CachedEmbeddings, cached_embeddings, model_cache_dir
 from curation.io import atomic_target, atomic_write_text, read_conversations_parquet, write_conversations, write_ledger
-from curation.reports import merge_stage_reports, stage_report
+from curation.reports import merge_stage_reports, passthrough_report, stage_report
 from curation.reviewer_decisions import decisions_by_conversation, read_decisions
 from flows.config_file import check_contamination_resources
 from flows.paths import RunPaths, new_run_id, publish_parts
@@ -33,7 +37,7 @@ from schemas.contamination import ReviewerDecision
 
 # Shown in every report: what the defaults measured on real data (docs/contamination.md).
 CALIBRATION = (
-    "Measured with these defaults (bench/contamination.py, docs/contamination.md): recall 99-100% on real "
+    "Measured with the default settings (bench/contamination.py, docs/contamination.md): recall 99-100% on real "
     "benchmark questions planted verbatim and 100% on light edits inside real ShareGPT conversations; on 2,952 "
     "untouched real conversations 25 (0.85%) were flagged, of which 6 near-verbatim copies, 10 rephrased "
     "(7 of them one generic prompt) and 9 similar-only (same topic, different question): review the "
@@ -112,16 +116,6 @@ def check_part(
     return {"part": str(out), "findings": str(findings), "report": report, "applied": applied}
 
 
-def _summary_markdown(report_paths: dict[str, str], stage: StageReport, flagged: int, benchmarks: int) -> str:
-    return (
-        f"# Contamination check\n\nChecked **{stage.inputs}** conversations against **{benchmarks}** benchmark "
-        f"items: **{flagged}** flagged turns, **{stage.dropped}** conversations removed, "
-        f"**{stage.changed.get('conversations_cut', 0)}** cut.\n\n"
-        + "\n".join(f"- {kind}: `{path}`" for kind, path in sorted(report_paths.items()))
-        + "\n"
-    )
-
-
 @flow(name="contamination-check")
 def contamination_check_flow(
     parts: list[str], paths: RunPaths, config: CurationConfig
@@ -130,10 +124,9 @@ def contamination_check_flow(
     c = config.contamination
     logger = get_run_logger()
     if not c.enabled or not c.benchmark_specs() or not parts:
-        rows = sum(pq.read_metadata(p).num_rows for p in parts)
         why = "disabled" if not c.enabled else "no benchmarks configured" if parts else "no input"
         logger.warning("contamination check skipped: %s", why)
-        return parts, stage_report("contamination", inputs=rows, kept=rows, dropped=[]), {"skipped": why}
+        return parts, passthrough_report(parts, "contamination"), {"skipped": why}
     decisions = read_decisions(Path(c.decisions_file)) if c.decisions_file else []
     grouped = decisions_by_conversation(decisions)
     bench = index_benchmarks(paths, config)
@@ -156,7 +149,7 @@ def contamination_check_flow(
     )
     report_paths = write_contamination_report(summary, paths.root / "contamination")
     create_markdown_artifact(
-        markdown=_summary_markdown(report_paths, report, summary.flagged_turns, len(items)),
+        markdown=contamination_summary_markdown(summary, report_paths),
         key="contamination-summary",
         description="contamination check summary and report files",
     )

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import polars as pl
-import pyarrow.parquet as pq
 from prefect import flow, get_run_logger, task
 
 from curation.dedupe_common import removals_for_part, remove_listed
@@ -22,7 +21,7 @@ from curation.dedupe_minhash import (
     near_duplicate_removals,
 )
 from curation.io import atomic_write_table, read_conversations_parquet, write_conversations, write_ledger
-from curation.reports import merge_stage_reports, stage_report
+from curation.reports import merge_stage_reports, passthrough_report, stage_report
 from flows.paths import RunPaths
 from schemas import StageReport
 from schemas.arrow import EXACT_KEYS_SCHEMA, MINHASH_SIGNATURE_SCHEMA, REMOVALS_SCHEMA
@@ -96,16 +95,11 @@ def _remove_everywhere(parts: list[str], removals: str, stage: Stage, paths: Run
     return [r["part"] for r in results], report
 
 
-def _passthrough(parts: list[str], stage: Stage) -> tuple[list[str], StageReport]:
-    rows = sum(pq.read_metadata(p).num_rows for p in parts)
-    return parts, stage_report(stage, inputs=rows, kept=rows, dropped=[])
-
-
 @flow(name="dedupe-exact")
 def dedupe_exact_flow(parts: list[str], paths: RunPaths, config: CurationConfig) -> tuple[list[str], StageReport]:
     """Remove exact duplicates, regenerated answers to the same prompts, and openings of longer conversations."""
     if not config.dedupe_exact.enabled or not parts:
-        return _passthrough(parts, "dedupe_exact")
+        return parts, passthrough_report(parts, "dedupe_exact")
     keys = [f.result() for f in [exact_keys_part.submit(p, i, paths, config) for i, p in enumerate(parts)]]
     removals = find_exact_part(keys, paths, config)
     return _remove_everywhere(parts, removals, "dedupe_exact", paths)
@@ -115,7 +109,7 @@ def dedupe_exact_flow(parts: list[str], paths: RunPaths, config: CurationConfig)
 def dedupe_minhash_flow(parts: list[str], paths: RunPaths, config: CurationConfig) -> tuple[list[str], StageReport]:
     """Remove near duplicates: MinHash LSH candidates verified by exact Jaccard, best copy kept."""
     if not config.dedupe_minhash.enabled or not parts:
-        return _passthrough(parts, "dedupe_minhash")
+        return parts, passthrough_report(parts, "dedupe_minhash")
     signatures = [f.result() for f in [signatures_part.submit(p, i, paths, config) for i, p in enumerate(parts)]]
     removals = find_near_part(signatures, parts, paths, config)
     return _remove_everywhere(parts, removals, "dedupe_minhash", paths)

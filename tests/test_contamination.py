@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -21,10 +23,11 @@ from curation.embedding_cache import cached_embeddings, model_cache_dir
 from curation.ngram_overlap import best_overlap, build_ngram_index, char_containment, overlap_evidence
 from curation.report_html import flagged_pairs_csv
 from curation.reviewer_decisions import DecisionsFileError, decisions_by_conversation, read_decisions
-from curation.vector_search import GpuUnavailableError, faiss_gpu_count, flat_ip_index, search_best, search_top
+from curation.vector_search import GpuUnavailableError, faiss_gpu_count, flat_ip_index, search_top
 from schemas import Conversation, Provenance, Turn
 from schemas.config import ContaminationConfig
-from schemas.contamination import BenchmarkItem, ContaminationReport, FlaggedPair, ReviewerDecision
+from schemas.contamination import BenchmarkItem, ReviewerDecision
+from tests.test_report_html import _report as report_with_pairs
 
 # Benchmark-style items written for these tests.
 ITEMS = [
@@ -152,7 +155,8 @@ def test_flat_index_search_equals_brute_force_cosine() -> None:
     queries = rng.normal(size=(300, 32)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     index = flat_ip_index(base, gpu=False)
-    scores, rows = search_best(index, queries, batch_size=64)
+    best_scores, best_rows = search_top(index, queries, k=1, batch_size=64)
+    scores, rows = best_scores[:, 0], best_rows[:, 0]
     brute = queries @ base.T
     assert (rows == brute.argmax(axis=1)).all()
     np.testing.assert_allclose(scores, brute.max(axis=1), atol=1e-5)
@@ -173,8 +177,8 @@ def test_gpu_and_cpu_indexes_find_the_same_neighbours() -> None:
     base /= np.linalg.norm(base, axis=1, keepdims=True)
     queries = base[rng.choice(20000, 2000)] + rng.normal(scale=0.05, size=(2000, 384)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    cpu = search_best(flat_ip_index(base, gpu=False), queries, batch_size=512)
-    gpu = search_best(flat_ip_index(base, gpu=True), queries, batch_size=512)
+    cpu = search_top(flat_ip_index(base, gpu=False), queries, k=1, batch_size=512)
+    gpu = search_top(flat_ip_index(base, gpu=True), queries, k=1, batch_size=512)
     assert (cpu[1] == gpu[1]).all()
     np.testing.assert_allclose(cpu[0], gpu[0], atol=1e-4)
 
@@ -292,41 +296,24 @@ def test_embedding_cache_embeds_each_text_once_across_runs(tmp_path: Path, embed
 
 
 def test_decisions_file_reads_the_exported_csv_and_names_bad_lines(tmp_path: Path) -> None:
-    pair = FlaggedPair(
-        conversation_id="c1",
-        source="s",
-        turn_index=0,
-        role="user",
-        turn_text="t",
-        benchmark="gsm8k",
-        item_id="gsm8k_test/3",
-        item_text="i",
-        score=0.9,
-        ngram_coverage=0.0,
-        category="rephrased",
-        action="removed",
-    )
-    report = ContaminationReport(
-        run_id="r",
-        created_at="now",
-        model="m",
-        device="cpu",
-        threshold=0.8,
-        near_verbatim_score=0.95,
-        rephrased_score=0.88,
-        ngram_n=13,
-        ngram_min_coverage=0.5,
-        action="drop_conversation",
-        remove_categories=("similar",),
-        pairs=[pair, pair.model_copy(update={"conversation_id": "c2"})],
-    )
-    exported = flagged_pairs_csv(report)
-    lines = exported.splitlines()
-    lines[1] = lines[1].replace(",removed,,", ",removed,Keep,")  # the reviewer rules on the first pair only
+    # the exported pairs, with the reviewer's ruling on the first one only
+    rows = list(csv.DictReader(io.StringIO(flagged_pairs_csv(report_with_pairs()))))
+    assert len(rows) > 1
+    for row in rows:
+        row["decision"] = ""
+    rows[0]["decision"] = "Keep"
     path = tmp_path / "decisions.csv"
-    path.write_text("\n".join(lines) + "\n")
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
     [decision] = read_decisions(path)
-    assert (decision.conversation_id, decision.item_id, decision.decision) == ("c1", "gsm8k_test/3", "keep")
+    assert (decision.conversation_id, decision.benchmark, decision.item_id, decision.decision) == (
+        rows[0]["conversation_id"],
+        rows[0]["benchmark"],
+        rows[0]["item_id"],
+        "keep",
+    )
     path.write_text("conversation_id,benchmark,item_id,decision\nc1,gsm8k,x,maybe\n")
     with pytest.raises(DecisionsFileError, match=r"decisions.csv:2: .*keep or remove"):
         read_decisions(path)
