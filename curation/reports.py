@@ -54,6 +54,8 @@ def merge_stage_reports(reports: Sequence[StageReport]) -> list[StageReport]:
             m.rows_out = (m.rows_out or 0) + r.rows_out
         m.dropped += r.dropped
         m.seconds += r.seconds
+        m.parts += r.parts
+        m.parts_reused += r.parts_reused
         for k, v in r.dropped_by_reason.items():
             m.dropped_by_reason[k] = m.dropped_by_reason.get(k, 0) + v
         for k, v in r.changed.items():
@@ -111,6 +113,16 @@ def count_source_records(conversation_files: Sequence[Path], ledger_files: Seque
     return kept.height, dropped.height
 
 
+def reuse_line(report: RunReport) -> str:
+    """One sentence on what the run took from the stage cache instead of computing it again."""
+    parts = sum(s.parts for s in report.stages)
+    reused = sum(s.parts_reused for s in report.stages)
+    if not reused:
+        return f"Computed all {parts} task parts (nothing reused from the stage cache)."
+    stages = ", ".join(f"{s.stage} {s.parts_reused}/{s.parts}" for s in report.stages if s.parts_reused)
+    return f"Reused {reused} of {parts} task parts from the stage cache ({stages}); the global steps ran again."
+
+
 def run_report_markdown(report: RunReport) -> str:
     """The run report as markdown: a table per stage of kept, dropped by reason, and changes."""
     lines = [
@@ -121,13 +133,18 @@ def run_report_markdown(report: RunReport) -> str:
         "",
         f"config `{report.config_hash}` · code `{report.code_version}` · {report.started_at} → {report.finished_at}",
         "",
-        "| stage | in | kept | dropped | reasons | changes | seconds |",
-        "|---|---:|---:|---:|---|---|---:|",
+        reuse_line(report),
+        "",
+        "| stage | in | kept | dropped | reasons | changes | reused | seconds |",
+        "|---|---:|---:|---:|---|---|---:|---:|",
     ]
     for s in report.stages:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(s.dropped_by_reason.items())) or "-"
         changes = ", ".join(f"{k} {v}" for k, v in sorted(s.changed.items())) or "-"
-        lines.append(f"| {s.stage} | {s.inputs} | {s.kept} | {s.dropped} | {reasons} | {changes} | {s.seconds:.2f} |")
+        reused = f"{s.parts_reused}/{s.parts}" if s.parts else "-"
+        lines.append(
+            f"| {s.stage} | {s.inputs} | {s.kept} | {s.dropped} | {reasons} | {changes} | {reused} | {s.seconds:.2f} |"
+        )
     if report.outputs:
         lines += ["", "Outputs:", ""] + [f"- {k}: `{v}`" for k, v in sorted(report.outputs.items())]
     return "\n".join(lines) + "\n"

@@ -9,21 +9,49 @@ from prefect import flow, get_run_logger, task
 from curation.clean import clean_batch
 from curation.io import read_conversations_parquet, write_conversations, write_ledger
 from curation.reports import merge_stage_reports
-from flows.paths import RunPaths
+from flows.paths import RunPaths, part_name
+from flows.stage_cache import config_digest, file_digest, reuse_or_compute
 from schemas import StageReport
 from schemas.config import CurationConfig
+
+
+def _clean(part: str, paths: RunPaths, config: CurationConfig) -> dict:
+    name = part_name(part)
+    kept, dropped, reports = clean_batch(read_conversations_parquet(Path(part)), config=config)
+    out = paths.stage_part("clean", name)
+    write_conversations(out, kept)
+    ledger = paths.ledger_part("clean", name)
+    write_ledger(ledger, dropped)
+    return {"part": str(out), "ledger": str(ledger), "reports": reports}
 
 
 @task(name="clean-part")
 def clean_part(part: str, paths: RunPaths, config: CurationConfig) -> dict:
     """Clean one part: read it, run the cleaning stages, write the kept part and the drops."""
-    name = Path(part).name.removeprefix("part-").removesuffix(".parquet")
-    kept, dropped, reports = clean_batch(read_conversations_parquet(Path(part)), config=config)
-    out = paths.stage_part("clean", name)
-    write_conversations(out, kept)
-    write_ledger(paths.ledger_part("clean", name), dropped)
-    get_run_logger().info("clean %s: %d in, %d kept, %d dropped", name, reports[0].inputs, len(kept), len(dropped))
-    return {"part": str(out), "reports": reports}
+    c = config
+    key_parts = [
+        part_name(part),
+        file_digest(Path(part)),
+        config_digest(c.model, c.markdown, c.shape, c.blocked, c.language, c.secrets),
+    ]
+    result = reuse_or_compute(
+        paths.cache,
+        "clean",
+        key_parts,
+        paths.root,
+        lambda: _clean(part, paths, config),
+        files_of=lambda r: [Path(r["part"]), Path(r["ledger"])],
+    )
+    first, kept = result["reports"][0], result["reports"][-1]
+    get_run_logger().info(
+        "clean %s: %d in, %d kept, %d dropped%s",
+        part_name(part),
+        first.inputs,
+        kept.kept,
+        first.inputs - kept.kept,
+        " (reused)" if result["reused"] else "",
+    )
+    return result
 
 
 @flow(name="clean")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from flows.config_file import ConfigError, check_inputs, check_resources, load_config
+from flows.config_file import ConfigError, check_inputs, check_resources, load_config, resume_arguments
+from flows.runs_cli import add_runs_parser, runs_command
 from schemas import RunReport
 from schemas.config import LOCAL_BENCHMARK_PRESETS, CurationConfig
 
@@ -67,6 +68,8 @@ def _contamination_command(args: argparse.Namespace) -> int:
 
 
 def _print_summary(report: RunReport) -> None:
+    from curation.reports import reuse_line
+
     print(
         f"\nrun {report.run_id}: read {report.records_read}, kept {report.kept} ({report.rows} rows), "
         f"dropped {report.dropped}"
@@ -75,6 +78,7 @@ def _print_summary(report: RunReport) -> None:
         notes = [f"{k}={v}" for k, v in sorted(s.dropped_by_reason.items())]
         notes += [f"{k}={v}" for k, v in sorted(s.changed.items())]
         print(f"  {s.stage:<15} in {s.inputs:>7}  kept {s.kept:>7}  dropped {s.dropped:>6}  {', '.join(notes)}")
+    print(reuse_line(report))
     print(f"conversations: {report.outputs['conversations']}\nledger:        {report.outputs['ledger']}")
     print(f"shards:        {report.outputs['shards']}")
     print(f"report:        {report.outputs['report']}")
@@ -86,6 +90,14 @@ def _shards_command(args: argparse.Namespace) -> int:
     from curation.shards import MANIFEST_NAME, read_manifest
     from curation.shards_verify import inspect_shards, verify_shards
 
+    if args.shards_command == "build":
+        config = load_config(args.config)
+        with _local_prefect():
+            from flows.shards import build_shards_flow
+
+            summary = build_shards_flow(conversations=args.dir, out_dir=args.out, config=config)
+        print(json.dumps(summary, indent=2))
+        return 0
     if not (args.dir / MANIFEST_NAME).is_file():
         raise ConfigError(f"{args.dir} holds no {MANIFEST_NAME}: pass a run's shards/ folder")
     if args.shards_command == "verify":
@@ -109,10 +121,16 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p_curate = sub.add_parser("curate", help="curate ShareGPT pages, dumps or JSONL into clean Parquet")
-    p_curate.add_argument("inputs", nargs="+", type=Path, help="files or directories")
-    p_curate.add_argument("--out", type=Path, required=True, help="output directory; the run goes in OUT/<run-id>")
+    p_curate.add_argument("inputs", nargs="*", type=Path, help="files or directories")
+    p_curate.add_argument("--out", type=Path, help="output directory; the run goes in OUT/<run-id>")
     p_curate.add_argument("--config", type=Path, help="TOML or JSON file overriding the defaults")
     p_curate.add_argument("--run-id", help="name of the run directory (default: UTC time + random suffix)")
+    p_curate.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="run a killed or finished run again with its own inputs and config; finished parts come from the cache",
+    )
 
     p_demo = sub.add_parser("demo", help="run the whole pipeline on a small built-in sample")
     p_demo.add_argument("--out", type=Path, default=Path("runs"), help="output directory (default: ./runs)")
@@ -134,12 +152,20 @@ def main(argv: list[str] | None = None) -> int:
 
     p_shards = sub.add_parser("shards", help="check or look into training shards")
     shards_sub = p_shards.add_subparsers(dest="shards_command", required=True)
+    p_build = shards_sub.add_parser(
+        "build", help="tokenize and pack a run's conversations/ again (another tokenizer, template, length)"
+    )
+    p_build.add_argument("dir", type=Path, help="a folder of conversation parts (a run's conversations/)")
+    p_build.add_argument("--out", type=Path, default=Path("runs"), help="output directory (default: ./runs)")
+    p_build.add_argument("--config", type=Path, help="TOML or JSON file; its [tokenizer] and [shards] tables are used")
     p_verify = shards_sub.add_parser("verify", help="check the manifest against the files and every invariant")
     p_verify.add_argument("dir", type=Path)
     p_inspect = shards_sub.add_parser("inspect", help="print stats and decode sample rows with the mask shown")
     p_inspect.add_argument("dir", type=Path)
     p_inspect.add_argument("--rows", type=int, default=1, help="sample rows to decode (default 1)")
     p_inspect.add_argument("--no-decode", action="store_true", help="show token ids instead of text")
+
+    add_runs_parser(sub)
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["serve"]:
@@ -159,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "shards":
             return _shards_command(args)
+        if args.command == "runs":
+            return runs_command(args)
         if args.command == "contamination":
             return _contamination_command(args)
         if args.command == "demo":
@@ -168,7 +196,15 @@ def main(argv: list[str] | None = None) -> int:
             inputs = write_demo_inputs(args.out / "demo-input")
             print(f"demo inputs written to {args.out / 'demo-input'} (split.max_tokens={DEMO_CONFIG.split.max_tokens})")
             report = _run_curate(inputs, args.out, DEMO_CONFIG, None)
+        elif args.resume:
+            inputs, out, config, run_id = resume_arguments(args.resume)
+            check_inputs(inputs)
+            check_resources(config)
+            print(f"resuming run {run_id} in {out}: finished parts come back from the stage cache")
+            report = _run_curate(inputs, out, config, run_id)
         else:
+            if not args.inputs or args.out is None:
+                raise ConfigError("curate needs INPUTS and --out (or --resume RUN_DIR)")
             config = load_config(args.config)
             check_inputs(args.inputs)
             check_resources(config)

@@ -49,6 +49,12 @@ def check_inputs(inputs: list[Path]) -> None:
 
 def check_resources(config: CurationConfig) -> None:
     """Load what the run needs (tokenizer, benchmarks, embedder) before any work, so a missing one fails first."""
+    check_tokenizer(config)
+    check_contamination_resources(config, require_benchmarks=False)
+
+
+def check_tokenizer(config: CurationConfig) -> None:
+    """The configured tokenizer loads, or a ConfigError that says which spec failed and why."""
     from curation.tokenizer_load import TokenizerUnavailableError
     from flows.resources import tokenizer_for
 
@@ -56,7 +62,6 @@ def check_resources(config: CurationConfig) -> None:
         tokenizer_for(config.tokenizer.spec)
     except TokenizerUnavailableError as e:
         raise ConfigError(f"tokenizer.spec={config.tokenizer.spec!r}: {e}") from e
-    check_contamination_resources(config, require_benchmarks=False)
 
 
 def check_contamination_resources(config: CurationConfig, *, require_benchmarks: bool) -> None:
@@ -90,3 +95,18 @@ def check_contamination_resources(config: CurationConfig, *, require_benchmarks:
             f"contamination.model={c.model!r} could not be loaded ({e}); use 'all-MiniLM-L6-v2' (bundled, "
             "offline) or a local sentence-transformers folder"
         ) from e
+
+
+def resume_arguments(run_dir: Path) -> tuple[list[Path], Path, CurationConfig, str]:
+    """The inputs, output folder, config and run id recorded by the run in `run_dir`."""
+    record_path, config_path = run_dir / "run.json", run_dir / "config.json"
+    if not record_path.is_file() or not config_path.is_file():
+        raise ConfigError(
+            f"{run_dir} is not a run folder (no run.json and config.json): pass OUT/<run-id> of a curate run"
+        )
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        config = CurationConfig.model_validate_json(config_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, ValidationError) as e:
+        raise ConfigError(f"{run_dir}: run.json or config.json is unreadable ({e}); start a new run instead") from e
+    return [Path(p) for p in record["inputs"]], run_dir.parent, config, run_dir.name

@@ -29,8 +29,9 @@ from curation.io import atomic_target, atomic_write_text, read_conversations_par
 from curation.reports import merge_stage_reports, passthrough_report, stage_report
 from curation.reviewer_decisions import decisions_by_conversation, read_decisions
 from flows.config_file import check_contamination_resources
-from flows.paths import RunPaths, new_run_id, publish_parts
+from flows.paths import RunPaths, new_run_id, part_name, publish_parts
 from flows.resources import cache_dir, contamination_devices, embed_normalized, embedder_for, embedding_dim
+from flows.stage_cache import config_digest, file_digest, reuse_or_compute
 from schemas import StageReport
 from schemas.config import CurationConfig
 from schemas.contamination import ReviewerDecision
@@ -76,7 +77,13 @@ def index_benchmarks(paths: RunPaths, config: CurationConfig) -> dict:
     get_run_logger().info(
         "benchmarks: %d items, %d embedded now, %d from the cache", len(items), cached.embedded, cached.reused
     )
-    return {"items": str(items_path), "vectors": str(vectors_path), "embedded": cached.embedded}
+    return {
+        "items": str(items_path),
+        "vectors": str(vectors_path),
+        "embedded": cached.embedded,
+        # The check's cache key: a changed benchmark list or file re-checks every part.
+        "items_digest": file_digest(items_path),
+    }
 
 
 @task(name="contamination-part")
@@ -88,7 +95,28 @@ def check_part(
     config: CurationConfig,
     decisions: dict[str, list[ReviewerDecision]],
 ) -> dict:
-    """Check one part: write the kept conversations, the ledger rows and every turn's finding."""
+    """Check one part: write the kept conversations, the ledger rows and every turn's finding.
+
+    Cached on the part's content, the contamination options, the benchmark items and the
+    reviewers' decisions file.
+    """
+    c = config.contamination
+    decisions_digest = file_digest(Path(c.decisions_file)) if c.decisions_file else ""
+    key_parts = [part_name(part), file_digest(Path(part)), config_digest(c), bench["items_digest"], decisions_digest]
+    result = reuse_or_compute(
+        paths.cache,
+        "contamination",
+        key_parts,
+        paths.root,
+        lambda: _check(part, bench, paths, config, decisions),
+        files_of=lambda r: [Path(r["part"]), Path(r["ledger"]), Path(r["findings"])],
+    )
+    return result
+
+
+def _check(
+    part: str, bench: dict, paths: RunPaths, config: CurationConfig, decisions: dict[str, list[ReviewerDecision]]
+) -> dict:
     started = time.perf_counter()
     convs = read_conversations_parquet(Path(part))
     result = check_contamination(
@@ -98,10 +126,11 @@ def check_part(
         config=config.contamination,
         decisions=decisions,
     )
-    name = f"{index:05d}"
+    name = part_name(part)
     out = paths.stage_part("contamination", name)
     write_conversations(out, result.kept)
-    write_ledger(paths.ledger_part("contamination", name), result.dropped)
+    ledger = paths.ledger_part("contamination", name)
+    write_ledger(ledger, result.dropped)
     findings = paths.stage_dir("contamination") / "findings" / f"part-{name}.parquet"
     write_findings(findings, result.findings)
     report = stage_report(
@@ -113,7 +142,7 @@ def check_part(
         seconds=time.perf_counter() - started,
     )
     applied = [[*key, effect] for key, effect in result.decisions_applied.items()]
-    return {"part": str(out), "findings": str(findings), "report": report, "applied": applied}
+    return {"part": str(out), "ledger": str(ledger), "findings": str(findings), "report": report, "applied": applied}
 
 
 @flow(name="contamination-check")

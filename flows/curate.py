@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
 from curation.io import atomic_write_text
 from curation.reports import count_source_records, ledger_balance_errors, run_report_markdown
@@ -16,7 +16,8 @@ from flows.contamination import contamination_check_flow
 from flows.dedupe import dedupe_exact_flow, dedupe_minhash_flow
 from flows.ingest import ingest_flow
 from flows.lineage import code_version
-from flows.paths import RunPaths, new_run_id, publish_parts
+from flows.paths import RunPaths, new_run_id, publish_parts, run_record_json
+from flows.runners import task_runners
 from flows.shards import shards_flow
 from flows.split import split_flow
 from schemas import RunReport
@@ -38,18 +39,31 @@ def curate_flow(
     inputs = [Path(p) for p in inputs]
     check_inputs(inputs)
     check_resources(config)
-    paths = RunPaths.create(Path(out_dir), run_id or new_run_id())
+    out_dir = Path(out_dir)
+    cache = Path(config.run.cache_dir) if config.run.cache_dir else out_dir / "cache"
+    paths = RunPaths.create(out_dir, run_id or new_run_id(), cache_dir=cache if config.run.cache else None)
     started = datetime.now(UTC).isoformat(timespec="seconds")
+    # A run id used before (a resumed run) starts from a clean folder: finished work comes back
+    # from the stage cache, so nothing an earlier attempt wrote can be left over twice.
+    paths.clear_outputs()
+    removed = paths.cache.remove_temporaries()
     atomic_write_text(paths.config_json, config.model_dump_json(indent=2))
+    atomic_write_text(paths.run_json, run_record_json(paths.run_id, inputs, out_dir, started))
+    logger = get_run_logger()
+    if removed:
+        logger.info("removed %d unfinished cache entries left by a killed run", removed)
 
-    ingest_parts, ingest_report = ingest_flow(inputs, paths, config)
-    clean_parts, clean_reports = clean_flow(ingest_parts, paths, config)
-    exact_parts, exact_report = dedupe_exact_flow(clean_parts, paths, config)
-    near_parts, near_report = dedupe_minhash_flow(exact_parts, paths, config)
-    checked_parts, contamination_report, contamination_files = contamination_check_flow(near_parts, paths, config)
-    split_parts, split_report = split_flow(checked_parts, paths, config)
-    final_parts = publish_parts(split_parts, paths.conversations_dir)
-    manifest, shard_reports = shards_flow(final_parts, paths, config)
+    with task_runners(config.run) as on_runner:
+        ingest_parts, ingest_report = on_runner(ingest_flow)(inputs, paths, config)
+        clean_parts, clean_reports = on_runner(clean_flow)(ingest_parts, paths, config)
+        exact_parts, exact_report = on_runner(dedupe_exact_flow)(clean_parts, paths, config)
+        near_parts, near_report = on_runner(dedupe_minhash_flow)(exact_parts, paths, config)
+        checked_parts, contamination_report, contamination_files = on_runner(contamination_check_flow)(
+            near_parts, paths, config
+        )
+        split_parts, split_report = on_runner(split_flow)(checked_parts, paths, config)
+        final_parts = publish_parts(split_parts, paths.conversations_dir)
+        manifest, shard_reports = on_runner(shards_flow)(final_parts, paths, config)
 
     stages = [
         ingest_report,
@@ -101,10 +115,23 @@ def curate_flow(
         key="curate-stage-counts",
         description="records in, kept and dropped per stage",
     )
+    create_link_artifact(
+        link=Path(manifest).resolve().as_uri(),
+        link_text="shards manifest.json",
+        key="curate-shards-manifest",
+        description="the training shards' manifest: files, checksums, tokenizer, schema version",
+    )
+    if "html" in contamination_files:
+        create_link_artifact(
+            link=Path(contamination_files["html"]).resolve().as_uri(),
+            link_text="contamination report",
+            key="curate-contamination-report",
+            description="the reviewers' contamination report (offline HTML)",
+        )
     errors = ledger_balance_errors(report)
     if errors:
         raise LedgerImbalanceError("; ".join(errors))
-    get_run_logger().info(
+    logger.info(
         "run %s: read %d, kept %d, dropped %d → %s",
         report.run_id,
         report.records_read,

@@ -22,7 +22,8 @@ from curation.dedupe_minhash import (
 )
 from curation.io import atomic_write_table, read_conversations_parquet, write_conversations, write_ledger
 from curation.reports import merge_stage_reports, passthrough_report, stage_report
-from flows.paths import RunPaths
+from flows.paths import RunPaths, part_name
+from flows.stage_cache import config_digest, file_digest, reuse_or_compute
 from schemas import StageReport
 from schemas.arrow import EXACT_KEYS_SCHEMA, MINHASH_SIGNATURE_SCHEMA, REMOVALS_SCHEMA
 from schemas.config import CurationConfig
@@ -30,11 +31,21 @@ from schemas.ledger import Stage
 
 
 @task(name="exact-keys")
-def exact_keys_part(part: str, index: int, paths: RunPaths, config: CurationConfig) -> str:
-    keys = exact_dedupe_keys(read_conversations_parquet(Path(part)), part=index, config=config.dedupe_exact)
+def exact_keys_part(part: str, index: int, paths: RunPaths, config: CurationConfig) -> dict:
+    """The part's exact-dedupe keys (hashes and ranks only), cached on its content and position."""
     out = paths.stage_dir("dedupe_exact") / "keys" / f"keys-{index:05d}.parquet"
-    atomic_write_table(out, keys, schema=EXACT_KEYS_SCHEMA)
-    return str(out)
+
+    def compute() -> dict:
+        keys = exact_dedupe_keys(read_conversations_parquet(Path(part)), part=index, config=config.dedupe_exact)
+        atomic_write_table(out, keys, schema=EXACT_KEYS_SCHEMA)
+        return {"keys": str(out)}
+
+    # The position is in the key: the table's `part` column holds it.
+    key_parts = [str(index), file_digest(Path(part)), config_digest(config.dedupe_exact)]
+    result = reuse_or_compute(
+        paths.cache, "dedupe_exact-keys", key_parts, paths.root, compute, files_of=lambda r: [Path(r["keys"])]
+    )
+    return result
 
 
 @task(name="exact-duplicates")
@@ -46,11 +57,27 @@ def find_exact_part(keys: list[str], paths: RunPaths, config: CurationConfig) ->
 
 
 @task(name="minhash-signatures")
-def signatures_part(part: str, index: int, paths: RunPaths, config: CurationConfig) -> str:
-    signatures = minhash_signatures(read_conversations_parquet(Path(part)), part=index, config=config.dedupe_minhash)
+def signatures_part(part: str, index: int, paths: RunPaths, config: CurationConfig) -> dict:
+    """The part's MinHash band hashes, cached on its content and position: the costly per-record step."""
     out = paths.stage_dir("dedupe_minhash") / "signatures" / f"signatures-{index:05d}.parquet"
-    atomic_write_table(out, signatures, schema=MINHASH_SIGNATURE_SCHEMA)
-    return str(out)
+
+    def compute() -> dict:
+        signatures = minhash_signatures(
+            read_conversations_parquet(Path(part)), part=index, config=config.dedupe_minhash
+        )
+        atomic_write_table(out, signatures, schema=MINHASH_SIGNATURE_SCHEMA)
+        return {"signatures": str(out)}
+
+    key_parts = [str(index), file_digest(Path(part)), config_digest(config.dedupe_minhash)]
+    result = reuse_or_compute(
+        paths.cache,
+        "dedupe_minhash-signatures",
+        key_parts,
+        paths.root,
+        compute,
+        files_of=lambda r: [Path(r["signatures"])],
+    )
+    return result
 
 
 @task(name="near-duplicates")
@@ -64,7 +91,9 @@ def find_near_part(signatures: list[str], parts: list[str], paths: RunPaths, con
         convs = read_conversations_parquet(Path(parts[index]))
         for row in rows["row"]:
             shingles[(index, row)] = conversation_shingles(convs[row], ngram=config.dedupe_minhash.ngram)
-    ranks = scanned.drop("band_hashes").collect()
+    # Ranks of the candidates only, read from the files by a streaming semi-join: never the ranks
+    # of every record at once. Signatures and conversations stay on disk, read a part at a time.
+    ranks = scanned.drop("band_hashes").join(needed.lazy(), on=["part", "row"], how="semi").collect(engine="streaming")
     removals = near_duplicate_removals(pairs, shingles, ranks, config=config.dedupe_minhash)
     out = paths.stage_dir("dedupe_minhash") / "removals.parquet"
     atomic_write_table(out, removals.to_arrow(), schema=REMOVALS_SCHEMA)
@@ -77,18 +106,24 @@ def remove_part(part: str, index: int, removals: str, stage: Stage, paths: RunPa
     started = time.perf_counter()
     convs = read_conversations_parquet(Path(part))
     result = remove_listed(convs, removals_for_part(pl.read_parquet(removals), index), stage=stage)
-    out = paths.stage_part(stage, f"{index:05d}")
+    # Not cached: a filter of one part by the global step's list, as cheap as a cache lookup.
+    out = paths.stage_part(stage, part_name(part))
     write_conversations(out, result.kept)
-    write_ledger(paths.ledger_part(stage, f"{index:05d}"), result.dropped)
+    write_ledger(paths.ledger_part(stage, part_name(part)), result.dropped)
     report = stage_report(
         stage, inputs=len(convs), kept=len(result.kept), dropped=result.dropped, seconds=time.perf_counter() - started
     )
     return {"part": str(out), "report": report}
 
 
-def _remove_everywhere(parts: list[str], removals: str, stage: Stage, paths: RunPaths) -> tuple[list[str], StageReport]:
+def _remove_everywhere(
+    parts: list[str], removals: str, stage: Stage, paths: RunPaths, per_part: list[dict]
+) -> tuple[list[str], StageReport]:
+    """Apply the global step's removals to every part; `per_part` (the cached key tasks) counts the reuse."""
     results = [f.result() for f in [remove_part.submit(p, i, removals, stage, paths) for i, p in enumerate(parts)]]
     (report,) = merge_stage_reports([r["report"] for r in results])
+    report.parts = len(per_part)
+    report.parts_reused = sum(r["reused"] for r in per_part)
     get_run_logger().info(
         "%s: %d in, %d kept, %d dropped %s", stage, report.inputs, report.kept, report.dropped, report.dropped_by_reason
     )
@@ -101,8 +136,8 @@ def dedupe_exact_flow(parts: list[str], paths: RunPaths, config: CurationConfig)
     if not config.dedupe_exact.enabled or not parts:
         return parts, passthrough_report(parts, "dedupe_exact")
     keys = [f.result() for f in [exact_keys_part.submit(p, i, paths, config) for i, p in enumerate(parts)]]
-    removals = find_exact_part(keys, paths, config)
-    return _remove_everywhere(parts, removals, "dedupe_exact", paths)
+    removals = find_exact_part([k["keys"] for k in keys], paths, config)
+    return _remove_everywhere(parts, removals, "dedupe_exact", paths, keys)
 
 
 @flow(name="dedupe-minhash")
@@ -111,5 +146,5 @@ def dedupe_minhash_flow(parts: list[str], paths: RunPaths, config: CurationConfi
     if not config.dedupe_minhash.enabled or not parts:
         return parts, passthrough_report(parts, "dedupe_minhash")
     signatures = [f.result() for f in [signatures_part.submit(p, i, paths, config) for i, p in enumerate(parts)]]
-    removals = find_near_part(signatures, parts, paths, config)
-    return _remove_everywhere(parts, removals, "dedupe_minhash", paths)
+    removals = find_near_part([s["signatures"] for s in signatures], parts, paths, config)
+    return _remove_everywhere(parts, removals, "dedupe_minhash", paths, signatures)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from flows.stage_cache import StageCache
 
 
 def new_run_id() -> str:
@@ -20,10 +23,16 @@ class RunPaths:
     """The layout of one run's output directory."""
 
     root: Path
+    # Where finished per-part work is kept across runs (None: caching off).
+    cache_root: Path | None = None
 
     @classmethod
-    def create(cls, out_dir: Path, run_id: str) -> RunPaths:
-        return cls(root=out_dir / run_id)
+    def create(cls, out_dir: Path, run_id: str, *, cache_dir: Path | None = None) -> RunPaths:
+        return cls(root=out_dir / run_id, cache_root=cache_dir)
+
+    @property
+    def cache(self) -> StageCache:
+        return StageCache(self.cache_root)
 
     @property
     def run_id(self) -> str:
@@ -64,6 +73,23 @@ class RunPaths:
     def config_json(self) -> Path:
         return self.root / "config.json"
 
+    @property
+    def run_json(self) -> Path:
+        """Written when the run starts: its inputs and options, so a killed run can be resumed."""
+        return self.root / "run.json"
+
+    def clear_outputs(self) -> None:
+        """Remove what an earlier (killed or finished) run under this id wrote, so nothing is left over twice."""
+        for name in ("stages", "ledger", "conversations", "shards", "contamination"):
+            shutil.rmtree(self.root / name, ignore_errors=True)
+        for name in ("report.json", "report.md"):
+            (self.root / name).unlink(missing_ok=True)
+
+
+def part_name(part: str | Path) -> str:
+    """The stable name of a part ("part-<name>.parquet"): every stage's output keeps its input's name."""
+    return Path(part).name.removeprefix("part-").removesuffix(".parquet")
+
 
 def publish_parts(parts: list[str], dest: Path) -> list[str]:
     """Give the final stage's parts their published names under `dest` (hard links when possible)."""
@@ -78,3 +104,11 @@ def publish_parts(parts: list[str], dest: Path) -> list[str]:
             shutil.copyfile(part, target)
         published.append(str(target))
     return published
+
+
+def run_record_json(run_id: str, inputs: list[Path], out_dir: Path, started_at: str) -> str:
+    """run.json: what `chatsift curate --resume` needs to run the same work again (with config.json)."""
+    return json.dumps(
+        {"run_id": run_id, "inputs": [str(p) for p in inputs], "out_dir": str(out_dir), "started_at": started_at},
+        indent=2,
+    )

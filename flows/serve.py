@@ -17,6 +17,7 @@ from prefect.deployments.runner import RunnerDeployment
 from flows.config_file import ConfigError, load_config
 from flows.contamination import contamination_flow
 from flows.curate import curate_flow
+from flows.shards import build_shards_flow
 from schemas.config import CurationConfig
 
 # Nightly at 03:00 UTC (Prefect's cron is UTC unless a timezone is given; prefect.md).
@@ -33,7 +34,7 @@ def _built(deployment: object) -> RunnerDeployment:
 def chatsift_deployments(
     *, inputs: list[str], out_dir: str, config: CurationConfig, cron: str = NIGHTLY, schedule_active: bool = True
 ) -> list[RunnerDeployment]:
-    """The deployments: a scheduled re-curation of `inputs`, on-demand curate, and contamination."""
+    """The deployments: a scheduled re-curation of `inputs`, on-demand curate, contamination and shards."""
     config_json = config.model_dump(mode="json")
     return [
         _built(
@@ -59,6 +60,15 @@ def chatsift_deployments(
                 name="contamination",
                 description="Check a folder of curated conversation parts against benchmark questions.",
                 tags=["chatsift", "contamination"],
+                parameters={"out_dir": out_dir, "config": config_json},
+            )
+        ),
+        _built(
+            build_shards_flow.to_deployment(
+                name="shards",
+                description="Tokenize and pack a curated run's conversations into training shards again "
+                "(another tokenizer, template or sequence length) without curating again.",
+                tags=["chatsift", "shards"],
                 parameters={"out_dir": out_dir, "config": config_json},
             )
         ),

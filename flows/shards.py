@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact
 from tokenizers import Tokenizer
 
 from curation.chat_templates import ChatTemplate, chat_template_for
-from curation.io import read_conversations_parquet, read_tokenized, write_ledger, write_tokenized
+from curation.io import atomic_write_text, read_conversations_parquet, read_tokenized, write_ledger, write_tokenized
 from curation.pack import pack_conversations, with_unique_ids
 from curation.reports import merge_stage_reports, stage_report
 from curation.shards import MANIFEST_NAME, write_shards
 from curation.tokenization import tokenize_conversations
-from flows.paths import RunPaths
+from flows.paths import RunPaths, new_run_id, part_name
 from flows.resources import tokenizer_config_for, tokenizer_for
+from flows.stage_cache import config_digest, file_digest, reuse_or_compute
 from schemas import StageReport
 from schemas.config import CurationConfig
 from schemas.shards import TokenizerInfo
@@ -38,20 +41,35 @@ def tokenizer_info(tokenizer: Tokenizer, spec: str) -> TokenizerInfo:
     )
 
 
-@task(name="tokenize-part")
-def tokenize_part(part: str, index: int, paths: RunPaths, config: CurationConfig) -> dict:
+def _tokenize(part: str, paths: RunPaths, config: CurationConfig) -> dict:
     started = time.perf_counter()
     convs = read_conversations_parquet(Path(part))
     tokenized, dropped = tokenize_conversations(
         convs, tokenizer=tokenizer_for(config.tokenizer.spec), template=template_for(config)
     )
-    out = paths.stage_part("tokenize", f"{index:05d}")
+    out = paths.stage_part("tokenize", part_name(part))
     write_tokenized(out, tokenized)
-    write_ledger(paths.ledger_part("tokenize", f"{index:05d}"), dropped)
+    ledger = paths.ledger_part("tokenize", part_name(part))
+    write_ledger(ledger, dropped)
     report = stage_report(
         "tokenize", inputs=len(convs), kept=len(tokenized), dropped=dropped, seconds=time.perf_counter() - started
     )
-    return {"part": str(out), "report": report, "tokens": sum(len(t.input_ids) for t in tokenized)}
+    tokens = sum(len(t.input_ids) for t in tokenized)
+    return {"part": str(out), "ledger": str(ledger), "report": report, "tokens": tokens}
+
+
+@task(name="tokenize-part")
+def tokenize_part(part: str, index: int, paths: RunPaths, config: CurationConfig) -> dict:
+    """Tokenize one part with the chat template; cached on its content and the tokenizer and shard options."""
+    key_parts = [part_name(part), file_digest(Path(part)), config_digest(config.tokenizer, config.shards)]
+    return reuse_or_compute(
+        paths.cache,
+        "tokenize",
+        key_parts,
+        paths.root,
+        lambda: _tokenize(part, paths, config),
+        files_of=lambda r: [Path(r["part"]), Path(r["ledger"])],
+    )
 
 
 @task(name="pack-and-write-shards")
@@ -99,3 +117,41 @@ def shards_flow(parts: list[str], paths: RunPaths, config: CurationConfig) -> tu
     ]
     packed = pack_and_write([r["part"] for r in results], paths, config)
     return packed["manifest"], [tokenize_report, packed["report"]]
+
+
+@flow(name="build-shards", log_prints=True)
+def build_shards_flow(
+    conversations: Path,
+    out_dir: Path = Path("runs"),
+    config: CurationConfig = CurationConfig(),
+    run_id: str | None = None,
+) -> dict:
+    """Tokenize and pack a folder of curated conversation parts (a curate run's conversations/) into shards.
+
+    For a new tokenizer, chat template or sequence length without curating again.
+    """
+    from flows.config_file import ConfigError, check_tokenizer
+
+    parts = sorted(str(p) for p in Path(conversations).glob("part-*.parquet"))
+    if not parts:
+        raise ConfigError(f"{conversations} holds no part-*.parquet: pass a curate run's conversations/ folder")
+    check_tokenizer(config)
+    paths = RunPaths.create(Path(out_dir), run_id or new_run_id())
+    atomic_write_text(paths.config_json, config.model_dump_json(indent=2))
+    manifest, (tokenize_report, pack_report) = shards_flow(parts, paths, config)
+    summary = {
+        "run_id": paths.run_id,
+        "conversations": tokenize_report.inputs,
+        "packed": pack_report.kept,
+        "dropped": tokenize_report.dropped + pack_report.dropped,
+        "manifest": manifest,
+        "ledger": str(paths.ledger_dir),
+    }
+    atomic_write_text(paths.report_json, json.dumps(summary, indent=2))
+    create_link_artifact(
+        link=Path(manifest).resolve().as_uri(),
+        link_text="shards manifest.json",
+        key="build-shards-manifest",
+        description="the training shards' manifest",
+    )
+    return summary

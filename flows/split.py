@@ -11,21 +11,22 @@ from curation.io import read_conversations_parquet, write_conversations, write_l
 from curation.reports import merge_stage_reports, stage_report
 from curation.split import split_long_conversations
 from curation.tokenizer_load import batch_token_counter
-from flows.paths import RunPaths
+from flows.paths import RunPaths, part_name
 from flows.resources import tokenizer_for
+from flows.stage_cache import config_digest, file_digest, reuse_or_compute
 from schemas import StageReport
 from schemas.config import CurationConfig
 
 
-@task(name="split-part", retries=1)
-def split_part(part: str, index: int, paths: RunPaths, config: CurationConfig) -> dict:
+def _split(part: str, paths: RunPaths, config: CurationConfig) -> dict:
     started = time.perf_counter()
     convs = read_conversations_parquet(Path(part))
     count_tokens = batch_token_counter(tokenizer_for(config.tokenizer.spec))
     result = split_long_conversations(convs, count_tokens=count_tokens, config=config.split)
-    out = paths.stage_part("split", f"{index:05d}")
+    out = paths.stage_part("split", part_name(part))
     rows = write_conversations(out, result.kept)
-    write_ledger(paths.ledger_part("split", f"{index:05d}"), result.dropped)
+    ledger = paths.ledger_part("split", part_name(part))
+    write_ledger(ledger, result.dropped)
     kept = sum(1 for c in result.kept if not c.split_index)
     report = stage_report(
         "split",
@@ -36,7 +37,22 @@ def split_part(part: str, index: int, paths: RunPaths, config: CurationConfig) -
         seconds=time.perf_counter() - started,
         rows_out=rows,
     )
-    return {"part": str(out), "report": report}
+    return {"part": str(out), "ledger": str(ledger), "report": report}
+
+
+# Retried once: the only transient failure here is loading the tokenizer.
+@task(name="split-part", retries=1)
+def split_part(part: str, index: int, paths: RunPaths, config: CurationConfig) -> dict:
+    """Split one part's long conversations; cached on its content and the split and tokenizer options."""
+    key_parts = [part_name(part), file_digest(Path(part)), config_digest(config.split, config.tokenizer)]
+    return reuse_or_compute(
+        paths.cache,
+        "split",
+        key_parts,
+        paths.root,
+        lambda: _split(part, paths, config),
+        files_of=lambda r: [Path(r["part"]), Path(r["ledger"])],
+    )
 
 
 @flow(name="split")

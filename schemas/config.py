@@ -182,6 +182,12 @@ class MinHashConfig(_Config):
     bands: int = Field(default=24, ge=1)
     rows: int = Field(default=7, ge=1)
     seed: int = 1
+    # The global candidate search runs in passes over the signature files, each over this many
+    # bands: a pass holds ~records x bands_per_pass exploded (record, band, band hash) rows, about
+    # 16 bytes each plus polars' grouping state, instead of all bands at once. The pairs (or the
+    # removals) never depend on it, only memory and time do (each pass re-reads the files):
+    # docs/minhash.md has the figures.
+    bands_per_pass: int = Field(default=8, ge=1)
 
 
 class SplitConfig(_Config):
@@ -441,6 +447,23 @@ class RunConfig(_Config):
     # prefect.md: each task run costs ~5 ms and a server row; batches of 1k-10k conversations
     # keep Prefect under a few percent of the run.
     batch_size: int = Field(default=5000, gt=0)
+    # Finished per-part work is kept in a content-addressed cache keyed on (input content hash,
+    # stage config hash, code fingerprint), so a re-run over the same or grown inputs, or a run
+    # resumed after a crash, redoes only what changed. None: <out_dir>/cache.
+    cache: bool = True
+    cache_dir: str | None = None
+    # "threads": Prefect's thread pool in the flow's process. "dask": Prefect's Dask task runner
+    # (prefect-dask); with dask_address None a LocalCluster of dask_workers processes is started
+    # for the run, otherwise tasks go to the scheduler at that address ("tcp://host:8786").
+    task_runner: Literal["threads", "dask"] = "threads"
+    # Thread-pool size for "threads"; None: Prefect's default.
+    max_workers: int | None = Field(default=None, gt=0)
+    dask_address: str | None = None
+    dask_workers: int = Field(default=2, gt=0)
+
+
+# RunConfig options that decide how a run executes, never what it writes.
+EXECUTION_ONLY_RUN_OPTIONS = ("cache", "cache_dir", "task_runner", "max_workers", "dask_address", "dask_workers")
 
 
 class CurationConfig(_Config):
@@ -462,6 +485,14 @@ class CurationConfig(_Config):
     shards: ShardsConfig = ShardsConfig()
 
     def config_hash(self) -> str:
-        """A stable hash of every option, for lineage and caching."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """A stable hash of every option that can change an output, for lineage and the manifest.
+
+        Where tasks run and whether work is cached never changes a byte of output (tests check
+        both), so those options are left out: the same data curated on a laptop or a Dask
+        cluster carries the same hash.
+        """
+        data = self.model_dump(mode="json")
+        for name in EXECUTION_ONLY_RUN_OPTIONS:
+            data["run"].pop(name)
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()

@@ -136,6 +136,10 @@ class StageReport(BaseModel):
     # Changes that kept the record: repairs, redactions, zero-weighted turns, converted HTML.
     changed: dict[str, int] = Field(default_factory=dict)
     seconds: float = 0.0
+    # Task-sized pieces of work (parts, file groups) the stage ran, and how many of them were
+    # taken from the stage cache instead of being computed again.
+    parts: int = 0
+    parts_reused: int = 0
 
 
 class RunReport(BaseModel):

@@ -77,7 +77,7 @@ def test_demo_command_runs_the_pipeline_on_embedded_prefect(tmp_path: Path) -> N
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    [run_dir] = [p for p in (tmp_path / "runs").iterdir() if p.name != "demo-input"]
+    [run_dir] = [p for p in (tmp_path / "runs").iterdir() if p.name not in ("demo-input", "cache")]
     report = RunReport.model_validate_json((run_dir / "report.json").read_text())
     assert report.records_read == report.kept + report.dropped > 0
     assert f"run {report.run_id}: read {report.records_read}" in done.stdout

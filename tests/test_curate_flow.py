@@ -95,6 +95,27 @@ def test_demo_inputs_curate_with_every_record_accounted_for(
     on_disk = RunReport.model_validate_json((tmp_path / "out/demo/report.json").read_text())
     assert on_disk.kept == report.kept and on_disk.records_read == report.records_read
     assert "| shape |" in (tmp_path / "out/demo/report.md").read_text()
+    # the same conversations packed again for a shorter context, without curating again
+    shorter = tmp_path / "shorter.json"
+    shorter.write_text(json.dumps({"shards": {"max_seq_len": 1024}}))
+    assert (
+        main(
+            [
+                "shards",
+                "build",
+                str(tmp_path / "out/demo/conversations"),
+                "--out",
+                str(tmp_path / "b"),
+                "--config",
+                str(shorter),
+            ]
+        )
+        == 0
+    )
+    [rebuilt] = (tmp_path / "b").glob("*/shards")
+    assert verify_shards(rebuilt) == []
+    again = read_manifest(rebuilt)
+    assert again.max_seq_len == 1024 and again.total_rows > manifest.total_rows
 
 
 def test_real_sample_and_its_html_pages_curate_without_loss(

@@ -114,11 +114,11 @@ def test_recuration_deployment_runs_through_the_api(tmp_path: Path, server: dict
         with temporary_settings({PREFECT_API_URL: server["PREFECT_API_URL"]}), get_client(sync_client=True) as client:
 
             def registered() -> bool:
-                return len(client.read_deployments()) >= 3
+                return len(client.read_deployments()) >= 4
 
             _wait("flows.serve", registered, served, timeout=120)
             deployments = {f"{d.name}": d for d in client.read_deployments()}
-            assert set(deployments) == {"recurate-nightly", "curate", "contamination"}
+            assert set(deployments) == {"recurate-nightly", "curate", "contamination", "shards"}
             nightly = deployments["recurate-nightly"]
             assert "scheduled" in nightly.tags and nightly.description
             [schedule] = nightly.schedules
@@ -132,12 +132,24 @@ def test_recuration_deployment_runs_through_the_api(tmp_path: Path, server: dict
                 artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id]))
             )
             keys = {a.key for a in artifacts}
-            assert {"curate-run-report", "curate-stage-counts"} <= keys
+            assert {"curate-run-report", "curate-stage-counts", "curate-shards-manifest"} <= keys
+            assert {"curate-contamination-report", "contamination-summary", "contamination-counts"} <= keys
+            links = {a.key: a.data for a in artifacts if a.type == "link"}
+            assert str(links["curate-shards-manifest"]).endswith("/shards/manifest.json")
+            assert Path(str(links["curate-contamination-report"]).removeprefix("file://")).is_file()
+            # the second scheduled re-curation over unchanged inputs reuses every part
+            second = run_deployment("curate/recurate-nightly", timeout=600)
+            assert second.state is not None and second.state.is_completed(), second.state
     finally:
         _stop(served)
         serve_log.close()
-    [run_dir] = list((tmp_path / "runs").iterdir())
-    report = RunReport.model_validate_json((run_dir / "report.json").read_text())
+    first_dir, second_dir = sorted(p for p in (tmp_path / "runs").iterdir() if p.name != "cache")
+    report = RunReport.model_validate_json((first_dir / "report.json").read_text())
+    again = RunReport.model_validate_json((second_dir / "report.json").read_text())
     assert report.records_read == report.kept + report.dropped > 0
+    assert sum(s.parts_reused for s in report.stages) == 0
+    assert [s.parts_reused for s in again.stages] == [s.parts for s in again.stages]
+    assert sum(s.parts for s in again.stages) > 0
+    run_dir = first_dir
     assert (run_dir / "shards" / "manifest.json").is_file()
     assert json.loads((run_dir / "contamination" / "report.json").read_text())["flagged_turns"] == 2
