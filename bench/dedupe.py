@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.dedupe                          # 10K and 100K
     .venv/bin/python -m bench.dedupe --sizes 10000,100000,1000000 --workers 2
+    .venv/bin/python -m bench.dedupe --lsh-scales 10,30,300   # the global LSH step alone
 
 The conversations are the 3003 real ShareGPT conversations of ../shared/data, repeated: copy 0 of
 each is the original, every other copy gets a new id and 1-3 words replaced (a seeded RNG per
@@ -14,12 +15,22 @@ of each record in a candidate pair are recomputed on demand, component by compon
 that takes is shown apart from the verification proper). Signatures/second per core is records
 over the summed signature time of the parts, generation of the perturbed copies excluded.
 Prints the chosen bands x rows with its detection curve, a table, and one line for the README.
+
+--lsh-scales measures the global LSH step alone (lsh_candidate_pairs over pl.scan_parquet of the
+signature files) for bands_per_pass 24 (one pass), the default and 1, each in a fresh process
+(peak RSS, VmHWM, and the RSS after imports, so the step's own share shows). The signatures are those
+of the real sample, computed once, and `scale` re-identified copies of them (one part per copy,
+as bench/curate.py scales the sample): copy 0 is the real signatures, and in every other copy
+each band hash is redrawn (seeded) with probability 1 - 0.97^rows, what a near copy of Jaccard
+0.97 does to its bands (the copies above have Jaccard ~0.97), so signatures need not be
+recomputed for millions of records. Every bands_per_pass must give the same pairs (checked).
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import multiprocessing
 import os
@@ -27,6 +38,7 @@ import platform
 import random
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,6 +50,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation.dedupe_minhash import (
@@ -63,6 +76,8 @@ SEED = 20240607
 WORD = re.compile(r"\w+")
 # (name, bands, rows) compared in docs/minhash.md. datasketch's is its _optimal_param(0.8, 128).
 OTHER_CHOICES = (("datasketch automatic, 0.8 / 128 perms", 9, 13), ("NeMo Curator", 20, 13))
+# --lsh-scales: a copy's band survives with probability LSH_COPY_JACCARD ** rows.
+LSH_COPY_JACCARD = 0.97
 
 
 @cache
@@ -210,6 +225,109 @@ def run_one(sample: str, size: int, part_size: int, workers: int) -> dict[str, A
     return result
 
 
+def write_scaled_signatures(sample: str, scale: int, out: Path, config: MinHashConfig) -> int:
+    """`scale` parts of MINHASH_SIGNATURE_SCHEMA rows under `out`: part k is copy k of the real
+    sample's signatures, re-identified, copies k >= 1 with each band hash redrawn with probability
+    1 - LSH_COPY_JACCARD ** rows (seeded). Returns the bytes written."""
+    base = minhash_signatures(originals(sample), part=0, config=config)
+    bands = base.column("band_hashes").combine_chunks()
+    offsets, values = bands.offsets, bands.values.to_numpy()
+    ids = base.column("id").to_pylist()
+    rng = np.random.default_rng(SEED)
+    keep = LSH_COPY_JACCARD**config.rows
+    out.mkdir(parents=True, exist_ok=True)
+    for copy in range(scale):
+        table = base.set_column(0, "part", pa.array(np.full(len(base), copy, dtype=np.int32)))
+        if copy:
+            redrawn = values.copy()
+            mask = rng.random(len(values)) >= keep
+            redrawn[mask] = rng.integers(0, 2**64, int(mask.sum()), dtype=np.uint64, endpoint=False)
+            column = pa.ListArray.from_arrays(offsets, pa.array(redrawn), type=bands.type)
+            table = table.set_column(table.schema.get_field_index("band_hashes"), "band_hashes", column)
+            id_index = table.schema.get_field_index("id")
+            table = table.set_column(id_index, "id", pa.array([f"{i}.c{copy}" for i in ids]))
+        pq.write_table(table, out / f"signatures-{copy:05d}.parquet")
+    return sum(f.stat().st_size for f in out.glob("*.parquet"))
+
+
+def proc_status_mib(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak) of this process in MiB, from /proc/self/status. Unlike
+    getrusage's ru_maxrss, VmHWM starts afresh at exec: a child forked from a big parent does
+    not inherit the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def run_lsh_one(signature_dir: str, bands_per_pass: int) -> dict[str, Any]:
+    """The global LSH step alone, in this (fresh) process: time, peak RSS, the pairs' digest."""
+    config = MinHashConfig(bands_per_pass=bands_per_pass)
+    baseline = proc_status_mib("VmRSS")
+    started = time.perf_counter()
+    pairs = lsh_candidate_pairs(pl.scan_parquet(Path(signature_dir) / "*.parquet"), config=config)
+    seconds = time.perf_counter() - started
+    return {
+        "bands_per_pass": bands_per_pass,
+        "passes": -(-config.bands // bands_per_pass),
+        "lsh_s": seconds,
+        "candidate_pairs": len(pairs),
+        "pairs_digest": hashlib.blake2b(pairs.to_numpy().tobytes(), digest_size=8).hexdigest(),
+        "baseline_rss_mib": baseline,
+        "peak_rss_mib": proc_status_mib("VmHWM"),
+    }
+
+
+def lsh_memory(sample: str, scales: list[int]) -> None:
+    """Print time and peak RSS of lsh_candidate_pairs at each scale for bands_per_pass 24, the
+    default and 1, each in a fresh process, and one line for the README."""
+    config = MinHashConfig()
+    choices = list(dict.fromkeys((config.bands, config.bands_per_pass, 1)))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="chatsift-bench-lsh-") as tmp:
+        for scale in scales:
+            folder = Path(tmp) / f"x{scale}"
+            size = write_scaled_signatures(sample, scale, folder, config)
+            records = scale * len(originals(sample))
+            found = []
+            for bands_per_pass in choices:
+                command = [sys.executable, "-m", "bench.dedupe", "--lsh-one", str(folder)]
+                command += ["--bands-per-pass", str(bands_per_pass), "--sample", sample]
+                child = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+                if child.returncode != 0:
+                    print(child.stderr, file=sys.stderr)
+                    sys.exit(f"scale {scale}, bands_per_pass {bands_per_pass} failed")
+                row = json.loads(child.stdout.strip().splitlines()[-1]) | {"records": records, "bytes": size}
+                found.append(row)
+                print(f"x{scale} bands_per_pass={bands_per_pass}: {row['lsh_s']:.2f} s", flush=True)
+            if len({r["pairs_digest"] for r in found}) != 1:
+                sys.exit(f"scale {scale}: the pairs differ between bands_per_pass values: {found}")
+            rows.extend(found)
+            shutil.rmtree(folder)
+
+    print(
+        "| records | signature Parquet MB | bands per pass | passes | LSH s | peak RSS MiB | over the RSS after "
+        "imports MiB | candidate pairs (star) |"
+    )
+    print("|" + "---|" * 8)
+    for r in rows:
+        print(
+            f"| {r['records']:,} | {r['bytes'] / 1e6:.0f} | {r['bands_per_pass']} | {r['passes']} | {r['lsh_s']:.2f} | "
+            f"{r['peak_rss_mib']:,.0f} | {r['peak_rss_mib'] - r['baseline_rss_mib']:,.0f} | "
+            f"{r['candidate_pairs']:,} |"
+        )
+    print("pairs identical for every bands_per_pass at every scale: yes (blake2b of the sorted pairs)")
+    last = [r for r in rows if r["records"] == rows[-1]["records"]]
+    figures = ", ".join(
+        f"{r['bands_per_pass']} bands/pass {r['lsh_s']:.1f} s +{r['peak_rss_mib'] - r['baseline_rss_mib']:,.0f} MiB"
+        for r in last
+    )
+    print(
+        f"README: dedupe_minhash global LSH over {last[0]['records']:,} signatures ({config.bands} bands, streaming "
+        f"polars): {figures} (peak RSS over imports; Python {platform.python_version()}, {os.cpu_count()} cores)"
+    )
+
+
 def comparison_table(config: MinHashConfig) -> str:
     """docs/minhash.md's table: P(candidate) at 0.7 / 0.8 / 0.9 for each choice, computed."""
     lines = ["| choice | bands x rows | permutations | P(0.7) | P(0.8) | P(0.9) |", "|---|---|---|---|---|---|"]
@@ -261,7 +379,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1, help="processes for signatures and verification")
     parser.add_argument("--sample", type=Path, default=DEFAULT_SAMPLE, help="the real ShareGPT sample (.json.gz)")
     parser.add_argument("--profile-sample", action="store_true", help="print the real sample's similar pairs")
+    parser.add_argument(
+        "--lsh-scales", help="comma-separated copies of the real sample: time and peak RSS of the global LSH step"
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size, print JSON
+    parser.add_argument("--lsh-one", help=argparse.SUPPRESS)  # internal: LSH over one signature folder
+    parser.add_argument("--bands-per-pass", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if not args.sample.exists():
@@ -269,6 +392,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     if args.one is not None:
         print(json.dumps(run_one(str(args.sample), args.one, args.part_size, args.workers)))
+        return
+    if args.lsh_one is not None:
+        print(json.dumps(run_lsh_one(args.lsh_one, args.bands_per_pass)))
+        return
+    if args.lsh_scales:
+        lsh_memory(str(args.sample), [int(s) for s in args.lsh_scales.split(",")])
         return
 
     config = MinHashConfig()

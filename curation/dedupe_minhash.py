@@ -1,9 +1,10 @@
 """Near duplicates: MinHash LSH over word n-gram shingles, verified by exact Jaccard.
 
-Four steps, so that the global part can run over every part at once (and later out of core):
+Four steps, so that the global part can run over every part at once, out of core:
 1. `minhash_signatures`: per part, one small Arrow row per conversation with its keep_rank
    components and one 64-bit hash per LSH band (MINHASH_SIGNATURE_SCHEMA), kept in Parquet;
-2. `lsh_candidate_pairs`: globally, in polars, the records that share a (band, band hash);
+2. `lsh_candidate_pairs`: globally, in polars, the records that share a (band, band hash), in
+   passes of MinHashConfig.bands_per_pass bands over the signature files (streaming engine);
 3. `near_duplicate_removals`: connected components of the candidate pairs, each verified with the
    EXACT Jaccard of shingle sets, best keep-rank first, so every removal names a kept record whose
    Jaccard with it is >= the threshold, and a chain A~B~C never removes a C unlike A;
@@ -145,52 +146,85 @@ def lsh_candidate_pairs(
 ) -> pl.DataFrame:
     """Unique (part_a, row_a, part_b, row_b) pairs, (part_a, row_a) < (part_b, row_b), of records
     that share a (band index, band hash), sorted. `signatures` holds MINHASH_SIGNATURE_SCHEMA rows
-    of any number of parts.
+    of any number of parts: a pl.scan_parquet of the signature files keeps the search out of core.
 
     edges="all": every pair within every bucket (what datasketch's MinHashLSH query returns).
     edges="star" (default): each bucket's members paired with its first member only. The pairs
     span the same connected components, which is all near_duplicate_removals uses, and a bucket
     of k copies gives k - 1 pairs instead of k(k-1)/2: 1,000 copies of one text are 500K pairs
     per band with "all".
+
+    The search runs in passes of config.bands_per_pass bands (lsh_band_pass); a bucket is one
+    band's, so each pass finds exactly the pairs of its bands, and the union of the passes is the
+    same for any bands_per_pass. A pass re-reads `signatures` and holds only its own bands; the
+    pairs (far fewer than band rows unless most records are copies) are merged after each pass.
     """
     if edges not in ("star", "all"):
         raise ValueError(f"edges must be 'star' or 'all', got {edges!r}")
+    pairs = pl.DataFrame(schema={"a": pl.Int64, "b": pl.Int64})
+    for start in range(0, config.bands, config.bands_per_pass):
+        stop = start + config.bands_per_pass
+        # The last pass takes every band from its start on (stop None): signatures made with more
+        # bands than config.bands still have all of them searched, as a single pass would.
+        found = band_pass_query(signatures, start=start, stop=stop if stop < config.bands else None, edges=edges)
+        # Merged pass by pass, in the pass's own query (one unique over the pairs so far and the
+        # pass's), so what is held between passes is never more than the final pairs (near copies
+        # share most bands: each pass finds mostly the same pairs again).
+        pairs = pl.concat([pairs.lazy(), found]).unique().collect(engine="streaming")
+    return pairs.select(
+        part_a=(pl.col("a") // 2**32).cast(pl.Int32),
+        row_a=(pl.col("a") % 2**32).cast(pl.Int32),
+        part_b=(pl.col("b") // 2**32).cast(pl.Int32),
+        row_b=(pl.col("b") % 2**32).cast(pl.Int32),
+    ).sort("part_a", "row_a", "part_b", "row_b")
+
+
+def lsh_band_pass(
+    signatures: pl.LazyFrame | pl.DataFrame, *, start: int, stop: int | None, edges: Literal["star", "all"] = "star"
+) -> pl.DataFrame:
+    """The unique candidate pairs (a, b) of bands [start, stop) (stop None: to the last band), as
+    record keys part * 2^32 + row with a < b, from one streaming scan of `signatures`."""
+    return band_pass_query(signatures, start=start, stop=stop, edges=edges).unique().collect(engine="streaming")
+
+
+def band_pass_query(
+    signatures: pl.LazyFrame | pl.DataFrame, *, start: int, stop: int | None, edges: Literal["star", "all"] = "star"
+) -> pl.LazyFrame:
+    """lsh_band_pass's query, its pairs not yet made unique (a pair repeats once per shared band).
+
+    Only the bands' slice of each record's band_hashes is exploded. The input is read in morsels,
+    but the window (or the self-join's build side) is a blocking node: it holds every row of the
+    pass, records x (stop - start) rows of (key, band, band hash), 20 bytes each, ~44 with its
+    grouping state (measured, docs/minhash.md), plus the pass's pairs. That is what passes bound.
+    """
+    band_hash = pl.col("band_hashes").list.slice(start, None if stop is None else stop - start)
     buckets = (
         signatures.lazy()
         .select(
             # One int64 per record, ordered as (part, row): cheaper to group and compare.
             key=pl.col("part").cast(pl.Int64) * 2**32 + pl.col("row").cast(pl.Int64),
-            band_hash=pl.col("band_hashes"),
-            band=pl.int_ranges(0, pl.col("band_hashes").list.len(), dtype=pl.Int32),
+            band_hash=band_hash,
+            band=pl.int_ranges(start, start + band_hash.list.len(), dtype=pl.Int32),
         )
         .explode("band_hash", "band")
         .drop_nulls("band_hash")
     )
     if edges == "star":
-        pairs = buckets.with_columns(a=pl.col("key").min().over("band", "band_hash")).filter(
-            pl.col("key") != pl.col("a")
-        )
-        pairs = pairs.select("a", b="key")
-    else:
-        grouped = buckets.group_by("band", "band_hash").agg("key").filter(pl.col("key").list.len() > 1)
         pairs = (
-            grouped.select(a="key", b="key")
-            .explode("a")
-            .explode("b")
-            .filter(pl.col("a") < pl.col("b"))
-            .select("a", "b")
+            buckets.with_columns(a=pl.col("key").min().over("band", "band_hash"))
+            .filter(pl.col("key") != pl.col("a"))
+            .select("a", b="key")
         )
-    return (
-        pairs.unique()
-        .select(
-            part_a=(pl.col("a") // 2**32).cast(pl.Int32),
-            row_a=(pl.col("a") % 2**32).cast(pl.Int32),
-            part_b=(pl.col("b") // 2**32).cast(pl.Int32),
-            row_b=(pl.col("b") % 2**32).cast(pl.Int32),
+    else:
+        # A self-join rather than group_by().agg(list): the list aggregation is not a streaming node.
+        pairs = (
+            buckets.join(buckets, on=["band", "band_hash"], suffix="_b")
+            .filter(pl.col("key") < pl.col("key_b"))
+            .select(a="key", b="key_b")
         )
-        .sort("part_a", "row_a", "part_b", "row_b")
-        .collect(engine="streaming")
-    )
+    # Both queries run on the streaming engine: scan, slice, explode, window and join nodes are
+    # all native streaming nodes (no in-memory fallback in polars 2.1's physical plan).
+    return pairs
 
 
 def candidate_components(pairs: pl.DataFrame) -> pl.DataFrame:

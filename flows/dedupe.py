@@ -68,7 +68,9 @@ def signatures_part(part: str, index: int, paths: RunPaths, config: CurationConf
         atomic_write_table(out, signatures, schema=MINHASH_SIGNATURE_SCHEMA)
         return {"signatures": str(out)}
 
-    key_parts = [str(index), file_digest(Path(part)), config_digest(config.dedupe_minhash)]
+    m = config.dedupe_minhash
+    # Only what the signatures depend on: threshold and bands_per_pass act in the global step.
+    key_parts = [str(index), file_digest(Path(part)), config_digest(m.ngram, m.bands, m.rows, m.seed)]
     result = reuse_or_compute(
         paths.cache,
         "dedupe_minhash-signatures",

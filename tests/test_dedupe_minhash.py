@@ -10,12 +10,15 @@ import re
 import subprocess
 import sys
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from datasketch import MinHashLSH
 
+from curation import dedupe_minhash
 from curation.dedupe_common import keep_rank
 from curation.dedupe_minhash import (
     MINHASH_SIGNATURE_SCHEMA,
@@ -28,6 +31,7 @@ from curation.dedupe_minhash import (
     detection_curve,
     drop_near_duplicates,
     jaccard,
+    lsh_band_pass,
     lsh_candidate_pairs,
     minhash_signatures,
     near_duplicate_removals,
@@ -269,6 +273,99 @@ def test_pairs_across_parts_and_empty_input() -> None:
     assert empty.is_empty() and empty.columns == ["part_a", "row_a", "part_b", "row_b"]
     found = near_duplicate_removals(empty, {}, signatures.drop("band_hashes"), config=CONFIG)
     assert found.is_empty() and found.schema == NEAR_DUPLICATE_FINDINGS_SCHEMA
+
+
+def reference_pairs(signatures: pl.DataFrame, *, edges: str = "star") -> set[tuple[tuple[int, int], tuple[int, int]]]:
+    """lsh_candidate_pairs in plain Python: buckets by (band, band hash), all bands at once."""
+    buckets: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for part, row, hashes in signatures.select("part", "row", "band_hashes").iter_rows():
+        for band, band_hash in enumerate(hashes):
+            buckets.setdefault((band, band_hash), []).append((part, row))
+    pairs = set()
+    for members in buckets.values():
+        members.sort()
+        if edges == "star":
+            pairs |= {(members[0], other) for other in members[1:]}
+        else:
+            pairs |= {(a, b) for i, a in enumerate(members) for b in members[i + 1 :]}
+    return pairs
+
+
+def one_pair_per_band(bands: int) -> pl.DataFrame:
+    """Signatures in two parts where records 2b and 2b + 1 share band b's hash and nothing else,
+    for every band b, plus a record without words (no band hashes): a skipped pass loses pairs."""
+    rows = []
+    for record in range(2 * bands):
+        hashes = [1_000_000 * band + record for band in range(bands)]
+        hashes[record // 2] = 10**12 + record // 2  # the pair's shared bucket
+        rows.append({"part": record % 2, "row": record // 2, "band_hashes": hashes})
+    rows.append({"part": 0, "row": bands, "band_hashes": []})
+    table = pl.DataFrame(rows, schema={"part": pl.Int32, "row": pl.Int32, "band_hashes": pl.List(pl.UInt64)})
+    return table.with_columns(id=pl.format("r{}-{}", "part", "row"), rank_gpt4=1, rank_turns=-2, rank_chars=-10)
+
+
+@pytest.mark.parametrize("edges", ["star", "all"])
+def test_banded_passes_find_every_band_s_pairs(edges: Literal["star", "all"], tmp_path: Path) -> None:
+    """Every bands_per_pass, whether it divides the bands or not, and for lazy input from Parquet
+    files as well, finds exactly the pairs of a single pass over all bands."""
+    signatures = one_pair_per_band(CONFIG.bands)
+    expected = {((0, b), (1, b)) for b in range(CONFIG.bands)}
+    assert reference_pairs(signatures, edges=edges) == expected
+    for part, frame in enumerate(signatures.partition_by("part", maintain_order=True)):
+        frame.write_parquet(tmp_path / f"signatures-{part:05d}.parquet")
+    scanned = pl.scan_parquet(tmp_path / "*.parquet")
+    for bands_per_pass in (1, 5, 7, CONFIG.bands, 100):
+        config = CONFIG.model_copy(update={"bands_per_pass": bands_per_pass})
+        pairs = lsh_candidate_pairs(signatures, config=config, edges=edges)
+        assert pair_set(pairs) == expected, bands_per_pass
+        assert pairs.schema == pl.Schema({"part_a": pl.Int32, "row_a": pl.Int32, "part_b": pl.Int32, "row_b": pl.Int32})
+        assert lsh_candidate_pairs(scanned, config=config, edges=edges).equals(pairs)
+
+
+def test_a_skipped_pass_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check above fails when one pass is left out (here the second of five)."""
+    calls = []
+    real_pass = dedupe_minhash.band_pass_query
+
+    def skip_second(*args: Any, **kwargs: Any) -> pl.LazyFrame:
+        calls.append(kwargs["start"])
+        found = real_pass(*args, **kwargs)
+        return found.clear() if len(calls) == 2 else found
+
+    monkeypatch.setattr(dedupe_minhash, "band_pass_query", skip_second)
+    config = CONFIG.model_copy(update={"bands_per_pass": 5})
+    pairs = pair_set(lsh_candidate_pairs(one_pair_per_band(CONFIG.bands), config=config))
+    assert calls == [0, 5, 10, 15, 20]
+    assert pairs == {((0, b), (1, b)) for b in range(CONFIG.bands)} - {((0, b), (1, b)) for b in range(5, 10)}
+
+
+@pytest.mark.shared_data
+def test_banded_passes_give_the_same_pairs_on_real_data(sharegpt_sample: list[dict[str, Any]], tmp_path: Path) -> None:
+    """1,000 real conversations and 100 planted near copies, in three Parquet parts: the pairs
+    are the same for 1, 5 and 24 bands per pass, and equal a plain-Python banding."""
+    convs = real_conversations(sharegpt_sample[:1000])
+    rng = random.Random(11)
+    convs += [edit_words(convs[i], rng, edits=rng.randint(1, 40), conv_id=f"plant{i}") for i in range(0, 1000, 10)]
+    parts = [convs[i : i + 400] for i in range(0, len(convs), 400)]
+    tables = [minhash_signatures(p, part=i, config=CONFIG) for i, p in enumerate(parts)]
+    for i, table in enumerate(tables):
+        pq.write_table(table, tmp_path / f"signatures-{i:05d}.parquet")
+    signatures = pl.concat([pl.DataFrame(t) for t in tables])
+    expected = reference_pairs(signatures)
+    assert len(expected) >= 80
+    by_pass = {
+        bands_per_pass: lsh_candidate_pairs(
+            pl.scan_parquet(tmp_path / "*.parquet"), config=CONFIG.model_copy(update={"bands_per_pass": bands_per_pass})
+        )
+        for bands_per_pass in (1, 5, 24)
+    }
+    for pairs in by_pass.values():
+        assert pairs.equals(by_pass[24]) and pair_set(pairs) == expected
+    # Copies with many edits share few bands: every pass of 5 finds pairs that no other pass
+    # finds, so leaving out any one pass would change the pairs.
+    per_pass = [set(lsh_band_pass(signatures, start=s, stop=s + 5).rows()) for s in range(0, CONFIG.bands, 5)]
+    for found in per_pass:
+        assert any(sum(pair in other for other in per_pass) == 1 for pair in found)
 
 
 def test_keep_rule_keeps_the_best_ranked_copy() -> None:
