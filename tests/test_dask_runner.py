@@ -36,10 +36,10 @@ def _with_run(config: CurationConfig, **run: object) -> CurationConfig:
 def test_dask_runner_output_is_byte_identical_to_the_thread_runner(
     tmp_path: Path, prefect_server: None, local_cluster: str, sharegpt_sample: list[dict]
 ) -> None:
-    """The demo inputs (every drop reason, duplicates, contamination, a split) plus 150 real pages,
+    """The demo inputs (every drop reason, duplicates, contamination, a split) plus 60 real pages,
     cut into many parts so tasks really spread over the workers."""
     inputs = write_demo_inputs(tmp_path / "in")
-    _write_pages(tmp_path / "in" / "real-pages", sharegpt_sample[:150])
+    _write_pages(tmp_path / "in" / "real-pages", sharegpt_sample[:60])
     base = _with_run(DEMO_CONFIG, batch_size=20, cache=False)
     from distributed import Client
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -133,10 +134,16 @@ def test_recuration_deployment_runs_through_the_api(tmp_path: Path, server: dict
             )
             keys = {a.key for a in artifacts}
             assert {"curate-run-report", "curate-stage-counts", "curate-shards-manifest"} <= keys
-            assert {"curate-contamination-report", "contamination-summary", "contamination-counts"} <= keys
-            links = {a.key: a.data for a in artifacts if a.type == "link"}
-            assert str(links["curate-shards-manifest"]).endswith("/shards/manifest.json")
-            assert Path(str(links["curate-contamination-report"]).removeprefix("file://")).is_file()
+            assert "curate-contamination-report" in keys
+            # link artifacts are markdown links ("[text](file:///...)") to files that exist
+            links = {a.key: re.fullmatch(r"\[[^]]*\]\(file://(.+)\)", str(a.data)) for a in artifacts}
+            manifest, report_html = links["curate-shards-manifest"], links["curate-contamination-report"]
+            assert manifest and manifest[1].endswith("/shards/manifest.json") and Path(manifest[1]).is_file()
+            assert report_html and Path(report_html[1]).name == "report.html" and Path(report_html[1]).is_file()
+            # bad input fails the run at once, with the fix in the state message the UI shows
+            bad = run_deployment("curate/curate", parameters={"inputs": [str(tmp_path / "missing")]}, timeout=300)
+            assert bad.state is not None and bad.state.is_failed()
+            assert "input(s) not found" in str(bad.state.message)
             # the second scheduled re-curation over unchanged inputs reuses every part
             second = run_deployment("curate/recurate-nightly", timeout=600)
             assert second.state is not None and second.state.is_completed(), second.state

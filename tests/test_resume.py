@@ -6,6 +6,7 @@ that returned stale or partial work would fail here.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -212,14 +213,14 @@ def test_grown_input_recomputes_only_new_batches_and_dedupes_across_old_and_new(
 def test_changed_benchmark_list_rechecks_contamination_and_reuses_the_rest(
     tmp_path: Path, prefect_server: None, sharegpt_sample: list[dict]
 ) -> None:
-    _write_pages(tmp_path / "pages", sharegpt_sample[:120])
+    _write_pages(tmp_path / "pages", sharegpt_sample[:60])
     planted = sharegpt_sample[7]["conversations"][0]["value"]
     bench = tmp_path / "bench.jsonl"
     bench.write_text(json.dumps({"id": "q1", "question": "What is the boiling point of water at sea level?"}) + "\n")
     spec = {"name": "mybench", "path": str(bench), "id_field": "id", "text_fields": ["question"]}
 
     def config_with(specs: list[dict]) -> CurationConfig:
-        data = _config(cache=True, batch_size=40).model_dump(mode="json")
+        data = _config(cache=True, batch_size=20).model_dump(mode="json")
         data["contamination"]["benchmarks"] = specs
         return CurationConfig.model_validate(data)
 
@@ -241,17 +242,20 @@ def test_changed_benchmark_list_rechecks_contamination_and_reuses_the_rest(
 
 @pytest.mark.slow
 def test_run_killed_mid_way_resumes_to_the_same_outputs(
-    tmp_path: Path, prefect_server: None, sharegpt_sample_path: Path, sharegpt_sample: list[dict]
+    tmp_path: Path, prefect_server: None, sharegpt_sample: list[dict]
 ) -> None:
     """SIGKILL to the whole process group of a running `chatsift curate`, then `--resume`."""
     from prefect.settings import PREFECT_API_URL
 
-    _write_pages(tmp_path / "pages", sharegpt_sample[:300])
-    inputs = [sharegpt_sample_path, tmp_path / "pages"]
-    reference = curate_flow(inputs=inputs, out_dir=tmp_path / "reference", config=_config(cache=False))
+    _write_pages(tmp_path / "pages", sharegpt_sample[:200])
+    dump = tmp_path / "dump.json.gz"
+    with gzip.open(dump, "wt", encoding="utf-8") as f:
+        json.dump(sharegpt_sample[:1200], f)
+    inputs = [dump, tmp_path / "pages"]
+    reference = curate_flow(inputs=inputs, out_dir=tmp_path / "reference", config=_config(cache=False, batch_size=100))
 
     config_file = tmp_path / "config.json"
-    config_file.write_text(_config(cache=True).model_dump_json())
+    config_file.write_text(_config(cache=True, batch_size=100).model_dump_json())
     out = tmp_path / "out"
     command = [sys.executable, "-m", "flows.cli", "curate", *map(str, inputs), "--out", str(out)]
     command += ["--config", str(config_file), "--run-id", "killed"]
