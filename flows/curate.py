@@ -15,7 +15,7 @@ from flows.config_file import check_inputs, check_resources
 from flows.contamination import contamination_check_flow
 from flows.dedupe import dedupe_exact_flow, dedupe_minhash_flow
 from flows.ingest import ingest_flow
-from flows.lineage import code_version
+from flows.lineage import code_version, run_lineage
 from flows.paths import RunPaths, new_run_id, publish_parts, run_record_json
 from flows.runners import task_runners
 from flows.shards import shards_flow
@@ -54,7 +54,7 @@ def curate_flow(
         logger.info("removed %d unfinished cache entries left by a killed run", removed)
 
     with task_runners(config.run) as on_runner:
-        ingest_parts, ingest_report = on_runner(ingest_flow)(inputs, paths, config)
+        ingest_parts, ingest_report, input_groups = on_runner(ingest_flow)(inputs, paths, config)
         clean_parts, clean_reports = on_runner(clean_flow)(ingest_parts, paths, config)
         exact_parts, exact_report = on_runner(dedupe_exact_flow)(clean_parts, paths, config)
         near_parts, near_report = on_runner(dedupe_minhash_flow)(exact_parts, paths, config)
@@ -91,12 +91,21 @@ def curate_flow(
             "conversations": str(paths.conversations_dir),
             "ledger": str(paths.ledger_dir),
             "report": str(paths.report_json),
+            "lineage": str(paths.root / "lineage.json"),
             "shards": manifest,
             "parts": str(len(final_parts)),
             **{f"contamination_{kind}": path for kind, path in contamination_files.items()},
         },
     )
     atomic_write_text(paths.report_json, report.model_dump_json(indent=2))
+    lineage = run_lineage(
+        run_id=paths.run_id,
+        root=paths.root,
+        inputs=inputs,
+        config_hash=report.config_hash,
+        input_groups=input_groups,
+    )
+    atomic_write_text(paths.root / "lineage.json", lineage.model_dump_json(indent=2))
     markdown = run_report_markdown(report)
     atomic_write_text(paths.report_md, markdown)
     create_markdown_artifact(markdown=markdown, key="curate-run-report", description="chatsift run report")

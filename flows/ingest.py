@@ -15,6 +15,7 @@ from flows.paths import RunPaths
 from flows.stage_cache import config_digest, file_digest, reuse_or_compute
 from schemas import Dropped, StageReport
 from schemas.config import CurationConfig
+from schemas.ledger import InputGroup
 
 # A task reads at most this much input, so one task covers one big dump or many small pages.
 MAX_TASK_INPUT_BYTES = 64 * 1024 * 1024
@@ -79,6 +80,14 @@ def ingest_files(files: list[Path], paths: RunPaths, config: CurationConfig) -> 
         files_of=lambda r: [*map(Path, r["parts"]), Path(r["ledger"])],
     )
     report = result["report"]
+    result["group"] = InputGroup(
+        group=group,
+        files=len(files),
+        bytes=sum(f.stat().st_size for f in files),
+        first_file=str(files[0]),
+        last_file=str(files[-1]),
+        reused=result["reused"],
+    )
     get_run_logger().info(
         "ingest %s: %d file(s), %d records → %d conversations, %d dropped%s",
         group,
@@ -92,7 +101,9 @@ def ingest_files(files: list[Path], paths: RunPaths, config: CurationConfig) -> 
 
 
 @flow(name="ingest")
-def ingest_flow(inputs: list[Path], paths: RunPaths, config: CurationConfig) -> tuple[list[str], StageReport]:
+def ingest_flow(
+    inputs: list[Path], paths: RunPaths, config: CurationConfig
+) -> tuple[list[str], StageReport, list[InputGroup]]:
     """Read every input (pages, dumps, JSONL, Alpaca, messages) into conversation Parquet parts."""
     files = [f for path in inputs for f in list_input_files(path)]
     # Thousands of records per task: each task run costs ~5 ms and a server row (prefect.md).
@@ -102,4 +113,4 @@ def ingest_flow(inputs: list[Path], paths: RunPaths, config: CurationConfig) -> 
     (report,) = merge_stage_reports([r["report"] for r in results]) or [
         stage_report("ingest", inputs=0, kept=0, dropped=[])
     ]
-    return parts, report
+    return parts, report, [r["group"] for r in results]

@@ -82,7 +82,7 @@ class RunPaths:
         """Remove what an earlier (killed or finished) run under this id wrote, so nothing is left over twice."""
         for name in ("stages", "ledger", "conversations", "shards", "contamination"):
             shutil.rmtree(self.root / name, ignore_errors=True)
-        for name in ("report.json", "report.md"):
+        for name in ("report.json", "report.md", "lineage.json"):
             (self.root / name).unlink(missing_ok=True)
 
 

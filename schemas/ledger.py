@@ -164,6 +164,37 @@ class RunReport(BaseModel):
     outputs: dict[str, str] = Field(default_factory=dict)
 
 
+class InputGroup(BaseModel):
+    """One ingest task's input files: what the stage cache keys on, in lineage."""
+
+    group: str
+    files: int
+    bytes: int
+    first_file: str
+    last_file: str
+    reused: bool = False
+
+
+class OutputFile(BaseModel):
+    path: str
+    blake2b: str
+
+
+class RunLineage(BaseModel):
+    """lineage.json: what a run read (by content), with which config and code, and what it wrote."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    code_version: str
+    # Hash of the pipeline's source: the stage cache's code key.
+    code_fingerprint: str
+    config_hash: str
+    inputs: list[str]
+    input_groups: list[InputGroup] = Field(default_factory=list)
+    outputs: list[OutputFile] = Field(default_factory=list)
+
+
 class StageResult(NamedTuple):
     """What a stage returns: the records it kept, those it dropped, and counts of changes made
     to kept records (repairs, redactions, zero-weighted turns) so reports can show them."""

@@ -27,6 +27,7 @@ from flows.paths import RunPaths
 from flows.stage_cache import StageCache, config_digest, reuse_or_compute
 from schemas import RunReport, StageReport
 from schemas.config import CurationConfig, RunConfig, ShapeConfig
+from schemas.ledger import RunLineage
 from tests.test_curate_flow import assert_nothing_lost
 
 REPO = Path(__file__).resolve().parents[1]
@@ -172,6 +173,17 @@ def test_rerun_over_the_same_inputs_reuses_every_part_with_identical_outputs(
     assert "| reused |" in (tmp_path / "out" / again.run_id / "report.md").read_text()
     _assert_same_outputs(tmp_path / "fresh" / fresh.run_id, tmp_path / "out" / again.run_id)
     assert_nothing_lost(again)
+    # lineage: the same input groups (all reused the second time), config and output digests
+    lineage = [
+        RunLineage.model_validate_json((tmp_path / d / r.run_id / "lineage.json").read_text())
+        for d, r in (("fresh", fresh), ("out", first), ("out", again))
+    ]
+    assert [g.group for g in lineage[1].input_groups] == [g.group for g in lineage[2].input_groups]
+    assert not any(g.reused for g in lineage[1].input_groups) and all(g.reused for g in lineage[2].input_groups)
+    assert sum(g.files for g in lineage[2].input_groups) == len(list((tmp_path / "pages").iterdir()))
+    assert lineage[0].config_hash == lineage[2].config_hash
+    digests = [{o.path: o.blake2b for o in x.outputs if o.path.startswith("conversations/")} for x in lineage]
+    assert digests[0] == digests[2] and len(digests[0]) >= 1
 
 
 @pytest.mark.slow
