@@ -10,7 +10,7 @@ from curation.clean import clean_batch
 from curation.io import read_conversations_parquet, write_conversations, write_ledger
 from curation.reports import merge_stage_reports
 from flows.paths import RunPaths, part_name
-from flows.stage_cache import config_digest, file_digest, reuse_or_compute
+from flows.stage_cache import reuse_or_compute_part
 from schemas import StageReport
 from schemas.config import CurationConfig
 
@@ -29,18 +29,13 @@ def _clean(part: str, paths: RunPaths, config: CurationConfig) -> dict:
 def clean_part(part: str, paths: RunPaths, config: CurationConfig) -> dict:
     """Clean one part: read it, run the cleaning stages, write the kept part and the drops."""
     c = config
-    key_parts = [
-        part_name(part),
-        file_digest(Path(part)),
-        config_digest(c.model, c.markdown, c.shape, c.blocked, c.language, c.secrets),
-    ]
-    result = reuse_or_compute(
+    result = reuse_or_compute_part(
         paths.cache,
         "clean",
-        key_parts,
+        part,
         paths.root,
         lambda: _clean(part, paths, config),
-        files_of=lambda r: [Path(r["part"]), Path(r["ledger"])],
+        config=(c.model, c.markdown, c.shape, c.blocked, c.language, c.secrets),
     )
     first, kept = result["reports"][0], result["reports"][-1]
     get_run_logger().info(

@@ -31,7 +31,7 @@ from curation.reviewer_decisions import decisions_by_conversation, read_decision
 from flows.config_file import check_contamination_resources
 from flows.paths import RunPaths, new_run_id, part_name, publish_parts
 from flows.resources import cache_dir, contamination_devices, embed_normalized, embedder_for, embedding_dim
-from flows.stage_cache import config_digest, file_digest, reuse_or_compute
+from flows.stage_cache import file_digest, reuse_or_compute_part
 from schemas import StageReport
 from schemas.config import CurationConfig
 from schemas.contamination import ReviewerDecision
@@ -102,16 +102,16 @@ def check_part(
     """
     c = config.contamination
     decisions_digest = file_digest(Path(c.decisions_file)) if c.decisions_file else ""
-    key_parts = [part_name(part), file_digest(Path(part)), config_digest(c), bench["items_digest"], decisions_digest]
-    result = reuse_or_compute(
+    return reuse_or_compute_part(
         paths.cache,
         "contamination",
-        key_parts,
+        part,
         paths.root,
         lambda: _check(part, bench, paths, config, decisions),
-        files_of=lambda r: [Path(r["part"]), Path(r["ledger"]), Path(r["findings"])],
+        config=(c,),
+        extra_key=(bench["items_digest"], decisions_digest),
+        extra_files=("findings",),
     )
-    return result
 
 
 def _check(

@@ -19,7 +19,7 @@ from curation.shards import MANIFEST_NAME, write_shards
 from curation.tokenization import tokenize_conversations
 from flows.paths import RunPaths, new_run_id, part_name
 from flows.resources import tokenizer_config_for, tokenizer_for
-from flows.stage_cache import config_digest, file_digest, reuse_or_compute
+from flows.stage_cache import reuse_or_compute_part
 from schemas import StageReport
 from schemas.config import CurationConfig
 from schemas.shards import TokenizerInfo
@@ -61,14 +61,13 @@ def _tokenize(part: str, paths: RunPaths, config: CurationConfig) -> dict:
 @task(name="tokenize-part")
 def tokenize_part(part: str, index: int, paths: RunPaths, config: CurationConfig) -> dict:
     """Tokenize one part with the chat template; cached on its content and the tokenizer and shard options."""
-    key_parts = [part_name(part), file_digest(Path(part)), config_digest(config.tokenizer, config.shards)]
-    return reuse_or_compute(
+    return reuse_or_compute_part(
         paths.cache,
         "tokenize",
-        key_parts,
+        part,
         paths.root,
         lambda: _tokenize(part, paths, config),
-        files_of=lambda r: [Path(r["part"]), Path(r["ledger"])],
+        config=(config.tokenizer, config.shards),
     )
 
 

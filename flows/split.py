@@ -13,7 +13,7 @@ from curation.split import split_long_conversations
 from curation.tokenizer_load import batch_token_counter
 from flows.paths import RunPaths, part_name
 from flows.resources import tokenizer_for
-from flows.stage_cache import config_digest, file_digest, reuse_or_compute
+from flows.stage_cache import reuse_or_compute_part
 from schemas import StageReport
 from schemas.config import CurationConfig
 
@@ -44,14 +44,13 @@ def _split(part: str, paths: RunPaths, config: CurationConfig) -> dict:
 @task(name="split-part", retries=1)
 def split_part(part: str, index: int, paths: RunPaths, config: CurationConfig) -> dict:
     """Split one part's long conversations; cached on its content and the split and tokenizer options."""
-    key_parts = [part_name(part), file_digest(Path(part)), config_digest(config.split, config.tokenizer)]
-    return reuse_or_compute(
+    return reuse_or_compute_part(
         paths.cache,
         "split",
-        key_parts,
+        part,
         paths.root,
         lambda: _split(part, paths, config),
-        files_of=lambda r: [Path(r["part"]), Path(r["ledger"])],
+        config=(config.split, config.tokenizer),
     )
 
 

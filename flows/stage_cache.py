@@ -197,3 +197,31 @@ def _reports_in(result: Mapping[str, Any]) -> list[StageReport]:
         elif isinstance(value, list):
             found.extend(v for v in value if isinstance(v, StageReport))
     return found
+
+
+def reuse_or_compute_part(
+    cache: StageCache,
+    stage: str,
+    part: str,
+    run_root: Path,
+    compute: Callable[[], dict],
+    *,
+    config: tuple[BaseModel, ...],
+    extra_key: tuple[str, ...] = (),
+    extra_files: tuple[str, ...] = (),
+) -> dict:
+    """`reuse_or_compute` for a per-part task whose result names its output "part" and "ledger".
+
+    Keyed on the part's name and bytes, the config sections the stage reads and `extra_key`;
+    stores the files named by "part", "ledger" and the `extra_files` keys of the result.
+    """
+    name = Path(part).name.removeprefix("part-").removesuffix(".parquet")
+    key_parts = [name, file_digest(Path(part)), config_digest(*config), *extra_key]
+    return reuse_or_compute(
+        cache,
+        stage,
+        key_parts,
+        run_root,
+        compute,
+        files_of=lambda r: [Path(r[k]) for k in ("part", "ledger", *extra_files)],
+    )
