@@ -51,5 +51,8 @@ def task_runners(config: RunConfig) -> Iterator[OnRunner]:
     from distributed import LocalCluster
 
     # Processes, one thread each: the stages are CPU-bound Python, so threads would share one GIL.
-    with LocalCluster(n_workers=config.dask_workers, threads_per_worker=1, processes=True) as cluster:
+    # The dashboard on any free port: 8787 may be taken by another cluster on the machine.
+    with LocalCluster(
+        n_workers=config.dask_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as cluster:
         yield _dask(cluster.scheduler_address)
