@@ -35,6 +35,7 @@ from curation.json_stream import StreamItem, StreamProblem, iter_json_lines, ite
 from schemas.config import IngestConfig
 from schemas.conversation import Conversation, Provenance, Role, Turn
 from schemas.ledger import Dropped, DropReason
+from schemas.scrape import PageFetchSidecar
 
 # Ids become file names and URL parts downstream: letters, digits and _.- only, no "..".
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
@@ -383,9 +384,36 @@ def _read_page(file: Path, compressed: bool, origin: _Origin, config: IngestConf
     if not data.strip():
         return _drop(origin, "empty_input", "the page has no content")
     try:
-        return _page_to_conversation(data, origin)
+        conversation = _page_to_conversation(data, origin)
     except _Reject as reject:
         return _drop(origin, reject.reason, reject.detail, reject.conversation_id)
+    fetch = read_fetch_sidecar(file)
+    if fetch is None:
+        return conversation
+    provenance = conversation.provenance.model_copy(update={"url": fetch.url, "fetched_at": fetch.fetched_at})
+    return conversation.model_copy(update={"provenance": provenance})
+
+
+class FetchSidecarError(ValueError):
+    """A scraped page's `.fetch.json` sidecar exists but is not the scraper's JSON: a corrupt output
+    folder, reported rather than ingesting the page without its provenance."""
+
+
+def fetch_sidecar_path(page: Path) -> Path:
+    """Where the scraper keeps a page's URL and fetch time: a hidden `.<name>.fetch.json` beside it,
+    hidden so that list_input_files never reads it as an input."""
+    return page.with_name(f".{page.name}.fetch.json")
+
+
+def read_fetch_sidecar(page: Path) -> PageFetchSidecar | None:
+    """The page's fetch provenance (url, fetched_at) when a scraper wrote one, else None."""
+    sidecar = fetch_sidecar_path(page)
+    if not sidecar.is_file():
+        return None
+    try:
+        return PageFetchSidecar.model_validate_json(sidecar.read_bytes())
+    except ValidationError as err:
+        raise FetchSidecarError(f"{sidecar}: not a fetch sidecar ({err.error_count()} problem(s): {err})") from err
 
 
 def _read_at_most(stream: gzip.GzipFile | io.BufferedReader, limit: int, chunk_bytes: int) -> bytes:

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from schemas import CONVERSATION_SCHEMA, LEDGER_SCHEMA, SCHEMA_VERSION, Conversation, Dropped, Provenance, Turn
-from schemas.arrow import KIND_KEY, SCHEMA_VERSION_KEY
+from schemas.arrow import KIND_KEY, READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION_KEY
 from schemas.shards import TOKENIZED_SCHEMA, TokenizedConversation
 
 
@@ -83,7 +83,7 @@ def _read_checked(path: Path, kind: str) -> pa.Table:
     meta = schema.metadata or {}
     version = meta.get(SCHEMA_VERSION_KEY, b"").decode()
     found_kind = meta.get(KIND_KEY, b"").decode()
-    if found_kind != kind or version != SCHEMA_VERSION:
+    if found_kind != kind or version not in READABLE_SCHEMA_VERSIONS:
         raise SchemaVersionError(
             f"{path}: expected chatsift {kind} schema version {SCHEMA_VERSION}, "
             f"found kind={found_kind or 'none'} version={version or 'none'}; re-run the stage that wrote it"

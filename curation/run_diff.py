@@ -21,7 +21,7 @@ import polars as pl
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from schemas.arrow import KIND_KEY, SCHEMA_VERSION, SCHEMA_VERSION_KEY
+from schemas.arrow import KIND_KEY, READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, SCHEMA_VERSION_KEY
 from schemas.ledger import RunReport, Stage
 
 __all__ = [
@@ -173,7 +173,7 @@ def _parts(folder: Path, kind: str) -> list[Path]:
         meta = pq.read_schema(path).metadata or {}
         found_kind = meta.get(KIND_KEY, b"").decode()
         version = meta.get(SCHEMA_VERSION_KEY, b"").decode()
-        if found_kind != kind or version != SCHEMA_VERSION:
+        if found_kind != kind or version not in READABLE_SCHEMA_VERSIONS:
             raise RunDirError(
                 f"{path}: expected a chatsift {kind} file of schema version {SCHEMA_VERSION}, found "
                 f"kind={found_kind or 'none'} version={version or 'none'}; only runs of this schema version compare"

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from flows.config_file import ConfigError, check_inputs, check_resources, load_config, resume_arguments
 from flows.runs_cli import add_runs_parser, runs_command
+from flows.scrape_cli import add_scrape_parser, scrape_command
 from schemas import RunReport
 from schemas.config import LOCAL_BENCHMARK_PRESETS, CurationConfig
 
@@ -166,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     p_inspect.add_argument("--no-decode", action="store_true", help="show token ids instead of text")
 
     add_runs_parser(sub)
+    add_scrape_parser(sub)
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["serve"]:
@@ -187,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
             return _shards_command(args)
         if args.command == "runs":
             return runs_command(args)
+        if args.command == "scrape":
+            return scrape_command(args)
         if args.command == "contamination":
             return _contamination_command(args)
         if args.command == "demo":

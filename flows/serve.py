@@ -17,6 +17,7 @@ from prefect.deployments.runner import RunnerDeployment
 from flows.config_file import ConfigError, load_config
 from flows.contamination import contamination_flow
 from flows.curate import curate_flow
+from flows.scrape import scrape_flow
 from flows.shards import build_shards_flow
 from schemas.config import CurationConfig
 
@@ -34,7 +35,7 @@ def _built(deployment: object) -> RunnerDeployment:
 def chatsift_deployments(
     *, inputs: list[str], out_dir: str, config: CurationConfig, cron: str = NIGHTLY, schedule_active: bool = True
 ) -> list[RunnerDeployment]:
-    """The deployments: a scheduled re-curation of `inputs`, on-demand curate, contamination and shards."""
+    """The deployments: a scheduled re-curation of `inputs`, on-demand curate, contamination, shards, scrape."""
     config_json = config.model_dump(mode="json")
     return [
         _built(
@@ -69,6 +70,15 @@ def chatsift_deployments(
                 description="Tokenize and pack a curated run's conversations into training shards again "
                 "(another tokenizer, template or sequence length) without curating again.",
                 tags=["chatsift", "shards"],
+                parameters={"out_dir": out_dir, "config": config_json},
+            )
+        ),
+        _built(
+            scrape_flow.to_deployment(
+                name="scrape",
+                description="Fetch ShareGPT pages by id or URL (allow-listed hosts, rate-limited, resumable) "
+                "into saved pages that curate reads, with every id that was not fetched in the ledger.",
+                tags=["chatsift", "scrape"],
                 parameters={"out_dir": out_dir, "config": config_json},
             )
         ),

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1"
+# "2": Provenance gained url and fetched_at (scraped pages). Version "1" files differ only by
+# lacking those two nullable fields, so readers still accept them (READABLE_SCHEMA_VERSIONS).
+SCHEMA_VERSION = "2"
+READABLE_SCHEMA_VERSIONS = ("1", "2")
 SCHEMA_VERSION_KEY = b"chatsift.schema_version"
 KIND_KEY = b"chatsift.kind"
 
@@ -27,6 +30,8 @@ PROVENANCE_TYPE = pa.struct(
         pa.field("page_id", pa.string(), nullable=True),
         pa.field("record_index", pa.int64(), nullable=True),
         pa.field("content_hash", pa.string(), nullable=False),
+        pa.field("url", pa.string(), nullable=True),
+        pa.field("fetched_at", pa.string(), nullable=True),
     ]
 )
 

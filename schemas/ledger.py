@@ -22,6 +22,7 @@ Stage = Literal[
     "contamination",
     "tokenize",
     "pack",
+    "scrape",
 ]
 
 # Bounded, stable drop reasons: reports group by them and a test triggers every one.
@@ -68,6 +69,16 @@ DropReason = Literal[
     "no_supervised_tokens",  # nothing left to train on (every assistant turn has weight 0)
     # pack
     "longer_than_max_seq_len",  # still longer than shards.max_seq_len after splitting (overlong="drop")
+    # scrape: a requested page id that did not become a fetched page (conversation_id = page id)
+    "invalid_id",  # not a ShareGPT page id (empty, too long, "/", "..", "\\", NUL...): never a file name
+    "host_not_allowed",  # the URL's host is not on ScrapeConfig.allowed_hosts: never requested
+    "redirect_off_allowlist",  # a redirect pointed to a host off the allow-list (or too many hops)
+    "not_found",  # HTTP 404: the share was never there or was deleted
+    "gone",  # HTTP 410: the share was removed for good
+    "blocked",  # HTTP 401/403/451: the server refuses us this page
+    "page_too_large",  # over max_page_bytes, by Content-Length or by counting the streamed body
+    "truncated_body",  # fewer bytes than Content-Length on every try (connection closed early)
+    "fetch_failed",  # no page after max_tries (429/5xx/timeouts/connection errors) or another 4xx
 ]
 
 DROP_REASONS: tuple[str, ...] = get_args(DropReason)

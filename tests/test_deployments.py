@@ -115,11 +115,11 @@ def test_recuration_deployment_runs_through_the_api(tmp_path: Path, server: dict
         with temporary_settings({PREFECT_API_URL: server["PREFECT_API_URL"]}), get_client(sync_client=True) as client:
 
             def registered() -> bool:
-                return len(client.read_deployments()) >= 4
+                return len(client.read_deployments()) >= 5
 
             _wait("flows.serve", registered, served, timeout=120)
             deployments = {f"{d.name}": d for d in client.read_deployments()}
-            assert set(deployments) == {"recurate-nightly", "curate", "contamination", "shards"}
+            assert set(deployments) == {"recurate-nightly", "curate", "contamination", "shards", "scrape"}
             nightly = deployments["recurate-nightly"]
             assert "scheduled" in nightly.tags and nightly.description
             [schedule] = nightly.schedules

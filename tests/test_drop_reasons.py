@@ -5,11 +5,13 @@ Adding a reason to schemas.ledger.DropReason without a trigger here fails the fi
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import httpx
 import pytest
 
 from curation.chat_templates import chat_template_for
@@ -19,6 +21,7 @@ from curation.dedupe_exact import drop_exact_duplicates
 from curation.dedupe_minhash import drop_near_duplicates
 from curation.ingest import read_conversations
 from curation.pack import pack_conversations
+from curation.scrape import RawPageStore, fetch_pages, scrape_dropped, targets_from_ids, targets_from_urls
 from curation.split import split_long_conversations
 from curation.tokenization import tokenize_conversations
 from curation.tokenizer_load import load_tokenizer
@@ -32,6 +35,7 @@ from schemas.config import (
     LanguageConfig,
     MinHashConfig,
     ModelConfig,
+    ScrapeConfig,
     ShardsConfig,
     SplitConfig,
 )
@@ -110,6 +114,28 @@ def _split(conv: Conversation, max_tokens: int) -> list[Dropped]:
 
     config = SplitConfig(max_tokens=max_tokens, turn_overhead_tokens=0)
     return split_long_conversations([conv], count_tokens=count, config=config).dropped
+
+
+SCRAPE = ScrapeConfig(
+    allowed_hosts=("127.0.0.1",), url_template="http://127.0.0.1:9/c/{id}", per_host_rate=0, max_tries=2
+)
+
+
+def _scrape(
+    tmp: Path, respond: Callable[[httpx.Request], httpx.Response], config: ScrapeConfig = SCRAPE
+) -> list[Dropped]:
+    """Fetch one page id from an in-process transport answering with `respond`."""
+
+    async def no_sleep(seconds: float) -> None:
+        return None
+
+    async def run() -> list[Dropped]:
+        targets = targets_from_ids(["abc1234"], config, input_file="ids.txt").targets
+        async with httpx.AsyncClient(transport=httpx.MockTransport(respond)) as client:
+            results = await fetch_pages(targets, client=client, config=config, store=RawPageStore(tmp), sleep=no_sleep)
+        return scrape_dropped(results)
+
+    return asyncio.run(run())
 
 
 TRIGGERS: dict[str, Callable[[Path], list[Dropped]]] = {
@@ -199,6 +225,21 @@ TRIGGERS: dict[str, Callable[[Path], list[Dropped]]] = {
         [TokenizedConversation(conversation_id="a", input_ids=tuple(range(10)), loss_mask=(0,) + (1,) * 9)],
         config=ShardsConfig(max_seq_len=8),
     )[1],
+    "invalid_id": lambda t: scrape_dropped(targets_from_ids(["../../etc/passwd"], SCRAPE).dropped),
+    "host_not_allowed": lambda t: scrape_dropped(targets_from_urls(["https://evil.example/c/abc1234"], SCRAPE).dropped),
+    "redirect_off_allowlist": lambda t: _scrape(
+        t, lambda r: httpx.Response(302, headers={"location": "https://evil.example/c/abc1234"})
+    ),
+    "not_found": lambda t: _scrape(t, lambda r: httpx.Response(404)),
+    "gone": lambda t: _scrape(t, lambda r: httpx.Response(410)),
+    "blocked": lambda t: _scrape(t, lambda r: httpx.Response(451)),
+    "page_too_large": lambda t: _scrape(
+        t, lambda r: httpx.Response(200, content=b"x" * 200), SCRAPE.model_copy(update={"max_page_bytes": 100})
+    ),
+    "truncated_body": lambda t: _scrape(
+        t, lambda r: httpx.Response(200, headers={"content-length": "99"}, content=b"<")
+    ),
+    "fetch_failed": lambda t: _scrape(t, lambda r: httpx.Response(500)),
 }
 
 
