@@ -69,7 +69,7 @@ def build_pages(count: int, sample: Path) -> tuple[dict[str, bytes], str]:
     return pages, source
 
 
-def _serve(pages: dict[str, bytes], port_out: Any, ready: Any) -> None:
+def _serve(pages: dict[str, bytes], port_out: Any, ready: Any, latency: float = 0.0) -> None:
     """A minimal HTTP/1.1 keep-alive server: GET /c/<id> → the pre-rendered page or 404."""
     responses = {
         f"/c/{pid}".encode(): b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: "
@@ -85,6 +85,9 @@ def _serve(pages: dict[str, bytes], port_out: Any, ready: Any) -> None:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 path = head.split(b" ", 2)[1]
+                if latency:
+                    # A stand-in for the network round trip and the server's think time.
+                    await asyncio.sleep(latency)
                 writer.write(responses.get(path, not_found))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -124,16 +127,22 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=600)
     parser.add_argument("--levels", default="1,8,32")
     parser.add_argument("--sample", type=Path, default=DEFAULT_SAMPLE)
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, help="server delay per response, as a remote host's round trip"
+    )
     args = parser.parse_args()
     pages, source = build_pages(args.pages, args.sample)
     mean_kb = sum(map(len, pages.values())) / len(pages) / 1024
     port = multiprocessing.Value("i", 0)
     ready = multiprocessing.Event()
-    server = multiprocessing.Process(target=_serve, args=(pages, port, ready), daemon=True)
+    server = multiprocessing.Process(target=_serve, args=(pages, port, ready, args.latency_ms / 1000), daemon=True)
     server.start()
     ready.wait(30)
     ids = list(pages)
-    print(f"{len(ids)} pages from {source}, mean {mean_kb:.1f} KB; {os.cpu_count()} CPUs, {platform.python_version()}")
+    print(
+        f"{len(ids)} pages from {source}, mean {mean_kb:.1f} KB, {args.latency_ms:g} ms per response; "
+        f"{os.cpu_count()} CPUs, {platform.python_version()}"
+    )
     print(f"{'concurrency':>11} | {'pages/s':>8} | {'MB/s':>6} | {'client CPU %':>12}")
     figures = []
     try:
@@ -156,7 +165,10 @@ def main() -> None:
             "the figure is the client's (httpx + hashing + the fsync'd journal), not the server's"
         )
     shown = ", ".join(f"{rate:.0f} pages/s at concurrency {level}" for level, rate in figures)
-    print(f"README: fetch_pages on a local server, rate limit off, {mean_kb:.0f} KB real-markup pages: {shown}.")
+    print(
+        f"README: fetch_pages on a local server ({args.latency_ms:g} ms per response), rate limit off, "
+        f"{mean_kb:.0f} KB real-markup pages: {shown}."
+    )
 
 
 if __name__ == "__main__":
