@@ -76,7 +76,13 @@ def direct_rows(shards_dir: Path) -> dict[str, tuple[tuple[str, int], dict]]:
 def read_rank(shards_dir: Path, *, rank: int, world_size: int, epoch: int, num_workers: int = 2) -> list[dict]:
     dataset = PackedShardDataset(shards_dir, rank=rank, world_size=world_size, seed=11)
     dataset.set_epoch(epoch)
-    return list(DataLoader(dataset, batch_size=None, num_workers=num_workers))
+    # spawn, as a CUDA trainer must use: forking a test process that runs Prefect and Dask threads
+    # can kill the worker before it starts
+    return list(
+        DataLoader(
+            dataset, batch_size=None, num_workers=num_workers, multiprocessing_context="spawn" if num_workers else None
+        )
+    )
 
 
 def test_fixture_has_several_files_and_row_groups(even: Path, odd: Path) -> None:
