@@ -79,16 +79,21 @@ def write_ledger(path: Path, dropped: Iterable[Dropped]) -> int:
 
 
 def _read_checked(path: Path, kind: str) -> pa.Table:
+    check_parquet_kind(path, kind)
+    return pq.read_table(path)
+
+
+def check_parquet_kind(path: Path, kind: str) -> None:
+    """Raise SchemaVersionError unless `path` is a chatsift `kind` file of a readable schema version (footer only)."""
     schema = pq.read_schema(path)
     meta = schema.metadata or {}
     version = meta.get(SCHEMA_VERSION_KEY, b"").decode()
     found_kind = meta.get(KIND_KEY, b"").decode()
     if found_kind != kind or version not in READABLE_SCHEMA_VERSIONS:
         raise SchemaVersionError(
-            f"{path}: expected chatsift {kind} schema version {SCHEMA_VERSION}, "
+            f"{path}: expected a chatsift {kind} file of schema version {SCHEMA_VERSION}, "
             f"found kind={found_kind or 'none'} version={version or 'none'}; re-run the stage that wrote it"
         )
-    return pq.read_table(path)
 
 
 def _conversation_from_row(row: dict) -> Conversation:

@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import polars as pl
-import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from schemas.arrow import KIND_KEY, READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, SCHEMA_VERSION_KEY
+from curation.io import SchemaVersionError, check_parquet_kind
 from schemas.ledger import RunReport, Stage
 
 __all__ = [
@@ -170,14 +169,10 @@ def _parts(folder: Path, kind: str) -> list[Path]:
     """The Parquet parts under `folder`, each checked (from its footer only) to be chatsift's `kind`."""
     files = sorted(folder.glob("*.parquet"))
     for path in files:
-        meta = pq.read_schema(path).metadata or {}
-        found_kind = meta.get(KIND_KEY, b"").decode()
-        version = meta.get(SCHEMA_VERSION_KEY, b"").decode()
-        if found_kind != kind or version not in READABLE_SCHEMA_VERSIONS:
-            raise RunDirError(
-                f"{path}: expected a chatsift {kind} file of schema version {SCHEMA_VERSION}, found "
-                f"kind={found_kind or 'none'} version={version or 'none'}; only runs of this schema version compare"
-            )
+        try:
+            check_parquet_kind(path, kind)
+        except SchemaVersionError as e:
+            raise RunDirError(f"{e} (only runs of a readable schema version compare)") from e
     return files
 
 
