@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from flows.config_file import ConfigError, check_inputs, check_resources, load_config, resume_arguments
+from flows.finetune_cli import add_finetune_parser, finetune_command
 from flows.runs_cli import add_runs_parser, runs_command
 from flows.scrape_cli import add_scrape_parser, scrape_command
 from schemas import RunReport
@@ -168,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 
     add_runs_parser(sub)
     add_scrape_parser(sub)
+    add_finetune_parser(sub)
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["serve"]:
@@ -191,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
             return runs_command(args)
         if args.command == "scrape":
             return scrape_command(args)
+        if args.command == "finetune":
+            return finetune_command(args)
         if args.command == "contamination":
             return _contamination_command(args)
         if args.command == "demo":

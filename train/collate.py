@@ -39,7 +39,7 @@ def collate_packed(
     attention_mask_4d [B, 1, T, T] additive (0 allowed, dtype-min blocked; each padding token
     attends to itself only so no row is fully masked); cu_seqlens (int32) and max_seqlen over the
     flattened [B * T] batch, where each row's padding tail is one extra segment so that
-    cu_seqlens[-1] == B * T; num_loss_tokens (labels != -100).
+    cu_seqlens[-1] == B * T; num_loss_tokens (labels != -100); num_tokens (non-padding tokens).
     """
     if not rows:
         raise ValueError("collate_packed needs at least one row")
@@ -94,6 +94,7 @@ def collate_packed(
         "cu_seqlens": torch.tensor(cu_seqlens, dtype=torch.int32),
         "max_seqlen": torch.tensor(max_seqlen, dtype=torch.int32),
         "num_loss_tokens": (labels != IGNORE_INDEX).sum(),
+        "num_tokens": torch.tensor(sum(int(ids.numel()) for ids in ids_list)),
     }
 
 

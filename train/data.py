@@ -152,6 +152,7 @@ class PackedShardDataset(IterableDataset[dict[str, Any]]):
         self.world_size = world_size
         self.seed = seed
         self.epoch = 0
+        self._sizes: dict[tuple[str, int], int] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -166,6 +167,36 @@ class PackedShardDataset(IterableDataset[dict[str, Any]]):
             epoch=self.epoch,
             seed=self.seed,
         )
+
+    def row_group_sizes(self) -> dict[tuple[str, int], int]:
+        """Rows of every (file, row_group), from the Parquet footers (no data pages read)."""
+        if self._sizes is None:
+            sizes: dict[tuple[str, int], int] = {}
+            for info in self.manifest.shards:
+                metadata = pq.read_metadata(self.shards_dir / info.file)
+                for group in range(metadata.num_row_groups):
+                    sizes[(info.file, group)] = metadata.row_group(group).num_rows
+            self._sizes = sizes
+        return self._sizes
+
+    def rows_per_rank(self, epoch: int) -> list[int]:
+        """Rows each rank reads in `epoch` (every rank computes every rank's count, no communication)."""
+        sizes = self.row_group_sizes()
+        return [
+            sum(
+                sizes[pair]
+                for pair in row_group_plan(
+                    self.manifest,
+                    rank=r,
+                    world_size=self.world_size,
+                    num_workers=1,
+                    worker_id=0,
+                    epoch=epoch,
+                    seed=self.seed,
+                )
+            )
+            for r in range(self.world_size)
+        ]
 
     def _read_row_group(self, file: str, group: int) -> pa.Table:
         with pq.ParquetFile(self.shards_dir / file) as parquet:

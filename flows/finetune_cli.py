@@ -1,0 +1,55 @@
+"""`chatsift finetune --shards DIR --model PATH [--out DIR] [--config FILE] [--run-id ID] [--resume]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from flows.config_file import ConfigError, load_config
+
+
+def add_finetune_parser(sub: Any) -> None:
+    """Add the `finetune` subcommand to the `chatsift` parser's subparsers."""
+    p = sub.add_parser("finetune", help="fine-tune a causal LM on a run's packed shards (LoRA or full)")
+    p.add_argument("--shards", type=Path, required=True, help="a shards folder holding manifest.json")
+    p.add_argument("--model", required=True, help="a local model folder, or a hub name (needs network)")
+    p.add_argument("--out", type=Path, default=Path("runs/finetune"), help="output directory (default: runs/finetune)")
+    p.add_argument("--config", type=Path, help="TOML or JSON file; its [finetune] table is used")
+    p.add_argument("--run-id", help="name of the run directory (default: UTC time + random suffix)")
+    p.add_argument("--resume", action="store_true", help="continue --run-id after its newest checkpoint")
+    p.add_argument("--method", choices=["lora", "full"], help="overrides finetune.method")
+    p.add_argument("--max-steps", type=int, help="overrides finetune.max_steps")
+
+
+def finetune_command(args: argparse.Namespace) -> int:
+    """Run the finetune flow on the local Prefect and print its summary; 2 on a configuration error."""
+    from flows.cli import _local_prefect
+    from train.model import ModelSetupError
+    from train.run import check_finetune_inputs
+
+    try:
+        if args.resume and not args.run_id:
+            raise ConfigError("--resume needs the --run-id of the run to continue")
+        config = load_config(args.config).finetune
+        overrides = {"method": args.method, "max_steps": args.max_steps}
+        config = config.model_validate({**config.model_dump(), **{k: v for k, v in overrides.items() if v}})
+        check_finetune_inputs(args.shards, args.model, config=config)
+    except (ConfigError, ModelSetupError, ValueError) as e:
+        print(f"chatsift finetune: error: {e}", file=sys.stderr)
+        return 2
+    with _local_prefect():
+        from flows.finetune import finetune_flow
+
+        summary = finetune_flow(
+            shards_dir=str(args.shards),
+            model=args.model,
+            out_dir=str(args.out),
+            config=config,
+            run_id=args.run_id,
+            resume=args.resume,
+        )
+    print(json.dumps(summary, indent=2))
+    return 0
