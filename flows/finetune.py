@@ -27,7 +27,7 @@ from schemas.config import FinetuneConfig
 from schemas.finetune import FinetuneSummary, StepMetrics
 from train.loop import METRICS_NAME
 from train.loss_curve import loss_curve_text
-from train.run import check_finetune_inputs, run_finetune
+from train.run import check_finetune_inputs, check_run_folder, run_finetune
 
 # Table artifacts are stored as JSON rows on the server: a few hundred points draw the curve.
 MAX_CURVE_POINTS = 500
@@ -120,6 +120,7 @@ def finetune_flow(
     """
     inputs = check_finetune_inputs(shards_dir, model, config=config)
     run_dir = Path(out_dir) / (run_id or new_run_id())
+    check_run_folder(run_dir, resume=resume)
     print(
         f"fine-tuning {model} ({config.method}) on {inputs.manifest.total_rows} packed rows, "
         f"{inputs.manifest.total_tokens:,} tokens, on {inputs.setup.device} ({inputs.setup.precision}); "

@@ -28,7 +28,7 @@ def finetune_command(args: argparse.Namespace) -> int:
     """Run the finetune flow on the local Prefect and print its summary; 2 on a configuration error."""
     from flows.cli import _local_prefect
     from train.model import ModelSetupError
-    from train.run import check_finetune_inputs
+    from train.run import check_finetune_inputs, check_run_folder
 
     try:
         if args.resume and not args.run_id:
@@ -37,6 +37,8 @@ def finetune_command(args: argparse.Namespace) -> int:
         overrides = {"method": args.method, "max_steps": args.max_steps}
         config = config.model_validate({**config.model_dump(), **{k: v for k, v in overrides.items() if v}})
         check_finetune_inputs(args.shards, args.model, config=config)
+        if args.run_id:
+            check_run_folder(args.out / args.run_id, resume=args.resume)
     except (ConfigError, ModelSetupError, ValueError) as e:
         print(f"chatsift finetune: error: {e}", file=sys.stderr)
         return 2

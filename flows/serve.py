@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
@@ -17,6 +18,7 @@ from prefect.deployments.runner import RunnerDeployment
 from flows.config_file import ConfigError, load_config
 from flows.contamination import contamination_flow
 from flows.curate import curate_flow
+from flows.finetune import finetune_flow
 from flows.scrape import scrape_flow
 from flows.shards import build_shards_flow
 from schemas.config import CurationConfig
@@ -35,7 +37,8 @@ def _built(deployment: object) -> RunnerDeployment:
 def chatsift_deployments(
     *, inputs: list[str], out_dir: str, config: CurationConfig, cron: str = NIGHTLY, schedule_active: bool = True
 ) -> list[RunnerDeployment]:
-    """The deployments: a scheduled re-curation of `inputs`, on-demand curate, contamination, shards, scrape."""
+    """The deployments: a scheduled re-curation of `inputs`, on-demand curate, contamination, shards, scrape,
+    finetune."""
     config_json = config.model_dump(mode="json")
     return [
         _built(
@@ -82,7 +85,45 @@ def chatsift_deployments(
                 parameters={"out_dir": out_dir, "config": config_json},
             )
         ),
+        _built(finetune_flow.to_deployment(**finetune_deployment_options(out_dir=out_dir, config=config))),
     ]
+
+
+def finetune_deployment_options(*, out_dir: str, config: CurationConfig) -> dict[str, Any]:
+    """The finetune deployment's name, description, tags and default parameters, served or in a work pool."""
+    return {
+        "name": "finetune",
+        "description": "Fine-tune a causal LM (LoRA or full) on a run's packed shards; progress, tokens/s and "
+        "the loss curve come back as artifacts, the adapter or model with the shards' lineage.",
+        "tags": ["chatsift", "finetune", "gpu"],
+        "parameters": {"out_dir": str(Path(out_dir) / "finetune"), "config": config.finetune.model_dump(mode="json")},
+    }
+
+
+def deploy_finetune_to_pool(*, pool: str, source: Path, out_dir: str, config: CurationConfig) -> str:
+    """Register the finetune deployment on a process work pool (created if missing), running from `source`.
+
+    The GPU worker of docker/compose.yaml's gpu profile polls pool chatsift-gpu and runs the flow
+    from its image's /app. Returns the deployment id.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(pool)
+        except ObjectNotFound:
+            client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+    remote = finetune_flow.from_source(source=str(source), entrypoint="flows/finetune.py:finetune_flow")
+    deployment_id = remote.deploy(  # type: ignore[union-attr]
+        work_pool_name=pool,
+        build=False,
+        push=False,
+        print_next_steps=False,
+        **finetune_deployment_options(out_dir=out_dir, config=config),
+    )
+    return str(deployment_id)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,6 +133,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, help="TOML or JSON config for every deployment")
     parser.add_argument("--cron", default=NIGHTLY, help=f"re-curation schedule, UTC (default: {NIGHTLY!r})")
     parser.add_argument("--paused", action="store_true", help="register the schedule switched off")
+    parser.add_argument(
+        "--gpu-pool",
+        metavar="POOL",
+        help="register finetune on this process work pool (e.g. chatsift-gpu) instead of serving it here",
+    )
+    parser.add_argument(
+        "--gpu-pool-source",
+        type=Path,
+        default=Path(__file__).resolve().parents[1],
+        help="the folder holding flows/ as the pool's worker sees it (docker: /app; default: this checkout)",
+    )
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
@@ -105,6 +157,12 @@ def main(argv: list[str] | None = None) -> int:
         cron=args.cron,
         schedule_active=not args.paused,
     )
+    if args.gpu_pool:
+        deployment_id = deploy_finetune_to_pool(
+            pool=args.gpu_pool, source=args.gpu_pool_source, out_dir=str(Path(args.out).resolve()), config=config
+        )
+        print(f"finetune/finetune registered on work pool {args.gpu_pool!r} ({deployment_id})", flush=True)
+        deployments = [d for d in deployments if d.name != "finetune"]
     # Schedules stay as they are when this process stops (serve pauses them by default).
     serve(*deployments, pause_on_shutdown=False)
     return 0

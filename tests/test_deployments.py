@@ -21,6 +21,8 @@ import pytest
 from flows.demo_data import DEMO_CONFIG, write_demo_inputs
 from schemas import RunReport
 from tests.conftest import REPO_ROOT
+from tests.tiny_training import save_tiny_llama
+from train.data import read_manifest
 
 
 def _free_port() -> int:
@@ -100,6 +102,9 @@ def test_recuration_deployment_runs_through_the_api(tmp_path: Path, server: dict
             str(tmp_path / "runs"),
             "--config",
             str(config),
+            # finetune goes to a process work pool, as on docker compose's GPU worker
+            "--gpu-pool",
+            "chatsift-gpu",
         ],
         env=server,
         cwd=REPO_ROOT,
@@ -115,11 +120,13 @@ def test_recuration_deployment_runs_through_the_api(tmp_path: Path, server: dict
         with temporary_settings({PREFECT_API_URL: server["PREFECT_API_URL"]}), get_client(sync_client=True) as client:
 
             def registered() -> bool:
-                return len(client.read_deployments()) >= 5
+                return len(client.read_deployments()) >= 6
 
             _wait("flows.serve", registered, served, timeout=120)
             deployments = {f"{d.name}": d for d in client.read_deployments()}
-            assert set(deployments) == {"recurate-nightly", "curate", "contamination", "shards", "scrape"}
+            assert set(deployments) == {"recurate-nightly", "curate", "contamination", "shards", "scrape", "finetune"}
+            assert deployments["finetune"].work_pool_name == "chatsift-gpu"
+            assert deployments["curate"].work_pool_name is None  # served by the serve process itself
             nightly = deployments["recurate-nightly"]
             assert "scheduled" in nightly.tags and nightly.description
             [schedule] = nightly.schedules
@@ -147,10 +154,37 @@ def test_recuration_deployment_runs_through_the_api(tmp_path: Path, server: dict
             # the second scheduled re-curation over unchanged inputs reuses every part
             second = run_deployment("curate/recurate-nightly", timeout=600)
             assert second.state is not None and second.state.is_completed(), second.state
+            # fine-tuning on the first run's shards, picked up from the pool by a process worker
+            shards = Path(manifest[1]).parent
+            tiny = save_tiny_llama(tmp_path / "tiny-llama", vocab_size=read_manifest(shards).tokenizer.vocab_size)
+            options = {"max_steps": 2, "gradient_accumulation_steps": 2, "loader_workers": 0}
+            scheduled = run_deployment(
+                "finetune/finetune",
+                parameters={"shards_dir": str(shards), "model": str(tiny), "config": options, "run_id": "ft"},
+                timeout=0,
+            )
+            worker = subprocess.run(
+                [sys.executable, "-m", "prefect", "worker", "start", "--pool", "chatsift-gpu", "--run-once"],
+                env=server,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert worker.returncode == 0, worker.stderr[-2000:]
+            finetuned = client.read_flow_run(scheduled.id)
+            assert finetuned.state is not None and finetuned.state.is_completed(), worker.stderr[-2000:]
+            keys = {
+                a.key
+                for a in client.read_artifacts(
+                    artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[finetuned.id]))
+                )
+            }
+            assert {"finetune-loss-curve", "finetune-summary", "finetune-progress"} <= keys
     finally:
         _stop(served)
         serve_log.close()
-    first_dir, second_dir = sorted(p for p in (tmp_path / "runs").iterdir() if p.name != "cache")
+    first_dir, second_dir = sorted(p for p in (tmp_path / "runs").iterdir() if p.name not in ("cache", "finetune"))
     report = RunReport.model_validate_json((first_dir / "report.json").read_text())
     again = RunReport.model_validate_json((second_dir / "report.json").read_text())
     assert report.records_read == report.kept + report.dropped > 0
@@ -160,3 +194,5 @@ def test_recuration_deployment_runs_through_the_api(tmp_path: Path, server: dict
     run_dir = first_dir
     assert (run_dir / "shards" / "manifest.json").is_file()
     assert json.loads((run_dir / "contamination" / "report.json").read_text())["flagged_turns"] == 2
+    summary = json.loads((tmp_path / "runs" / "finetune" / "ft" / "summary.json").read_text())
+    assert summary["steps"] == 2 and (tmp_path / "runs/finetune/ft/final/adapter_model.safetensors").is_file()

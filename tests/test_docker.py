@@ -73,12 +73,18 @@ def test_compose_has_server_postgres_workers_and_a_gpu_profile(compose: dict) ->
     services = compose["services"]
     assert {"postgres", "prefect-server", "worker-cpu", "worker-gpu"} <= set(services)
     assert services["worker-gpu"]["profiles"] == ["gpu"]
+    # finetune is registered on the pool that only the GPU worker polls, running from the images' /app
+    command = services["deployments"]["command"]
+    assert command[:2] == ["chatsift", "serve"] and command[command.index("--gpu-pool") + 1] == "chatsift-gpu"
+    assert "--pool" in services["worker-gpu"]["command"]
+    gpu_pool = services["worker-gpu"]["command"][services["worker-gpu"]["command"].index("--pool") + 1]
+    assert gpu_pool == "chatsift-gpu" and command[command.index("--gpu-pool-source") + 1] == "/app"
     [device] = services["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
     assert device["capabilities"] == ["gpu"]
     assert "profiles" not in services["worker-cpu"] and "profiles" not in services["prefect-server"]
     server_env = services["prefect-server"]["environment"]
     assert server_env["PREFECT_SERVER_DATABASE_CONNECTION_URL"].startswith("postgresql+asyncpg://")
-    for name in ("worker-cpu", "worker-gpu"):
+    for name in ("worker-cpu", "worker-gpu", "deployments"):
         assert services[name]["environment"]["PREFECT_API_URL"] == "http://prefect-server:4200/api"
     for service in services.values():
         build = service.get("build")

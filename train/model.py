@@ -141,7 +141,12 @@ def load_model_for_finetuning(source: str, *, config: FinetuneConfig, setup: Tra
         model = get_peft_model(model, lora)
     if config.gradient_checkpointing:
         # Non-reentrant checkpointing needs no input that requires grad, so frozen embeddings work.
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        # transformers 5 renamed gradient_checkpointing_enable (kept as a deprecated alias).
+        enable = getattr(model, "activation_checkpointing_enable", None)
+        if enable is not None:
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     moved: torch.nn.Module = model.to(setup.device)
     return moved
 

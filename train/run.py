@@ -41,7 +41,7 @@ from train.model import (
     resolve_setup,
 )
 
-__all__ = ["FinetuneInputs", "LINEAGE_NAME", "check_finetune_inputs", "run_finetune"]
+__all__ = ["FinetuneInputs", "LINEAGE_NAME", "check_finetune_inputs", "check_run_folder", "run_finetune"]
 
 LINEAGE_NAME = "chatsift_training.json"
 # Padding positions attend only to themselves and carry label -100, so their id never reaches a
@@ -80,6 +80,15 @@ def check_finetune_inputs(shards_dir: str | Path, model_source: str, *, config: 
     return FinetuneInputs(manifest=manifest, model_config=model_config, setup=setup)
 
 
+def check_run_folder(run_dir: str | Path, *, resume: bool) -> None:
+    """A new run must not overwrite a finished or checkpointed one; a resumed one needs a checkpoint."""
+    run = Path(run_dir)
+    if resume and latest_checkpoint(run) is None:
+        raise ModelSetupError(f"{run} holds no checkpoint to resume from; start it without resume")
+    if not resume and (latest_checkpoint(run) is not None or (run / FINAL_DIR).exists()):
+        raise ModelSetupError(f"{run} already holds a fine-tuning run: resume it, or pass another run id")
+
+
 def _versions() -> dict[str, str]:
     found = {}
     for package in ("chatsift", "torch", "transformers", "peft"):
@@ -109,8 +118,7 @@ def run_finetune(
     shards = Path(shards_dir).resolve()
     run = Path(run_dir)
     inputs = check_finetune_inputs(shards, model_source, config=config)
-    if not resume and (latest_checkpoint(run) is not None or (run / FINAL_DIR).exists()):
-        raise ModelSetupError(f"{run} already holds a fine-tuning run: resume it, or pass another run id")
+    check_run_folder(run, resume=resume)
     distributed = dist.is_available() and dist.is_initialized()
     rank, world_size = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     setup = inputs.setup
