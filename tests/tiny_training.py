@@ -60,3 +60,20 @@ def build_synthetic_shards(
     tokenizer = TokenizerInfo(name="synthetic", sha256="0" * 64, vocab_size=SYNTHETIC_VOCAB, special_ids={"</s>": 2})
     write_shards(rows, out, config=config, tokenizer_info=tokenizer, template="llama2", run_id="syn", config_hash="h")
     return out
+
+
+def finetune_as_rank(
+    rank: int, world_size: int, port: int, shards: str, model: str, run_dir: str, config_json: str
+) -> None:
+    """One rank of a gloo process group on 127.0.0.1 running run_finetune (for torch.multiprocessing.spawn)."""
+    import torch.distributed as dist
+
+    from schemas.config import FinetuneConfig
+    from train.run import run_finetune
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+    try:
+        config = FinetuneConfig.model_validate_json(config_json)
+        run_finetune(shards, model, config=config, run_dir=run_dir)
+    finally:
+        dist.destroy_process_group()

@@ -316,7 +316,9 @@ def finetune(
                     with autocast():
                         logits, labels = _forward_logits(wrapped, batch, setup)
                     loss = packed_loss(logits, labels, num_loss_tokens_global=max(int(loss_tokens), 1))
-                    loss.backward()
+                    # The loss is already divided by the global token count, so the ranks' gradients must
+                    # be summed; DDP averages them, hence the factor world_size.
+                    (loss * world_size if world_size > 1 else loss).backward()
                 loss_sum += loss.detach()
             grad_norm = torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
             learning_rate = optimizer.param_groups[0]["lr"]
