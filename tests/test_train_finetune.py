@@ -8,6 +8,7 @@ what cannot work, with the fix in the message.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -246,3 +247,23 @@ def test_loss_curve_renders_every_step() -> None:
     chart, summary = text.splitlines()
     assert len(chart) == 10 and chart[0] == "█" and chart[-1] == "▁"
     assert "5.0000 at step 1" in summary and "2.1000 at step 30" in summary
+
+
+def test_the_bf16_path_a_gpu_takes_also_runs_on_the_cpu(tiny_model: Path, shards: Path, tmp_path: Path) -> None:
+    """bf16 autocast, a bf16 frozen base, fp32 adapters and a bf16 additive mask: what resolve_setup picks on
+    a bf16 GPU, forced here on the CPU (torch autocasts to bf16 on the CPU too)."""
+    bf16 = TrainingSetup(device=torch.device("cpu"), compute_dtype=torch.bfloat16, attention="sdpa")
+    assert bf16.precision == "bf16"
+    config = BASE.model_copy(
+        update={"learning_rate": 1e-2, "lr_scheduler": "constant", "gradient_accumulation_steps": 2, "max_steps": 6}
+    )
+    model = load_model_for_finetuning(str(tiny_model), config=config, setup=bf16)
+    dtypes = {p.dtype for n, p in model.named_parameters() if not p.requires_grad}
+    assert dtypes == {torch.bfloat16}
+    assert {p.dtype for p in model.parameters() if p.requires_grad} == {torch.float32}
+    summary, history = finetune(
+        model, PackedShardDataset(shards), config=config, setup=bf16, run_dir=tmp_path / "run", pad_id=0
+    )
+    assert summary.precision == "bf16" and summary.steps == 6
+    assert all(math.isfinite(m.loss) and math.isfinite(m.grad_norm) for m in history)
+    assert min(m.loss for m in history[3:]) < history[0].loss
