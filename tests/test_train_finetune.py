@@ -131,6 +131,7 @@ def test_a_crashed_run_resumes_from_its_checkpoint_to_the_same_weights(
     resumed, (summary, history) = _train(tiny_model, shards, tmp_path / "crashed", config, resume=True)
 
     assert summary.resumed_from_step == 6 and summary.steps == ref_summary.steps
+    assert (summary.tokens, summary.loss_tokens) == (ref_summary.tokens, ref_summary.loss_tokens)
     expected, got = _trainable(reference), _trainable(resumed)
     assert expected.keys() == got.keys()
     worst = max(float((expected[n] - got[n]).abs().max()) for n in expected)

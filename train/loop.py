@@ -272,11 +272,14 @@ def finetune(
     )
     metrics_path = run_dir / METRICS_NAME
     step, start_epoch, start_in_epoch, history = 0, 0, 0, []
+    # Running totals over every step (metrics.jsonl holds only the logged ones), kept in checkpoints.
+    totals = {"tokens": 0, "loss_tokens": 0}
     checkpoint = latest_checkpoint(run_dir) if resume else None
     if checkpoint is not None:
         state = _load_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler, config=config)
         step, start_epoch, start_in_epoch = state["step"], state["epoch"], state["step_in_epoch"]
         history = _read_metrics(metrics_path, up_to_step=step)
+        totals = dict(state["totals"])
     resumed_from = step
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -341,6 +344,8 @@ def finetune(
                 peak_memory_bytes=_peak_memory(setup.device),
             )
             history.append(metrics)
+            totals["tokens"] += metrics.tokens
+            totals["loss_tokens"] += metrics.loss_tokens
             if rank == 0 and (step % config.log_every_steps == 0 or step == plan.total_steps):
                 with metrics_path.open("a", encoding="utf-8") as f:
                     f.write(metrics.model_dump_json() + "\n")
@@ -352,6 +357,7 @@ def finetune(
                     "epoch": epoch if step_in_epoch + 1 < plan.steps_per_epoch[epoch] else epoch + 1,
                     "step_in_epoch": (step_in_epoch + 1) % plan.steps_per_epoch[epoch],
                     "config": config.model_dump(mode="json"),
+                    "totals": totals,
                 }
                 _save_checkpoint(
                     run_dir,
@@ -377,8 +383,8 @@ def finetune(
         steps=step,
         epochs_started=epoch + 1,
         resumed_from_step=resumed_from,
-        tokens=sum(m.tokens for m in history),
-        loss_tokens=sum(m.loss_tokens for m in history),
+        tokens=totals["tokens"],
+        loss_tokens=totals["loss_tokens"],
         first_loss=history[0].loss if history else None,
         last_loss=history[-1].loss if history else None,
         mean_tokens_per_second=(sum(m.tokens for m in trained) / sum(m.seconds for m in trained) if trained else 0.0),
