@@ -157,7 +157,8 @@ def test_recuration_deployment_runs_through_the_api(tmp_path: Path, server: dict
             # fine-tuning on the first run's shards, picked up from the pool by a process worker
             shards = Path(manifest[1]).parent
             tiny = save_tiny_llama(tmp_path / "tiny-llama", vocab_size=read_manifest(shards).tokenizer.vocab_size)
-            options = {"max_steps": 2, "gradient_accumulation_steps": 2, "loader_workers": 0}
+            # the demo's shards hold a few packed rows: one a step, over two epochs
+            options = {"max_steps": 2, "epochs": 2, "gradient_accumulation_steps": 1, "loader_workers": 0}
             scheduled = run_deployment(
                 "finetune/finetune",
                 parameters={"shards_dir": str(shards), "model": str(tiny), "config": options, "run_id": "ft"},

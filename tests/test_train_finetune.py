@@ -199,7 +199,13 @@ def test_run_finetune_writes_the_adapter_with_the_shards_lineage(
         run_finetune(shards, str(tiny_model), config=config, run_dir=tmp_path / "run")
 
 
-def test_inputs_that_cannot_work_are_refused_with_the_fix(tiny_model: Path, shards: Path, tmp_path: Path) -> None:
+def test_inputs_that_cannot_work_are_refused_with_the_fix(
+    tiny_model: Path, shards: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub.constants
+
+    # as HF_HUB_OFFLINE=1 does (read once at import): no request is made for a hub name
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(ModelSetupError, match="no manifest.json"):
         check_finetune_inputs(tmp_path, str(tiny_model), config=BASE)
     with pytest.raises(ModelSetupError, match="not a model folder"):
