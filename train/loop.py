@@ -18,7 +18,7 @@ import resource
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -83,7 +83,7 @@ def _peak_memory(device: torch.device) -> int:
     return int(rss if sys.platform == "darwin" else rss * 1024)
 
 
-def _all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
+def _all_reduce_sum(values: Sequence[float], device: torch.device) -> list[float]:
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(tensor)
@@ -226,6 +226,31 @@ def _forward_logits(
     return logits, batch["labels"]
 
 
+def _accumulate_gradients(
+    wrapped: torch.nn.Module, group: list[dict[str, torch.Tensor]], *, setup: TrainingSetup, world_size: int
+) -> tuple[float, float, float]:
+    """Forward and backward over one step's micro-batches; (this rank's loss, global tokens, global loss tokens).
+
+    Each micro-batch's loss is divided by the supervised tokens of the whole global batch, so the
+    summed gradients are those of the global mean token loss however the batch is cut.
+    """
+    local = [sum(int(b["num_tokens"]) for b in group), sum(int(b["num_loss_tokens"]) for b in group)]
+    tokens, loss_tokens = _all_reduce_sum(local, setup.device)
+    loss_sum = torch.zeros((), device=setup.device)  # on the device: no host sync per micro-batch
+    for i, batch in enumerate(group):
+        # Gradients are all-reduced once per step, on the last micro-batch's backward.
+        sync = i == len(group) - 1 or world_size == 1
+        with contextlib.nullcontext() if sync else wrapped.no_sync():  # type: ignore[operator]
+            with torch.autocast(setup.device.type, dtype=torch.bfloat16, enabled=setup.precision == "bf16"):
+                logits, labels = _forward_logits(wrapped, batch, setup)
+            loss = packed_loss(logits, labels, num_loss_tokens_global=max(int(loss_tokens), 1))
+            # The loss is already divided by the global token count, so the ranks' gradients must be
+            # summed; DDP averages them, hence the factor world_size.
+            (loss * world_size if world_size > 1 else loss).backward()
+        loss_sum += loss.detach()
+    return float(loss_sum), tokens, loss_tokens
+
+
 def finetune(
     model: torch.nn.Module,
     dataset: PackedShardDataset,
@@ -289,9 +314,6 @@ def finetune(
         device_ids = [setup.device.index] if setup.device.type == "cuda" else None
         wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
     wrapped.train()
-    autocast = partial(
-        torch.autocast, device_type=setup.device.type, dtype=torch.bfloat16, enabled=setup.precision == "bf16"
-    )
     epoch = start_epoch
     for epoch in range(start_epoch, config.epochs):
         if step >= plan.total_steps:
@@ -307,28 +329,13 @@ def finetune(
             step_started = time.perf_counter()
             pulled = (next(batches, None) for _ in range(config.gradient_accumulation_steps))
             group = [b for b in pulled if b is not None]
-            local_tokens = sum(int(b["num_tokens"]) for b in group)
-            local_loss_tokens = sum(int(b["num_loss_tokens"]) for b in group)
-            tokens, loss_tokens = _all_reduce_sum([local_tokens, local_loss_tokens], setup.device)
-            loss_sum = torch.zeros((), device=setup.device)
-            for i, batch in enumerate(group):
-                # Gradients are all-reduced once per step, on the last micro-batch's backward.
-                sync = i == len(group) - 1 or world_size == 1
-                ctx = contextlib.nullcontext() if sync else wrapped.no_sync()  # type: ignore[operator]
-                with ctx:
-                    with autocast():
-                        logits, labels = _forward_logits(wrapped, batch, setup)
-                    loss = packed_loss(logits, labels, num_loss_tokens_global=max(int(loss_tokens), 1))
-                    # The loss is already divided by the global token count, so the ranks' gradients must
-                    # be summed; DDP averages them, hence the factor world_size.
-                    (loss * world_size if world_size > 1 else loss).backward()
-                loss_sum += loss.detach()
+            loss_sum, tokens, loss_tokens = _accumulate_gradients(wrapped, group, setup=setup, world_size=world_size)
             grad_norm = torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
             learning_rate = optimizer.param_groups[0]["lr"]
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            (global_loss,) = _all_reduce_sum([float(loss_sum)], setup.device)
+            (global_loss,) = _all_reduce_sum([loss_sum], setup.device)
             step += 1
             seconds = time.perf_counter() - step_started
             metrics = StepMetrics(
