@@ -1,4 +1,5 @@
-"""Two ranks (a real gloo process group on 127.0.0.1, CPU) train exactly as one rank with twice the accumulation.
+"""Two ranks (`python -m train.run` as torchrun starts it, a real gloo group on 127.0.0.1, CPU) train exactly
+as one rank with twice the accumulation.
 
 With one row per row group, rank r's k-th step reads rows 2k + r of the shuffled plan, and one rank
 accumulating two micro-batches reads rows 2k and 2k + 1: the same global batch. The loss of each
@@ -53,8 +54,11 @@ def test_two_ranks_match_one_rank_with_twice_the_accumulation(tmp_path: Path) ->
     two = FinetuneConfig(**common, micro_batch_rows=1, gradient_accumulation_steps=1)
 
     single = run_finetune(shards, str(model), config=one, run_dir=tmp_path / "one-rank")
-    args = (2, _free_port(), str(shards), str(model), str(tmp_path / "two-ranks"), two.model_dump_json())
-    mp.spawn(finetune_as_rank, args=args, nprocs=2, join=True)
+    config_json = tmp_path / "two-ranks.json"
+    config_json.write_text(two.model_dump_json())
+    arguments = ["--shards", str(shards), "--model", str(model), "--run-dir", str(tmp_path / "two-ranks")]
+    # the torchrun entry point, on a gloo group since there is no GPU
+    mp.spawn(finetune_as_rank, args=(2, _free_port(), [*arguments, "--config-json", str(config_json)]), nprocs=2)
 
     summary = json.loads((tmp_path / "two-ranks" / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == single.steps == 3

@@ -62,18 +62,21 @@ def build_synthetic_shards(
     return out
 
 
-def finetune_as_rank(
-    rank: int, world_size: int, port: int, shards: str, model: str, run_dir: str, config_json: str
-) -> None:
-    """One rank of a gloo process group on 127.0.0.1 running run_finetune (for torch.multiprocessing.spawn)."""
-    import torch.distributed as dist
+def finetune_as_rank(rank: int, world_size: int, port: int, arguments: list[str]) -> None:
+    """One rank started the way torchrun starts it (rendezvous through the environment), running
+    `python -m train.run` (for torch.multiprocessing.spawn)."""
+    import os
 
-    from schemas.config import FinetuneConfig
-    from train.run import run_finetune
+    from train.run import main
 
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
-    try:
-        config = FinetuneConfig.model_validate_json(config_json)
-        run_finetune(shards, model, config=config, run_dir=run_dir)
-    finally:
-        dist.destroy_process_group()
+    os.environ.update(
+        {
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": str(world_size),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+    )
+    if main(arguments) != 0:
+        raise SystemExit(f"rank {rank}: train.run failed")

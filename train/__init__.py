@@ -1,4 +1,6 @@
-"""The training-side consumer of chatsift shards: a streaming reader and the packed-row collator.
+"""The training-side consumer of chatsift shards: streaming reader, packed-row collator, model loading,
+the training loop and one whole run (train.run, also the torchrun entry point).
 
-Imports schemas, torch and pyarrow; never curation or flows (tests/test_layering.py).
+Imports schemas, torch, pyarrow, transformers and peft; never prefect, curation or flows
+(tests/test_layering.py): the finetune flow in flows/ calls it.
 """

@@ -42,8 +42,8 @@ FINAL_DIR = "final"
 METRICS_NAME = "metrics.jsonl"
 _STATE_NAME = "state.json"
 _TRAINABLE_NAME = "trainable.safetensors"
-# Options that decide which rows make up each step: a resumed run must use the same ones.
-_DATA_OPTIONS = ("micro_batch_rows", "gradient_accumulation_steps", "loader_workers", "seed", "epochs")
+# Options that decide what trains and which rows make up each step: a resumed run must use the same ones.
+_RESUME_OPTIONS = ("method", "micro_batch_rows", "gradient_accumulation_steps", "loader_workers", "seed", "epochs")
 
 
 def lr_multiplier(step: int, *, total_steps: int, warmup_steps: int, schedule: str) -> float:
@@ -152,10 +152,10 @@ def _load_checkpoint(
     config: FinetuneConfig,
 ) -> dict[str, Any]:
     state: dict[str, Any] = json.loads((checkpoint / _STATE_NAME).read_text("utf-8"))
-    changed = [k for k in _DATA_OPTIONS if state["config"].get(k) != getattr(config, k)]
-    if changed or state["config"].get("method") != config.method:
+    changed = [k for k in _RESUME_OPTIONS if state["config"].get(k) != getattr(config, k)]
+    if changed:
         raise ValueError(
-            f"{checkpoint} was written with other {changed or ['method']}: resume with the run's own "
+            f"{checkpoint} was written with other {changed}: resume with the run's own "
             "config (its config.json), or start a new run"
         )
     saved = load_file(checkpoint / _TRAINABLE_NAME)

@@ -26,6 +26,7 @@ __all__ = [
     "check_vocabulary",
     "load_base_config",
     "load_model_for_finetuning",
+    "model_location",
     "resolve_setup",
 ]
 
@@ -70,19 +71,27 @@ def resolve_setup(config: FinetuneConfig) -> TrainingSetup:
     return TrainingSetup(device=device, compute_dtype=dtype, attention=attention)
 
 
-def load_base_config(source: str) -> Any:
-    """The transformers config of a local model folder or a hub name (cached, or fetched when online)."""
-    from transformers import AutoConfig
-
+def model_location(source: str) -> str:
+    """What from_pretrained gets for `--model`: a local folder's path, or the hub name as given."""
     path = Path(source).expanduser()
     looks_local = path.is_absolute() or source.startswith((".", "~")) or path.exists()
-    if looks_local and not (path / "config.json").is_file():
+    if not looks_local:
+        return source
+    if not (path / "config.json").is_file():
         raise ModelSetupError(
             f"--model {source!r}: {path} is not a model folder (no config.json); pass a folder saved with "
             "save_pretrained, or a hub name such as 'meta-llama/Llama-3.2-1B'"
         )
+    return str(path)
+
+
+def load_base_config(source: str) -> Any:
+    """The transformers config of a local model folder or a hub name (cached, or fetched when online)."""
+    from transformers import AutoConfig
+
+    location = model_location(source)
     try:
-        return AutoConfig.from_pretrained(str(path) if looks_local else source)
+        return AutoConfig.from_pretrained(location)
     except (OSError, ValueError) as e:
         raise ModelSetupError(
             f"--model {source!r} could not be loaded ({e.__class__.__name__}: {str(e).splitlines()[0]}). A hub name "
@@ -121,9 +130,9 @@ def load_model_for_finetuning(source: str, *, config: FinetuneConfig, setup: Tra
     from transformers import AutoModelForCausalLM
 
     load_dtype = setup.compute_dtype if config.method == "lora" else torch.float32
-    path = Path(source).expanduser()
-    name = str(path) if (path / "config.json").is_file() else source
-    model: Any = AutoModelForCausalLM.from_pretrained(name, dtype=load_dtype, attn_implementation=setup.attention)
+    model: Any = AutoModelForCausalLM.from_pretrained(
+        model_location(source), dtype=load_dtype, attn_implementation=setup.attention
+    )
     model.config.use_cache = False  # the KV cache is for generation; training never reads it
     if config.method == "lora":
         from peft import LoraConfig, get_peft_model
