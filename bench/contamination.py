@@ -44,21 +44,21 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from curation.benchmarks import read_benchmarks  # noqa: E402
-from curation.contamination import (  # noqa: E402
+from curation.contamination.benchmarks import read_benchmarks  # noqa: E402
+from curation.contamination.check import (  # noqa: E402
     ContaminationResult,
     build_benchmark_index,
     check_contamination,
     turn_units,
 )
-from curation.embedding_cache import CachedEmbeddings, cached_embeddings, model_cache_dir  # noqa: E402
+from curation.contamination.embedding_cache import CachedEmbeddings, cached_embeddings, model_cache_dir  # noqa: E402
+from curation.contamination.vector_search import faiss_gpu_count, flat_ip_index, search_top  # noqa: E402
 from curation.text import normalize_text  # noqa: E402
-from curation.vector_search import faiss_gpu_count, flat_ip_index, search_top  # noqa: E402
 from flows.resources import contamination_devices, embed_normalized, embedder_for, embedding_dim  # noqa: E402
 from schemas import Conversation  # noqa: E402
 from schemas.config import LOCAL_BENCHMARK_PRESETS, ContaminationConfig  # noqa: E402
 from schemas.contamination import BenchmarkItem  # noqa: E402
-from tests.test_contamination_real import _conversation, _plant, light_edit  # noqa: E402
+from tests.curation.contamination.test_check_real import _conversation, _plant, light_edit  # noqa: E402
 
 SEED = 20261121
 SAMPLE = "data/sharegpt/sharegpt_v3_unfiltered_cleaned_split.first3003.json.gz"

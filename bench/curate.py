@@ -19,11 +19,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from curation.chatgpt_html import markdown_to_chatgpt_html  # noqa: E402
-from curation.clean import clean_batch  # noqa: E402
-from curation.ingest import read_conversations  # noqa: E402
-from curation.io import partition_records  # noqa: E402
-from curation.reports import merge_stage_reports  # noqa: E402
+from curation.clean.batch import clean_batch  # noqa: E402
+from curation.ingest.read import read_conversations  # noqa: E402
+from curation.parquet import partition_records  # noqa: E402
+from curation.runs.stage_reports import merge_stage_reports  # noqa: E402
+from demo.chatgpt_html import markdown_to_chatgpt_html  # noqa: E402
 from schemas.config import CurationConfig  # noqa: E402
 
 

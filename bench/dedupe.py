@@ -1,4 +1,4 @@
-"""Benchmark MinHash near-dedupe (curation.dedupe_minhash) at 10K, 100K and 1M conversations.
+"""Benchmark MinHash near-dedupe (curation.dedupe.minhash) at 10K, 100K and 1M conversations.
 
     .venv/bin/python -m bench.dedupe                          # 10K and 100K
     .venv/bin/python -m bench.dedupe --sizes 10000,100000,1000000 --workers 2
@@ -53,7 +53,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.dedupe_minhash import (
+from curation.dedupe.minhash import (
     candidate_components,
     candidate_probability,
     conversation_minhashes,

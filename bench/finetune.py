@@ -24,7 +24,7 @@ import torch  # noqa: E402
 
 from flows.cli import main as chatsift  # noqa: E402
 from schemas.config import FinetuneConfig  # noqa: E402
-from train.data import read_manifest  # noqa: E402
+from schemas.shards import read_manifest  # noqa: E402
 from train.run import run_finetune  # noqa: E402
 
 SAMPLE = "sharegpt_v3_unfiltered_cleaned_split.first3003.json.gz"

@@ -1,4 +1,4 @@
-"""Benchmark curation.ingest on a large ShareGPT JSON dump.
+"""Benchmark curation.ingest.read on a large ShareGPT JSON dump.
 
     .venv/bin/python -m bench.ingest            # ~1 GB dump (the README figure)
     .venv/bin/python -m bench.ingest --mb 200   # quicker
@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from curation.ingest import read_conversations
+from curation.ingest.read import read_conversations
 from schemas import Conversation
 from schemas.config import IngestConfig
 

@@ -149,11 +149,15 @@ class Calls:
 
 def baseline_curate(inputs: list[Path], out_dir: Path, config: Any, run_id: str) -> tuple[Any, Calls]:
     """curate_flow's body and subflows as a plain sequential loop over the tasks' `.fn`."""
-    from curation.benchmarks import read_benchmark_items_parquet
-    from curation.contamination_report import build_contamination_report, write_contamination_report
-    from curation.ingest import list_input_files
-    from curation.io import atomic_write_text
-    from curation.reports import (
+    from flows.config_file import check_inputs, check_resources
+
+    from curation.contamination.benchmarks import read_benchmark_items_parquet
+    from curation.contamination.decisions import decisions_by_conversation, read_decisions
+    from curation.contamination.report import build_contamination_report, write_contamination_report
+    from curation.ingest.read import list_input_files
+    from curation.parquet import atomic_write_text
+    from curation.runs.lineage import code_version
+    from curation.runs.stage_reports import (
         count_source_records,
         ledger_balance_errors,
         merge_stage_reports,
@@ -161,19 +165,16 @@ def baseline_curate(inputs: list[Path], out_dir: Path, config: Any, run_id: str)
         run_report_markdown,
         stage_report,
     )
-    from curation.reviewer_decisions import decisions_by_conversation, read_decisions
     from flows.clean import clean_part
-    from flows.config_file import check_inputs, check_resources
     from flows.contamination import CALIBRATION, check_part, index_benchmarks
     from flows.curate import LedgerImbalanceError
     from flows.dedupe import exact_keys_part, find_exact_part, find_near_part, remove_part, signatures_part
     from flows.ingest import MAX_TASK_INPUT_BYTES, group_input_files, ingest_files
-    from flows.lineage import code_version
-    from flows.paths import RunPaths, publish_parts, run_record_json
     from flows.resources import contamination_devices
     from flows.shards import pack_and_write, tokenize_part
     from flows.split import split_part
     from schemas import RunReport
+    from schemas.run_layout import RunPaths, publish_parts, run_record_json
 
     call = Calls()
     with _stand_in_loggers() as logger:
@@ -671,8 +672,8 @@ def main() -> None:
 
     import_s = time.perf_counter() - started
     from bench.curate import write_scaled_dump
+    from demo.inputs import DEMO_CONFIG, write_demo_inputs
     from flows.cli import _local_prefect
-    from flows.demo_data import DEMO_CONFIG, write_demo_inputs
     from schemas.config import CurationConfig
 
     _say(

@@ -1,9 +1,9 @@
-"""Benchmark curation.scrape.fetch_pages against a local HTTP server serving real-markup pages.
+"""Benchmark curation.scrape.fetch.fetch_pages against a local HTTP server serving real-markup pages.
 
     .venv/bin/python -m bench.scrape               # 600 pages per concurrency level
     .venv/bin/python -m bench.scrape --pages 200   # quicker
 
-Pages are the real ShareGPT markup (curation.chatgpt_html: __NEXT_DATA__ with assistant turns in
+Pages are the real ShareGPT markup (demo.chatgpt_html: __NEXT_DATA__ with assistant turns in
 ChatGPT's HTML) built from the 3003 real conversations in ../shared/data, or synthetic ones where
 that is absent. They are rendered once and served as pre-built bytes by a minimal keep-alive
 asyncio HTTP/1.1 server in a child process, so the server does no work per page but copy bytes.
@@ -30,8 +30,8 @@ from typing import Any
 
 import httpx
 
-from curation.chatgpt_html import markdown_to_chatgpt_html, sharegpt_page_html
-from curation.scrape import RawPageStore, fetch_pages, targets_from_ids
+from curation.scrape.fetch import RawPageStore, fetch_pages, targets_from_ids
+from demo.chatgpt_html import markdown_to_chatgpt_html, sharegpt_page_html
 from schemas.config import ScrapeConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

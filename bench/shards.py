@@ -21,13 +21,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from curation.chat_templates import chat_template_for  # noqa: E402
-from curation.clean import clean_batch  # noqa: E402
-from curation.ingest import read_conversations  # noqa: E402
-from curation.pack import pack_conversations, packing_lower_bound, with_unique_ids  # noqa: E402
-from curation.split import split_long_conversations  # noqa: E402
-from curation.tokenization import tokenize_conversations  # noqa: E402
-from curation.tokenizer_load import batch_token_counter, load_tokenizer  # noqa: E402
+from curation.clean.batch import clean_batch  # noqa: E402
+from curation.ingest.read import read_conversations  # noqa: E402
+from curation.shards.chat_templates import chat_template_for  # noqa: E402
+from curation.shards.pack import pack_conversations, packing_lower_bound, with_unique_ids  # noqa: E402
+from curation.shards.split import split_long_conversations  # noqa: E402
+from curation.shards.tokenization import tokenize_conversations  # noqa: E402
+from curation.shards.tokenizer_load import batch_token_counter, load_tokenizer  # noqa: E402
 from schemas import Conversation  # noqa: E402
 from schemas.config import CurationConfig, ShardsConfig, SplitConfig  # noqa: E402
 

@@ -4,47 +4,46 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, task
 
-from curation.clean import clean_batch
-from curation.io import read_conversations_parquet, write_conversations, write_ledger
-from curation.reports import merge_stage_reports
-from flows.paths import RunPaths, part_name
-from flows.stage_cache import reuse_or_compute_part
+from curation.clean.batch import CLEAN
+from curation.parquet import read_conversations_parquet, write_conversations, write_ledger
+from curation.runs.stage_reports import merge_stage_reports
+from flows.execution import run_logger, run_parts
+from flows.stage_cache import PartResult, cached_part
 from schemas import StageReport
 from schemas.config import CurationConfig
+from schemas.run_layout import RunPaths, part_name
 
 
-def _clean(part: str, paths: RunPaths, config: CurationConfig) -> dict:
+def _clean(part: str, paths: RunPaths, config: CurationConfig) -> PartResult:
     name = part_name(part)
-    kept, dropped, reports = clean_batch(read_conversations_parquet(Path(part)), config=config)
+    kept, dropped, reports = CLEAN.call(read_conversations_parquet(Path(part)), config=config)
     out = paths.stage_part("clean", name)
     write_conversations(out, kept)
     ledger = paths.ledger_part("clean", name)
     write_ledger(ledger, dropped)
-    return {"part": str(out), "ledger": str(ledger), "reports": reports}
+    return PartResult(outputs=(str(out),), ledger=str(ledger), reports=tuple(reports))
 
 
 @task(name="clean-part")
-def clean_part(part: str, paths: RunPaths, config: CurationConfig) -> dict:
+def clean_part(part: str, paths: RunPaths, config: CurationConfig) -> PartResult:
     """Clean one part: read it, run the cleaning stages, write the kept part and the drops."""
-    c = config
-    result = reuse_or_compute_part(
-        paths.cache,
-        "clean",
-        part,
-        paths.root,
-        lambda: _clean(part, paths, config),
-        config=(c.model, c.markdown, c.shape, c.blocked, c.language, c.secrets),
+    result = cached_part(
+        CLEAN,
+        paths=paths,
+        config=config,
+        inputs=[(part_name(part), Path(part))],
+        compute=lambda: _clean(part, paths, config),
     )
-    first, kept = result["reports"][0], result["reports"][-1]
-    get_run_logger().info(
+    first, last = result.reports[0], result.reports[-1]
+    run_logger().info(
         "clean %s: %d in, %d kept, %d dropped%s",
         part_name(part),
         first.inputs,
-        kept.kept,
-        first.inputs - kept.kept,
-        " (reused)" if result["reused"] else "",
+        last.kept,
+        first.inputs - last.kept,
+        " (reused)" if result.reused else "",
     )
     return result
 
@@ -52,5 +51,5 @@ def clean_part(part: str, paths: RunPaths, config: CurationConfig) -> dict:
 @flow(name="clean")
 def clean_flow(parts: list[str], paths: RunPaths, config: CurationConfig) -> tuple[list[str], list[StageReport]]:
     """Clean every ingest part; returns the cleaned parts and one report per stage."""
-    results = [f.result() for f in [clean_part.submit(p, paths, config) for p in parts]]
-    return [r["part"] for r in results], merge_stage_reports([s for r in results for s in r["reports"]])
+    results = run_parts(clean_part, [(p, paths, config) for p in parts])
+    return [r.output for r in results], merge_stage_reports([s for r in results for s in r.reports])

@@ -22,9 +22,9 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from flows.paths import new_run_id
 from schemas.config import FinetuneConfig
 from schemas.finetune import FinetuneSummary, StepMetrics
+from schemas.run_layout import new_run_id
 from train.loop import METRICS_NAME
 from train.loss_curve import loss_curve_text
 from train.run import check_finetune_inputs, check_run_folder, run_finetune

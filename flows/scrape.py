@@ -1,13 +1,7 @@
 """The `scrape` flow: a list of ShareGPT ids or page URLs → saved pages ingest reads, plus a ledger.
 
-Layout under out_dir:
-  store/                 raw pages by sha256 + journal.jsonl: shared by every scrape run in out_dir,
-                         so a re-run (or a killed run started again) fetches nothing twice
-  pages/<YYYY-MM-DD>/    <id>.html and its hidden .<id>.html.fetch.json (URL, fetch time), by the
-                         UTC day the page was fetched: re-curating keeps its input groups stable
-  <run_id>/ledger/       scrape-<chunk>.parquet: every id that did not become a page, with why
-  <run_id>/scrape_report.json
-`chatsift curate OUT/pages --out ...` curates what was scraped.
+The folder layout (store/, pages/<day>/, <run_id>/ledger/, <run_id>/scrape_report.json) is
+schemas.run_layout.ScrapePaths. `chatsift curate OUT/pages --out ...` curates what was scraped.
 """
 
 from __future__ import annotations
@@ -23,22 +17,23 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect import flow, task
 
-from curation.io import atomic_write_text, write_ledger
-from curation.scrape import (
+from curation.parquet import write_ledger
+from curation.scrape.fetch import (
+    FETCH_PAGES,
     RawPageStore,
-    fetch_pages,
     scrape_config_problem,
     scrape_dropped,
     targets_from_ids,
     targets_from_urls,
     write_fetched_pages,
 )
-from flows.config_file import ConfigError
-from flows.paths import new_run_id
+from flows.execution import publish_markdown, run_logger, run_step
 from schemas.config import CurationConfig, ScrapeConfig
+from schemas.errors import ConfigError, InputError
+from schemas.files import atomic_write_text
+from schemas.run_layout import ScrapePaths, new_run_id
 from schemas.scrape import FetchResult, ScrapeTarget
 
 T = TypeVar("T")
@@ -51,7 +46,7 @@ def check_scrape_arguments(ids_file: Path | None, urls_file: Path | None, config
     source = ids_file if ids_file is not None else urls_file
     assert source is not None
     if not source.is_file():
-        raise ConfigError(f"scrape list not found: {source}")
+        raise InputError(f"scrape list not found: {source}")
     problem = scrape_config_problem(config)
     if problem is not None:
         raise ConfigError(problem)
@@ -79,10 +74,10 @@ def scrape_client(config: ScrapeConfig) -> httpx.AsyncClient:
 
 
 async def _fetch_with_client(
-    targets: list[ScrapeTarget], config: ScrapeConfig, store: RawPageStore
+    targets: list[ScrapeTarget], config: CurationConfig, store: RawPageStore
 ) -> list[FetchResult]:
-    async with scrape_client(config) as client:
-        return await fetch_pages(targets, client=client, config=config, store=store)
+    async with scrape_client(config.scrape) as client:
+        return await FETCH_PAGES.call(targets, config=config, client=client, store=store)
 
 
 def _write_pages_by_day(store: RawPageStore, results: list[FetchResult], pages_root: Path) -> int:
@@ -94,14 +89,16 @@ def _write_pages_by_day(store: RawPageStore, results: list[FetchResult], pages_r
 
 
 @task(name="scrape-chunk", retries=0)
-def scrape_chunk(targets: list[ScrapeTarget], chunk: int, out_dir: Path, run_dir: Path, config: ScrapeConfig) -> dict:
+def scrape_chunk(
+    targets: list[ScrapeTarget], chunk: int, folder: ScrapePaths, run_id: str, config: CurationConfig
+) -> dict:
     """Fetch one chunk of targets, write its pages and its ledger part; returns counts."""
-    store = RawPageStore(out_dir / "store")
+    store = RawPageStore(folder.store)
     started = time.perf_counter()
     results = _run_async(_fetch_with_client(targets, config, store))
     seconds = time.perf_counter() - started
-    pages = _write_pages_by_day(store, results, out_dir / "pages")
-    write_ledger(run_dir / "ledger" / f"scrape-{chunk:05d}.parquet", scrape_dropped(results))
+    pages = _write_pages_by_day(store, results, folder.pages)
+    write_ledger(folder.ledger_part(run_id, f"{chunk:05d}"), scrape_dropped(results))
     now = [r for r in results if not r.reused]
     return {
         "outcomes": dict(Counter(r.outcome for r in results)),
@@ -129,25 +126,27 @@ def scrape_flow(
     scrape = config.scrape
     source = check_scrape_arguments(ids_file, urls_file, scrape)
     run_id = run_id or new_run_id()
-    run_dir = out_dir / run_id
+    folder = ScrapePaths(Path(out_dir))
     lines = source.read_text(encoding="utf-8").splitlines()
     build = targets_from_ids if ids_file is not None else targets_from_urls
     listed = build(lines, scrape, input_file=str(source))
     # Invalid lines are not journaled: they are found again from the list on every run, and a
     # journaled "invalid" for a URL off the allow-list would shadow the same id on an allowed host.
-    write_ledger(run_dir / "ledger" / "scrape-invalid.parquet", scrape_dropped(listed.dropped))
+    write_ledger(folder.ledger_part(run_id, "invalid"), scrape_dropped(listed.dropped))
     size = scrape.batch_size
     chunks = [listed.targets[i : i + size] for i in range(0, len(listed.targets), size)]
-    counts = [scrape_chunk(chunk, i, out_dir, run_dir, scrape) for i, chunk in enumerate(chunks)]
-    report = _report(run_id, source, listed.duplicates, listed.dropped, counts, out_dir)
-    atomic_write_text(run_dir / "scrape_report.json", json.dumps(report, indent=2) + "\n")
-    create_markdown_artifact(markdown=_markdown(report), key="scrape-report", description="chatsift scrape report")
-    get_run_logger().info("scrape %s: %s", run_id, report["outcomes"])
+    # One chunk after another: each chunk already fetches `concurrency` pages at once, and the
+    # per-host rate limit holds across the run only if chunks do not overlap.
+    counts = [run_step(scrape_chunk, chunk, i, folder, run_id, config) for i, chunk in enumerate(chunks)]
+    report = _report(run_id, source, listed.duplicates, listed.dropped, counts, folder)
+    atomic_write_text(folder.report(run_id), json.dumps(report, indent=2) + "\n")
+    publish_markdown(markdown=_markdown(report), key="scrape-report", description="chatsift scrape report")
+    run_logger().info("scrape %s: %s", run_id, report["outcomes"])
     return report
 
 
 def _report(
-    run_id: str, source: Path, duplicates: int, invalid: list[FetchResult], counts: list[dict], out_dir: Path
+    run_id: str, source: Path, duplicates: int, invalid: list[FetchResult], counts: list[dict], folder: ScrapePaths
 ) -> dict:
     outcomes: Counter[str] = Counter({"invalid": len(invalid)} if invalid else {})
     reasons: Counter[str] = Counter(r.reason for r in invalid if r.reason)
@@ -171,9 +170,9 @@ def _report(
         "bytes_fetched_now": sum(c["bytes_fetched_now"] for c in counts),
         "seconds": round(seconds, 3),
         "pages_per_second": round(fetched_now / seconds, 2) if seconds > 0 else 0.0,
-        "pages_dir": str(out_dir / "pages"),
-        "store": str(out_dir / "store"),
-        "ledger_dir": str(out_dir / run_id / "ledger"),
+        "pages_dir": str(folder.pages),
+        "store": str(folder.store),
+        "ledger_dir": str(folder.ledger_part(run_id, "").parent),
     }
 
 

@@ -1,4 +1,4 @@
-"""chatsift's deployments, served from one process: `chatsift serve` (or `python -m flows.serve`).
+"""chatsift's deployments, served from one process: `chatsift serve` (flows/cli/serve.py).
 
 The served process registers the deployments with the Prefect server named by PREFECT_API_URL
 and runs their flow runs itself: no work pool is needed for a single machine. Parameters are
@@ -7,15 +7,12 @@ typed (the curate and contamination flows take a CurationConfig), so the UI show
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 
-from flows.config_file import ConfigError, load_config
 from flows.contamination import contamination_flow
 from flows.curate import curate_flow
 from flows.finetune import finetune_flow
@@ -23,7 +20,9 @@ from flows.scrape import scrape_flow
 from flows.shards import build_shards_flow
 from schemas.config import CurationConfig
 
-# Nightly at 03:00 UTC (Prefect's cron is UTC unless a timezone is given; prefect.md).
+# The folder holding flows/ (this checkout, or /app in the images): where a work pool's worker runs from.
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
+# Nightly at 03:00 UTC (Prefect's cron is UTC unless a timezone is given; docs/defaults.md#run).
 NIGHTLY = "0 3 * * *"
 
 
@@ -126,47 +125,29 @@ def deploy_finetune_to_pool(*, pool: str, source: Path, out_dir: str, config: Cu
     return str(deployment_id)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="chatsift serve", description=__doc__)
-    parser.add_argument("inputs", nargs="+", help="inputs the scheduled re-curation reads")
-    parser.add_argument("--out", default="runs", help="output directory of every run (default: runs)")
-    parser.add_argument("--config", type=Path, help="TOML or JSON config for every deployment")
-    parser.add_argument("--cron", default=NIGHTLY, help=f"re-curation schedule, UTC (default: {NIGHTLY!r})")
-    parser.add_argument("--paused", action="store_true", help="register the schedule switched off")
-    parser.add_argument(
-        "--gpu-pool",
-        metavar="POOL",
-        help="register finetune on this process work pool (e.g. chatsift-gpu) instead of serving it here",
-    )
-    parser.add_argument(
-        "--gpu-pool-source",
-        type=Path,
-        default=Path(__file__).resolve().parents[1],
-        help="the folder holding flows/ as the pool's worker sees it (docker: /app; default: this checkout)",
-    )
-    args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-    except ConfigError as e:
-        print(f"chatsift serve: error: {e}", file=sys.stderr)
-        return 2
+def serve_deployments(
+    *,
+    inputs: list[str],
+    out_dir: str,
+    config: CurationConfig,
+    cron: str | None = None,
+    schedule_active: bool = True,
+    gpu_pool: str | None = None,
+    gpu_pool_source: Path | None = None,
+) -> None:
+    """Register every deployment and serve their flow runs from this process until it stops.
+
+    With `gpu_pool`, finetune is registered on that process work pool (running from `gpu_pool_source`)
+    instead of being served here.
+    """
     deployments = chatsift_deployments(
-        inputs=[str(Path(p).resolve()) for p in args.inputs],
-        out_dir=str(Path(args.out).resolve()),
-        config=config,
-        cron=args.cron,
-        schedule_active=not args.paused,
+        inputs=inputs, out_dir=out_dir, config=config, cron=cron or NIGHTLY, schedule_active=schedule_active
     )
-    if args.gpu_pool:
+    if gpu_pool:
         deployment_id = deploy_finetune_to_pool(
-            pool=args.gpu_pool, source=args.gpu_pool_source, out_dir=str(Path(args.out).resolve()), config=config
+            pool=gpu_pool, source=gpu_pool_source or SOURCE_ROOT, out_dir=out_dir, config=config
         )
-        print(f"finetune/finetune registered on work pool {args.gpu_pool!r} ({deployment_id})", flush=True)
+        print(f"finetune/finetune registered on work pool {gpu_pool!r} ({deployment_id})", flush=True)
         deployments = [d for d in deployments if d.name != "finetune"]
     # Schedules stay as they are when this process stops (serve pauses them by default).
     serve(*deployments, pause_on_shutdown=False)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

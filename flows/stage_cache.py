@@ -1,9 +1,10 @@
 """Finished per-part work kept across runs: a content-addressed cache of a task's output files.
 
-A task's cache key is the stage name, the code fingerprint, the stage's own config sections and
-the content hash of what it read. A hit hard-links the cached files into the run directory and
-returns the task's recorded result, so a re-run over the same inputs, a run over grown inputs,
-or a run resumed after its process was killed redoes only the parts that changed.
+A per-part task's key is its stage's name, the code fingerprint, the options its declaration
+covers (curation.stage.Stage.config_key) and the content of what it read. A hit hard-links the
+cached files into the run directory and returns the task's recorded PartResult, so a re-run over
+the same inputs, a run over grown inputs, or a run resumed after its process was killed redoes
+only the parts that changed.
 
 An entry is written as a temporary folder renamed into place after its files and result are
 complete: a run killed while storing leaves no entry, only a temporary folder later runs remove.
@@ -16,87 +17,83 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from functools import lru_cache
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
+from curation.runs.lineage import code_fingerprint
+from curation.stage import Stage
 from schemas import StageReport
+from schemas.config import CurationConfig
+from schemas.files import TEMP_PREFIX, file_digest, link_or_copy
+from schemas.run_layout import RunPaths
 
-# The packages whose source decides what a stage writes: any change to them is a new code version.
-_CODE_PACKAGES = ("schemas", "curation", "flows")
+
+@dataclass(frozen=True)
+class PartResult:
+    """What one per-part task wrote and counted; the stage cache stores it beside the files it names."""
+
+    # What the next step reads: the kept part(s), or a keys or signatures table.
+    outputs: tuple[str, ...]
+    # This part's drops.
+    ledger: str | None = None
+    # One report per stage the task ran (clean runs six); each counts this one part.
+    reports: tuple[StageReport, ...] = ()
+    # contamination: every checked turn's finding, and the reviewers' decisions this part applied
+    # as (conversation id, benchmark, item id, effect).
+    findings: str | None = None
+    decisions_applied: tuple[tuple[str, str, str, str], ...] = ()
+    # Whether it came from the stage cache.
+    reused: bool = False
+
+    @property
+    def output(self) -> str:
+        """The one output of a task that writes one."""
+        (only,) = self.outputs
+        return only
+
+    @property
+    def report(self) -> StageReport:
+        """The one report of a task that runs one stage."""
+        (only,) = self.reports
+        return only
+
+    def files(self) -> list[Path]:
+        """Every file the result names: what a cache entry keeps."""
+        return [Path(p) for p in (*self.outputs, self.ledger, self.findings) if p]
+
+
+# Results name files inside the run directory; stored relative to it so a later run gets its own paths.
 _RUN_ROOT = "@run"
-_TEMP_PREFIX = ".tmp-"
 
 
-@lru_cache(maxsize=1)
-def code_fingerprint() -> str:
-    """A hash of every source file of the pipeline's packages: the cache's "code version".
-
-    Finer than a git commit (a commit that changes only docs or tests keeps the cache) and
-    available where no git checkout is (an installed wheel, a Docker image).
-    """
-    repo = Path(__file__).resolve().parents[1]
-    digest = hashlib.blake2b(digest_size=16)
-    for package in _CODE_PACKAGES:
-        for source in sorted((repo / package).rglob("*.py")):
-            digest.update(str(source.relative_to(repo)).encode() + b"\0" + source.read_bytes() + b"\0")
-    return digest.hexdigest()
+def _relative(path: str | None, root: Path) -> str | None:
+    return None if path is None else str(Path(_RUN_ROOT) / Path(path).relative_to(root))
 
 
-def file_digest(path: Path) -> str:
-    """blake2b-128 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+def _absolute(path: str | None, root: Path) -> str | None:
+    return None if path is None else str(root / Path(path).relative_to(_RUN_ROOT))
 
 
-def config_digest(*sections: BaseModel | str | int | None) -> str:
-    """A stable hash of the config sections (and plain values) a stage reads."""
-    canonical = [s.model_dump(mode="json") if isinstance(s, BaseModel) else s for s in sections]
-    return hashlib.blake2b(json.dumps(canonical, sort_keys=True).encode(), digest_size=16).hexdigest()
+def _encode(result: PartResult, root: Path) -> dict[str, Any]:
+    return {
+        "outputs": [_relative(p, root) for p in result.outputs],
+        "ledger": _relative(result.ledger, root),
+        "reports": [r.model_dump(mode="json") for r in result.reports],
+        "findings": _relative(result.findings, root),
+        "decisions_applied": [list(d) for d in result.decisions_applied],
+    }
 
 
-def _encode(value: Any, root: str) -> Any:
-    # Results name files inside the run directory; stored relative to it so a later run gets its own paths.
-    if isinstance(value, StageReport):
-        return {"__stage_report__": _encode(value.model_dump(mode="json"), root)}
-    if isinstance(value, dict):
-        return {k: _encode(v, root) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_encode(v, root) for v in value]
-    if isinstance(value, str) and value.startswith(root + os.sep):
-        return _RUN_ROOT + value[len(root) :]
-    return value
-
-
-def _decode(value: Any, root: str) -> Any:
-    if isinstance(value, dict):
-        if "__stage_report__" in value:
-            return StageReport.model_validate(_decode(value["__stage_report__"], root))
-        return {k: _decode(v, root) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode(v, root) for v in value]
-    if isinstance(value, str) and value.startswith(_RUN_ROOT + os.sep):
-        return root + value[len(_RUN_ROOT) :]
-    return value
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    """Put `source`'s bytes at `target` atomically: a hard link (no copy) where the filesystem allows."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f"{_TEMP_PREFIX}{target.name}.{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(source, tmp)
-    except OSError:
-        shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+def _decode(record: dict[str, Any], root: Path) -> PartResult:
+    return PartResult(
+        outputs=tuple(str(_absolute(p, root)) for p in record["outputs"]),
+        ledger=_absolute(record["ledger"], root),
+        reports=tuple(StageReport.model_validate(r) for r in record["reports"]),
+        findings=_absolute(record["findings"], root),
+        decisions_applied=tuple((a, b, c, d) for a, b, c, d in record["decisions_applied"]),
+    )
 
 
 @dataclass(frozen=True)
@@ -115,7 +112,7 @@ class StageCache:
         assert self.root is not None
         return self.root / stage / key[:2] / key
 
-    def fetch(self, stage: str, key: str, run_root: Path) -> dict | None:
+    def fetch(self, stage: str, key: str, run_root: Path) -> PartResult | None:
         """The recorded result with its files linked back into `run_root`; None when not cached."""
         if self.root is None:
             return None
@@ -123,28 +120,28 @@ class StageCache:
         try:
             record = json.loads((entry / "result.json").read_text(encoding="utf-8"))
             for name, relative in record["files"].items():
-                _link_or_copy(entry / name, run_root / relative)
+                link_or_copy(entry / name, run_root / relative)
         except FileNotFoundError:
             # No entry, or one whose files were removed by hand: recompute.
             return None
-        return _decode(record["result"], str(run_root))
+        return _decode(record["result"], run_root)
 
-    def store(self, stage: str, key: str, run_root: Path, files: list[Path], result: dict) -> None:
-        """Record `files` (inside `run_root`) and `result` under `key`; a concurrent store of the same key wins once."""
+    def store(self, stage: str, key: str, run_root: Path, result: PartResult) -> None:
+        """Record `result` and its files (inside `run_root`) under `key`; of concurrent stores, the first wins."""
         if self.root is None:
             return
         entry = self.entry(stage, key)
         if (entry / "result.json").exists():
             return
-        tmp = entry.with_name(f"{_TEMP_PREFIX}{key}.{os.getpid()}")
+        tmp = entry.with_name(f"{TEMP_PREFIX}{key}.{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         names = {}
-        for i, path in enumerate(files):
+        for i, path in enumerate(result.files()):
             name = f"file-{i:03d}{path.suffix}"
-            _link_or_copy(path, tmp / name)
+            link_or_copy(path, tmp / name)
             names[name] = str(path.relative_to(run_root))
-        record = {"files": names, "result": _encode(result, str(run_root)), "stored_at": time.time()}
+        record = {"files": names, "result": _encode(result, run_root), "stored_at": time.time()}
         (tmp / "result.json").write_text(json.dumps(record), encoding="utf-8")
         try:
             os.rename(tmp, entry)
@@ -156,72 +153,41 @@ class StageCache:
         """Delete temporary folders left by runs killed while storing; returns how many."""
         if self.root is None or not self.root.exists():
             return 0
-        stale = [p for p in self.root.glob(f"*/*/{_TEMP_PREFIX}*") if p.is_dir()]
+        stale = [p for p in self.root.glob(f"*/*/{TEMP_PREFIX}*") if p.is_dir()]
         for p in stale:
             shutil.rmtree(p, ignore_errors=True)
         return len(stale)
 
 
-def reuse_or_compute(
-    cache: StageCache,
-    stage: str,
-    key_parts: list[str],
-    run_root: Path,
-    compute: Callable[[], dict],
-    files_of: Callable[[dict], list[Path]],
-) -> dict:
-    """The cached result for this work, or `compute()`'s, stored for next time.
+def cached_part(
+    stage: Stage[Any],
+    *,
+    paths: RunPaths,
+    config: CurationConfig,
+    inputs: Sequence[tuple[str, Path]],
+    compute: Callable[[], PartResult],
+    extra_key: dict[str, str] | None = None,
+) -> PartResult:
+    """The one way a per-part task runs: the cached PartResult for this work, or `compute()`'s, stored for next time.
 
-    The returned dict gains "reused" (bool); every StageReport in it counts one part, reused or not.
+    Keyed on `stage`'s declared options (and `extra_key`, such as the benchmark items' digest) and on
+    `inputs`: (label, file) pairs, where the label is what the output depends on besides the file's
+    bytes (its path for ingest, its part name, or its position where the output records it). Each
+    report of the result counts one part, reused or not; a reused one's seconds are the lookup's.
     """
-    key = cache.key(stage, *key_parts)
+    cache = StageCache(paths.cache_root)
+    key = cache.key(
+        stage.name, stage.config_key(config, extra_key), *(f"{label}\0{file_digest(f)}" for label, f in inputs)
+    )
     started = time.perf_counter()
-    result = cache.fetch(stage, key, run_root)
+    result = cache.fetch(stage.name, key, paths.root)
     reused = result is not None
     if result is None:
         result = compute()
-        cache.store(stage, key, run_root, files_of(result), result)
-    for report in _reports_in(result):
-        report.parts = 1
-        report.parts_reused = int(reused)
-        if reused:
-            report.seconds = time.perf_counter() - started
-    return {**result, "reused": reused}
-
-
-def _reports_in(result: Mapping[str, Any]) -> list[StageReport]:
-    found: list[StageReport] = []
-    for value in result.values():
-        if isinstance(value, StageReport):
-            found.append(value)
-        elif isinstance(value, list):
-            found.extend(v for v in value if isinstance(v, StageReport))
-    return found
-
-
-def reuse_or_compute_part(
-    cache: StageCache,
-    stage: str,
-    part: str,
-    run_root: Path,
-    compute: Callable[[], dict],
-    *,
-    config: tuple[BaseModel, ...],
-    extra_key: tuple[str, ...] = (),
-    extra_files: tuple[str, ...] = (),
-) -> dict:
-    """`reuse_or_compute` for a per-part task whose result names its output "part" and "ledger".
-
-    Keyed on the part's name and bytes, the config sections the stage reads and `extra_key`;
-    stores the files named by "part", "ledger" and the `extra_files` keys of the result.
-    """
-    name = Path(part).name.removeprefix("part-").removesuffix(".parquet")
-    key_parts = [name, file_digest(Path(part)), config_digest(*config), *extra_key]
-    return reuse_or_compute(
-        cache,
-        stage,
-        key_parts,
-        run_root,
-        compute,
-        files_of=lambda r: [Path(r[k]) for k in ("part", "ledger", *extra_files)],
+        cache.store(stage.name, key, paths.root, result)
+    seconds = time.perf_counter() - started
+    reports = tuple(
+        r.model_copy(update={"parts": 1, "parts_reused": int(reused), **({"seconds": seconds} if reused else {})})
+        for r in result.reports
     )
+    return replace(result, reports=reports, reused=reused)

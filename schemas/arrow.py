@@ -82,7 +82,7 @@ REMOVALS_SCHEMA = _with_kind(
 )
 
 
-# keep_rank's components verbatim (curation.dedupe_common.keep_rank), so sorting them ascending,
+# keep_rank's components verbatim (curation.dedupe.common.keep_rank), so sorting them ascending,
 # then part and row for records that tie (a repeated id), orders records exactly as keep_rank does.
 RANKED_RECORD_FIELDS = [
     pa.field("part", pa.int32(), nullable=False),

@@ -1,16 +1,39 @@
-"""Training shards: tokenized conversations, the packed-row Arrow schemas, and the manifest."""
+"""The shards contract: what a shards folder holds and how any reader checks it.
+
+A shards folder holds shard-00000.parquet, shard-00001.parquet, ... (PACKED_SHARD_SCHEMA or
+UNPACKED_SHARD_SCHEMA, each file carrying SHARDS_SCHEMA_VERSION under SHARDS_VERSION_KEY) and
+manifest.json (ShardsManifest), written last. curation/ writes it, train/ and `chatsift shards`
+read it, both through this module.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Literal
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.arrow import KIND_KEY, SCHEMA_VERSION, SCHEMA_VERSION_KEY
+from schemas.errors import InputError
 
 # Bumped whenever a shard column or the manifest changes; trainers check it.
 SHARDS_SCHEMA_VERSION = "1"
+# Shard schema versions today's readers understand.
+KNOWN_SHARDS_SCHEMA_VERSIONS = frozenset({SHARDS_SCHEMA_VERSION})
+# The Parquet metadata key every shard file carries SHARDS_SCHEMA_VERSION under.
+SHARDS_VERSION_KEY = b"chatsift.shards_schema_version"
+MANIFEST_NAME = "manifest.json"
+SHARD_GLOB = "shard-*.parquet"
+
+
+class ShardsVersionError(InputError):
+    """A manifest or shard file of a shards schema version this reader does not know."""
+
+
+def shard_name(index: int) -> str:
+    return f"shard-{index:05d}.parquet"
 
 
 class TokenizedConversation(BaseModel):
@@ -35,7 +58,7 @@ def _shard_schema(fields: list[pa.Field], kind: str) -> pa.Schema:
         fields,
         metadata={
             SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode(),
-            b"chatsift.shards_schema_version": SHARDS_SCHEMA_VERSION.encode(),
+            SHARDS_VERSION_KEY: SHARDS_SCHEMA_VERSION.encode(),
             KIND_KEY: kind.encode(),
         },
     )
@@ -131,3 +154,28 @@ class ShardsManifest(BaseModel):
     total_conversations: int = 0
     run_id: str = ""
     config_hash: str = ""
+
+
+def shard_schema(layout: str) -> pa.Schema:
+    return PACKED_SHARD_SCHEMA if layout == "packed" else UNPACKED_SHARD_SCHEMA
+
+
+def check_shards_version(version: object, where: str) -> None:
+    """Raise ShardsVersionError unless `version` (a manifest's or a file's) is one this reader knows."""
+    if version not in KNOWN_SHARDS_SCHEMA_VERSIONS:
+        known = ", ".join(sorted(KNOWN_SHARDS_SCHEMA_VERSIONS))
+        raise ShardsVersionError(
+            f"{where} has shards schema_version {version!r}, which this reader does not know "
+            f"(known: {known}); rebuild the shards or upgrade chatsift"
+        )
+
+
+def read_manifest(shards_dir: str | Path) -> ShardsManifest:
+    """The manifest.json of a shards folder, validated; a schema_version this reader does not
+    know (or none) is refused with ShardsVersionError before the rest is validated."""
+    path = Path(shards_dir) / MANIFEST_NAME
+    data = json.loads(path.read_text("utf-8"))
+    if not isinstance(data, dict):
+        raise ShardsVersionError(f"{path} is not a JSON object")
+    check_shards_version(data.get("schema_version"), str(path))
+    return ShardsManifest.model_validate(data)

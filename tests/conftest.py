@@ -58,7 +58,7 @@ def prefect_server() -> Any:
 def embed_units(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The real all-MiniLM-L6-v2 (bundled, offline) behind one embedding cache for the session,
     so each distinct text is embedded once however many tests use it."""
-    from curation.embedding_cache import cached_embeddings
+    from curation.contamination.embedding_cache import cached_embeddings
     from flows.resources import embed_normalized, embedder_for, embedding_dim
 
     model = embedder_for("all-MiniLM-L6-v2", "cpu")

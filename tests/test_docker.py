@@ -62,7 +62,8 @@ def test_dockerfile_copies_what_exists_and_pins_torch_first(dockerfile: Path) ->
 def test_packages_the_images_copy_are_the_ones_pyproject_installs() -> None:
     import tomllib
 
-    packages = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    found = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    packages = [pattern.removesuffix("*") for pattern in found["include"]]
     for dockerfile in DOCKERFILES:
         copied = {args.split()[0].rstrip("/") for word, args in _instructions(dockerfile) if word == "COPY"}
         assert set(packages) <= copied, f"{dockerfile.name} misses {set(packages) - copied}"

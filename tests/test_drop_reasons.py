@@ -14,17 +14,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from curation.chat_templates import chat_template_for
-from curation.chatgpt_html import sharegpt_page_html
-from curation.clean import clean_batch
-from curation.dedupe_exact import drop_exact_duplicates
-from curation.dedupe_minhash import drop_near_duplicates
-from curation.ingest import read_conversations
-from curation.pack import pack_conversations
-from curation.scrape import RawPageStore, fetch_pages, scrape_dropped, targets_from_ids, targets_from_urls
-from curation.split import split_long_conversations
-from curation.tokenization import tokenize_conversations
-from curation.tokenizer_load import load_tokenizer
+from curation.clean.batch import clean_batch
+from curation.dedupe.exact import drop_exact_duplicates
+from curation.dedupe.minhash import drop_near_duplicates
+from curation.ingest.read import read_conversations
+from curation.scrape.fetch import RawPageStore, fetch_pages, scrape_dropped, targets_from_ids, targets_from_urls
+from curation.shards.chat_templates import chat_template_for
+from curation.shards.pack import pack_conversations
+from curation.shards.split import split_long_conversations
+from curation.shards.tokenization import tokenize_conversations
+from curation.shards.tokenizer_load import load_tokenizer
+from demo.chatgpt_html import sharegpt_page_html
 from schemas import DROP_REASONS, Conversation, Dropped, Provenance, Turn
 from schemas.config import (
     BlockedConfig,
@@ -90,8 +90,8 @@ CONTAMINATING = (
 
 
 def _contamination(conv: Conversation, **options: object) -> list[Dropped]:
-    from curation.contamination import build_benchmark_index, check_contamination
-    from curation.embedding_cache import cached_embeddings
+    from curation.contamination.check import build_benchmark_index, check_contamination
+    from curation.contamination.embedding_cache import cached_embeddings
     from flows.resources import embed_normalized, embedder_for
 
     embed = embed_normalized(embedder_for("all-MiniLM-L6-v2", "cpu"), 32)

@@ -1,6 +1,6 @@
 """Streaming reader of chatsift's packed training shards for torch DataLoaders.
 
-The unit of work is one Parquet row group (curation.shards writes row groups of
+The unit of work is one Parquet row group (curation.shards.write writes row groups of
 ShardsConfig.rows_per_row_group rows). Each epoch the run's (file, row_group) pairs are shuffled
 with random.Random(seed + epoch), split across ranks, and each rank's share is split across its
 DataLoader workers by stride. A worker reads one row group at a time, never a whole file.
@@ -11,7 +11,6 @@ flows), so a training image needs nothing of the curation pipeline.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from collections.abc import Iterator, Sequence
@@ -24,41 +23,11 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from schemas.shards import SHARDS_SCHEMA_VERSION, ShardsManifest
+from schemas.shards import SHARDS_VERSION_KEY, ShardsManifest, check_shards_version, read_manifest
 
-__all__ = [
-    "KNOWN_SHARDS_SCHEMA_VERSIONS",
-    "MANIFEST_NAME",
-    "PackedShardDataset",
-    "read_manifest",
-    "row_group_plan",
-]
+__all__ = ["PackedShardDataset", "row_group_plan"]
 
-MANIFEST_NAME = "manifest.json"
-# Shard schema versions this reader understands.
-KNOWN_SHARDS_SCHEMA_VERSIONS = frozenset({SHARDS_SCHEMA_VERSION})
-_FILE_VERSION_KEY = b"chatsift.shards_schema_version"
 _COLUMNS = ["input_ids", "loss_mask", "seq_lengths", "conversation_ids"]
-
-
-def _check_version(version: object, where: str) -> None:
-    if version not in KNOWN_SHARDS_SCHEMA_VERSIONS:
-        known = ", ".join(sorted(KNOWN_SHARDS_SCHEMA_VERSIONS))
-        raise ValueError(
-            f"{where} has shards schema_version {version!r}, which this reader does not know "
-            f"(known: {known}); rebuild the shards or upgrade chatsift"
-        )
-
-
-def read_manifest(shards_dir: str | Path) -> ShardsManifest:
-    """The manifest.json of a shards folder, validated; a schema_version this reader does not
-    know (or none) is refused with ValueError before the rest is validated."""
-    path = Path(shards_dir) / MANIFEST_NAME
-    data = json.loads(path.read_text("utf-8"))
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} is not a JSON object")
-    _check_version(data.get("schema_version"), str(path))
-    return ShardsManifest.model_validate(data)
 
 
 def _all_row_groups(manifest_or_row_groups: ShardsManifest | Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
@@ -201,7 +170,7 @@ class PackedShardDataset(IterableDataset[dict[str, Any]]):
     def _read_row_group(self, file: str, group: int) -> pa.Table:
         with pq.ParquetFile(self.shards_dir / file) as parquet:
             metadata = parquet.schema_arrow.metadata or {}
-            _check_version(metadata.get(_FILE_VERSION_KEY, b"").decode(), str(self.shards_dir / file))
+            check_shards_version(metadata.get(SHARDS_VERSION_KEY, b"").decode(), str(self.shards_dir / file))
             return parquet.read_row_group(group, columns=_COLUMNS)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:

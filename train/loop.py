@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import resource
 import shutil
 import sys
@@ -30,6 +29,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 
 from schemas.config import FinetuneConfig
+from schemas.files import write_dir_atomic
 from schemas.finetune import FinetuneSummary, StepMetrics
 from train.collate import collate_packed, packed_loss
 from train.data import PackedShardDataset
@@ -98,17 +98,6 @@ def _trainable(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
     return {name: p for name, p in _unwrap(model).named_parameters() if p.requires_grad}
 
 
-def _atomic_dir(final: Path, write: Callable[[Path], None]) -> None:
-    """Write a folder under a temporary name and rename it into place: a kill never leaves half of one."""
-    tmp = final.with_name(f".tmp-{final.name}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    write(tmp)
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
-
-
 def latest_checkpoint(run_dir: Path) -> Path | None:
     root = Path(run_dir) / CHECKPOINTS_DIR
     found = sorted(p for p in root.glob("step-*") if (p / _STATE_NAME).is_file()) if root.is_dir() else []
@@ -137,7 +126,7 @@ def _save_checkpoint(
         (tmp / _STATE_NAME).write_text(json.dumps(state, indent=2), "utf-8")
 
     final.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_dir(final, write)
+    write_dir_atomic(final, write)
     for old in sorted(p for p in final.parent.glob("step-*"))[:-keep]:
         shutil.rmtree(old)
     return final
@@ -405,7 +394,7 @@ def finetune(
             write_lineage(tmp, summary)
 
     if rank == 0:
-        _atomic_dir(final_dir, write_final)
+        write_dir_atomic(final_dir, write_final)
     if world_size > 1:
         dist.barrier()
     return summary, history

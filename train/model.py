@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from schemas.config import FinetuneConfig
+from schemas.errors import ResourceError
 from schemas.finetune import BaseModelInfo
 
 __all__ = [
@@ -31,7 +32,7 @@ __all__ = [
 ]
 
 
-class ModelSetupError(ValueError):
+class ModelSetupError(ResourceError, ValueError):
     """A model, device or option that cannot work; the message says how to fix it."""
 
 

@@ -26,9 +26,10 @@ import torch
 import torch.distributed as dist
 
 from schemas.config import FinetuneConfig
+from schemas.files import atomic_write_text
 from schemas.finetune import FinetuneSummary, StepMetrics, TrainingLineage
-from schemas.shards import ShardsManifest
-from train.data import MANIFEST_NAME, PackedShardDataset, read_manifest
+from schemas.shards import MANIFEST_NAME, ShardsManifest, read_manifest
+from train.data import PackedShardDataset
 from train.loop import FINAL_DIR, finetune, latest_checkpoint
 from train.loss_curve import loss_curve_svg
 from train.model import (
@@ -99,12 +100,6 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, "utf-8")
-    tmp.replace(path)
-
-
 def run_finetune(
     shards_dir: str | Path,
     model_source: str,
@@ -129,7 +124,7 @@ def run_finetune(
     dataset = PackedShardDataset(shards, rank=rank, world_size=world_size, seed=config.seed)
     if rank == 0:
         run.mkdir(parents=True, exist_ok=True)
-        _write_text_atomic(run / "config.json", config.model_dump_json(indent=2))
+        atomic_write_text(run / "config.json", config.model_dump_json(indent=2))
     manifest_bytes = (shards / MANIFEST_NAME).read_bytes()
 
     def write_lineage(final_dir: Path, summary: FinetuneSummary) -> None:
@@ -157,8 +152,8 @@ def run_finetune(
         write_lineage=write_lineage,
     )
     if rank == 0:
-        _write_text_atomic(run / "summary.json", summary.model_dump_json(indent=2))
-        _write_text_atomic(run / "loss_curve.svg", loss_curve_svg(history, title=f"training loss, {run.name}"))
+        atomic_write_text(run / "summary.json", summary.model_dump_json(indent=2))
+        atomic_write_text(run / "loss_curve.svg", loss_curve_svg(history, title=f"training loss, {run.name}"))
     return summary
 
 

@@ -1,0 +1,119 @@
+"""Parquet in and out for conversations, the drop ledger and tokenized rows: explicit schemas, atomic writes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from schemas import CONVERSATION_SCHEMA, LEDGER_SCHEMA, SCHEMA_VERSION, Conversation, Dropped, Provenance, Turn
+from schemas.arrow import KIND_KEY, READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION_KEY
+from schemas.errors import InputError
+from schemas.files import atomic_target
+from schemas.shards import TOKENIZED_SCHEMA, TokenizedConversation
+
+
+class SchemaVersionError(InputError):
+    """A Parquet file written by another chatsift schema version (or not by chatsift)."""
+
+
+def atomic_write_table(path: Path, table: pa.Table, *, schema: pa.Schema) -> None:
+    """Write a Parquet file (zstd) with the given explicit schema, atomically."""
+    with atomic_target(path) as tmp:
+        pq.write_table(table.cast(schema), tmp, compression="zstd")
+
+
+def conversations_to_table(convs: Iterable[Conversation]) -> pa.Table:
+    rows = [c.model_dump(mode="python") for c in convs]
+    return pa.Table.from_pylist(rows, schema=CONVERSATION_SCHEMA)
+
+
+def ledger_to_table(dropped: Iterable[Dropped]) -> pa.Table:
+    rows = [d.model_dump(mode="python") for d in dropped]
+    return pa.Table.from_pylist(rows, schema=LEDGER_SCHEMA)
+
+
+def write_conversations(path: Path, convs: Iterable[Conversation]) -> int:
+    """Write conversations to `path`; returns how many were written."""
+    table = conversations_to_table(convs)
+    atomic_write_table(path, table, schema=CONVERSATION_SCHEMA)
+    return table.num_rows
+
+
+def write_ledger(path: Path, dropped: Iterable[Dropped]) -> int:
+    """Write drop records to `path`; returns how many were written."""
+    table = ledger_to_table(dropped)
+    atomic_write_table(path, table, schema=LEDGER_SCHEMA)
+    return table.num_rows
+
+
+def _read_checked(path: Path, kind: str) -> pa.Table:
+    check_parquet_kind(path, kind)
+    return pq.read_table(path)
+
+
+def check_parquet_kind(path: Path, kind: str) -> None:
+    """Raise SchemaVersionError unless `path` is a chatsift `kind` file of a readable schema version (footer only)."""
+    schema = pq.read_schema(path)
+    meta = schema.metadata or {}
+    version = meta.get(SCHEMA_VERSION_KEY, b"").decode()
+    found_kind = meta.get(KIND_KEY, b"").decode()
+    if found_kind != kind or version not in READABLE_SCHEMA_VERSIONS:
+        raise SchemaVersionError(
+            f"{path}: expected a chatsift {kind} file of schema version {SCHEMA_VERSION}, "
+            f"found kind={found_kind or 'none'} version={version or 'none'}; re-run the stage that wrote it"
+        )
+
+
+def _conversation_from_row(row: dict) -> Conversation:
+    # The Arrow schema already guarantees the types, so skip re-validation on this hot path.
+    return Conversation.model_construct(
+        id=row["id"],
+        source=row["source"],
+        model=row["model"],
+        title=row["title"],
+        turns=tuple(Turn.model_construct(**t) for t in row["turns"]),
+        parent_id=row["parent_id"],
+        split_index=row["split_index"],
+        provenance=Provenance.model_construct(**row["provenance"]),
+    )
+
+
+def read_conversations_parquet(path: Path) -> list[Conversation]:
+    """Read a conversation Parquet file written by write_conversations."""
+    table = _read_checked(path, "conversations")
+    return [_conversation_from_row(row) for row in table.to_pylist()]
+
+
+def iter_conversation_batches(paths: Iterable[Path]) -> Iterator[list[Conversation]]:
+    for path in paths:
+        yield read_conversations_parquet(path)
+
+
+def read_ledger(path: Path) -> list[Dropped]:
+    """Read a ledger Parquet file written by write_ledger."""
+    table = _read_checked(path, "ledger")
+    return [Dropped.model_construct(**row) for row in table.to_pylist()]
+
+
+def write_tokenized(path: Path, tokenized: Iterable[TokenizedConversation]) -> int:
+    """Write tokenized conversations (TOKENIZED_SCHEMA) for the packing step."""
+    rows = [t.model_dump() for t in tokenized]
+    atomic_write_table(path, pa.Table.from_pylist(rows, schema=TOKENIZED_SCHEMA), schema=TOKENIZED_SCHEMA)
+    return len(rows)
+
+
+def read_tokenized(path: Path) -> list[TokenizedConversation]:
+    # Typed by TOKENIZED_SCHEMA already: skip re-validation of millions of ids.
+    return [
+        TokenizedConversation.model_construct(
+            conversation_id=row["conversation_id"],
+            input_ids=tuple(row["input_ids"]),
+            loss_mask=tuple(row["loss_mask"]),
+            input_file=row["input_file"],
+            record_index=row["record_index"],
+        )
+        for row in pq.read_table(path).to_pylist()
+    ]

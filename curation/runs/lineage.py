@@ -1,0 +1,77 @@
+"""What a run records about itself: the code version and fingerprint, and lineage.json (inputs, config, code, outputs)."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from schemas.files import file_digest
+from schemas.ledger import InputGroup, OutputFile, RunLineage
+from schemas.run_layout import RunPaths
+
+# The checkout (or installed tree) that holds the pipeline's packages.
+_REPO = Path(__file__).resolve().parents[2]
+# The packages whose source decides what a stage writes: any change to them is a new code version.
+_CODE_PACKAGES = ("schemas", "curation", "flows")
+
+
+@lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """A hash of every source file of the pipeline's packages: the stage cache's "code version".
+
+    Finer than a git commit (a commit that changes only docs or tests keeps the cache) and
+    available where no git checkout is (an installed wheel, a Docker image).
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    for package in _CODE_PACKAGES:
+        for source in sorted((_REPO / package).rglob("*.py")):
+            digest.update(str(source.relative_to(_REPO)).encode() + b"\0" + source.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def code_version() -> str:
+    """The package version, plus the git commit (and '+dirty') when run from a checkout."""
+    try:
+        base = version("chatsift")
+    except PackageNotFoundError:
+        base = "unknown"
+    repo = _REPO
+    if not (repo / ".git").exists():
+        return base
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return base
+    return f"{base}+g{commit}" + (".dirty" if dirty else "")
+
+
+def run_lineage(
+    *, paths: RunPaths, inputs: list[Path], config_hash: str, input_groups: list[InputGroup]
+) -> RunLineage:
+    """The run's lineage: its inputs by content group, config and code, and a digest of every output file."""
+    outputs = [OutputFile(path=str(f.relative_to(paths.root)), blake2b=file_digest(f)) for f in paths.published_files()]
+    return RunLineage(
+        run_id=paths.run_id,
+        code_version=code_version(),
+        code_fingerprint=code_fingerprint(),
+        config_hash=config_hash,
+        inputs=[str(p) for p in inputs],
+        input_groups=input_groups,
+        outputs=outputs,
+    )

@@ -1,0 +1,613 @@
+"""Fetch ShareGPT pages politely, resumably and safely; every requested id ends with an outcome.
+
+- Polite: at most `concurrency` requests in flight, at most `per_host_rate` request starts per
+  second per host, retries with exponential backoff and full jitter, Retry-After honoured.
+- Resumable: every id that ends is journaled (fsync'd) in a RawPageStore as soon as it ends, and
+  raw pages are kept by content hash, so a killed run started again requests only what had not
+  ended; ids that ended as "failed" are requested again (those are mostly transient).
+- Safe: only hosts on the allow-list are requested, redirects are followed by hand and each hop
+  is checked, ids are validated before they become file names, bodies are capped in size, and
+  pages are only stored here (ingest parses their __NEXT_DATA__ JSON; nothing is executed).
+
+The HTTP client, the clock, `sleep` and the random source are arguments, so tests drive all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import ValidationError
+
+from curation.ingest.read import fetch_sidecar_path
+from curation.stage import Stage
+from schemas.config import ScrapeConfig
+from schemas.errors import InputError
+from schemas.files import atomic_target, atomic_write_bytes, atomic_write_text
+from schemas.ledger import Dropped, DropReason
+from schemas.scrape import FINAL_OUTCOMES, FetchOutcome, FetchResult, PageFetchSidecar, ScrapeTarget
+
+# ShareGPT page ids are 7 base62 characters in every share seen (wNBG8Gp, QWJhYvA: the 3003 real
+# conversations in shared/data); letters and digits only, up to 32 to allow for other lengths.
+# Nothing else is accepted, so an id can never spell a path ("/", "\\", "..", NUL).
+SHAREGPT_ID = re.compile(r"[A-Za-z0-9]{1,32}")
+# The cleaned public dumps split long conversations into parts "<page id>_<n>" (QWJhYvA_0,
+# hRPPgZT_17); such an id names the page before the "_": every part comes from one page.
+SPLIT_PART_ID = re.compile(r"([A-Za-z0-9]{1,32})_[0-9]{1,6}")
+# Longer input is not echoed whole into a ledger detail.
+_MAX_SHOWN_CHARS = 80
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Statuses worth another try (RFC 9110 section 15.6: server errors; RFC 6585 section 4: 429).
+_RETRY_AFTER_STATUSES = frozenset({429, 503})
+_BLOCKED_STATUSES = frozenset({401, 403, 451})
+
+
+class JournalError(InputError):
+    """The store's journal holds a line that is not a FetchResult (other than a torn last line)."""
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= _MAX_SHOWN_CHARS else text[:_MAX_SHOWN_CHARS] + "...")
+
+
+def validate_page_id(text: str) -> str | None:
+    """None when `text` is a ShareGPT page id; otherwise what is wrong with it (a ledger detail)."""
+    if not text:
+        return "empty id"
+    if len(text) > 32:
+        return f"id of {len(text)} characters, over 32: {_shown(text)}"
+    if "\x00" in text:
+        return f"NUL byte in id: {_shown(text)}"
+    if "/" in text or "\\" in text:
+        return f"path separator in id (path traversal?): {_shown(text)}"
+    if ".." in text:
+        return f"'..' in id (path traversal?): {_shown(text)}"
+    if SHAREGPT_ID.fullmatch(text) is None:
+        return f"not a ShareGPT page id (letters and digits only): {_shown(text)}"
+    return None
+
+
+def page_id_of(text: str) -> str:
+    """The page id a requested id names: "QWJhYvA_0" (a split part of a dump) names "QWJhYvA"."""
+    part = SPLIT_PART_ID.fullmatch(text)
+    return part.group(1) if part else text
+
+
+def url_host(url: str) -> str | None:
+    """The lower-cased host of an http(s) URL, None for any other scheme or no host."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https"):
+        return None
+    return parts.hostname
+
+
+def is_allowed_url(url: str, config: ScrapeConfig) -> bool:
+    """Whether `url` is http(s) to a host on the allow-list (exact match; no implied subdomains)."""
+    host = url_host(url)
+    return host is not None and host in {h.lower() for h in config.allowed_hosts}
+
+
+def scrape_config_problem(config: ScrapeConfig) -> str | None:
+    """What makes `config` unusable before any request (a url_template off the allow-list), or None."""
+    if "{id}" not in config.url_template:
+        return f"scrape.url_template={config.url_template!r} has no {{id}} placeholder"
+    probe = config.url_template.replace("{id}", "abc1234")
+    if not is_allowed_url(probe, config):
+        return (
+            f"scrape.url_template={config.url_template!r}: host {url_host(probe)!r} is not http(s) on "
+            f"scrape.allowed_hosts={list(config.allowed_hosts)}"
+        )
+    return None
+
+
+def _invalid(text: str, url: str, reason: DropReason, detail: str, input_file: str | None, line: int) -> FetchResult:
+    return FetchResult(
+        page_id=text,
+        url=url,
+        outcome="invalid",
+        reason=reason,
+        detail=detail,
+        input_file=input_file,
+        line_index=line,
+    )
+
+
+class TargetList(NamedTuple):
+    """Targets to fetch (one per distinct page id), the lines that could not be (outcome
+    "invalid"), and how many lines repeated an id already listed (requests, not records)."""
+
+    targets: list[ScrapeTarget]
+    dropped: list[FetchResult]
+    duplicates: int
+
+
+def _request_lines(lines: Iterable[str]) -> Iterable[tuple[int, str]]:
+    # Blank lines and "#" comments are layout, not requests; every other line is accounted for.
+    for index, line in enumerate(lines):
+        text = line.strip()
+        if text and not text.startswith("#"):
+            yield index, text
+
+
+def targets_from_ids(lines: Iterable[str], config: ScrapeConfig, *, input_file: str | None = None) -> TargetList:
+    """One target per distinct page id in `lines` (URL from url_template); bad ids → invalid_id.
+
+    A split-part id ("QWJhYvA_0") names its page ("QWJhYvA"). A repeated id is requested once:
+    the later lines are counted in `duplicates` and are neither targets nor drops.
+    """
+    targets: list[ScrapeTarget] = []
+    dropped: list[FetchResult] = []
+    seen: set[str] = set()
+    duplicates = 0
+    for index, text in _request_lines(lines):
+        page_id = page_id_of(text)
+        problem = validate_page_id(page_id)
+        if problem is not None:
+            dropped.append(_invalid(text, "", "invalid_id", problem, input_file, index))
+            continue
+        url = config.url_template.replace("{id}", page_id)
+        if not is_allowed_url(url, config):
+            detail = f"host {url_host(url)!r} not in allowed_hosts {list(config.allowed_hosts)}"
+            dropped.append(_invalid(page_id, url, "host_not_allowed", detail, input_file, index))
+            continue
+        if page_id in seen:
+            duplicates += 1
+            continue
+        seen.add(page_id)
+        targets.append(ScrapeTarget(page_id=page_id, url=url, input_file=input_file, line_index=index))
+    return TargetList(targets, dropped, duplicates)
+
+
+def targets_from_urls(lines: Iterable[str], config: ScrapeConfig, *, input_file: str | None = None) -> TargetList:
+    """One target per distinct page in a list of page URLs ("https://sharegpt.com/c/<id>").
+
+    The URL must be http(s) on the allow-list (host_not_allowed otherwise) and its last path
+    segment a valid page id (invalid_id otherwise); the fragment is dropped. Repeats as in
+    targets_from_ids.
+    """
+    targets: list[ScrapeTarget] = []
+    dropped: list[FetchResult] = []
+    seen: set[str] = set()
+    duplicates = 0
+    for index, text in _request_lines(lines):
+        if not is_allowed_url(text, config):
+            detail = (
+                f"{_shown(text)}: host {url_host(text)!r} is not http(s) on allowed_hosts {list(config.allowed_hosts)}"
+            )
+            dropped.append(_invalid(text, text, "host_not_allowed", detail, input_file, index))
+            continue
+        parts = urlsplit(text)
+        # The raw (still percent-encoded) segment: "%2e%2e" fails the id pattern as it stands.
+        segment = parts.path.rstrip("/").rsplit("/", 1)[-1]
+        page_id = page_id_of(segment)
+        problem = validate_page_id(page_id)
+        if problem is not None:
+            dropped.append(
+                _invalid(text, text, "invalid_id", f"{problem} (from URL {_shown(text)})", input_file, index)
+            )
+            continue
+        if page_id in seen:
+            duplicates += 1
+            continue
+        seen.add(page_id)
+        url = parts._replace(fragment="").geturl()
+        targets.append(ScrapeTarget(page_id=page_id, url=url, input_file=input_file, line_index=index))
+    return TargetList(targets, dropped, duplicates)
+
+
+def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
+    """Seconds to wait from a Retry-After value (RFC 9110 section 10.2.3): delay-seconds or an
+    HTTP-date (a past date is 0); None when absent or not either form."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        # RFC 9110 section 5.6.7: HTTP-dates are GMT; parsedate_to_datetime leaves "-0000" naive.
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def backoff_delay(failed_tries: int, *, config: ScrapeConfig, rng: random.Random) -> float:
+    """Seconds before the next try after `failed_tries` failures: "full jitter", uniform over
+    [0, min(backoff_max_s, backoff_base_s * 2 ** (failed_tries - 1))] (AWS Architecture Blog,
+    "Exponential Backoff and Jitter"): retries of many ids spread out instead of arriving together."""
+    exponent = min(max(failed_tries - 1, 0), 62)  # 2**62 s is past any cap; avoids float overflow
+    cap = min(config.backoff_max_s, config.backoff_base_s * float(2**exponent))
+    return rng.uniform(0.0, cap)
+
+
+class HostRateLimiter:
+    """At most `rate` request starts per second per host, shared by every task of one fetch.
+
+    Each host has a next free start time; a caller takes the next slot and sleeps until it.
+    Taking a slot has no await in it, so tasks on one event loop never take the same slot.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] = asyncio.sleep,
+    ) -> None:
+        self._interval = 1.0 / rate if rate > 0 else 0.0
+        self._clock = clock
+        self._sleep = sleep
+        self._next: dict[str, float] = {}
+
+    async def wait(self, host: str) -> float:
+        """Sleep until `host` may be requested again; returns the seconds slept."""
+        if self._interval == 0.0:
+            return 0.0
+        now = self._clock()
+        slot = max(now, self._next.get(host, now))
+        self._next[host] = slot + self._interval
+        delay = slot - now
+        if delay > 0:
+            await self._sleep(delay)  # type: ignore[misc]
+        return delay
+
+
+class RawPageStore:
+    """Raw pages by content hash plus a journal of how every id ended; shared by scrape runs.
+
+    root/objects/<sha256[:2]>/<sha256>: raw page bytes, written atomically (temp file + rename).
+    root/journal.jsonl: one FetchResult a line, appended with flush + fsync as each id ends, so a
+    kill loses at most the requests in flight. The latest line for an id is its state.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.objects = root / "objects"
+        self.journal = root / "journal.jsonl"
+        self._lock = threading.Lock()
+        root.mkdir(parents=True, exist_ok=True)
+        self._repair_torn_tail()
+
+    def _repair_torn_tail(self) -> None:
+        # A kill during an append can leave a last line without its newline; it is cut off so the
+        # next append starts a clean line (that id simply had not ended).
+        if not self.journal.exists():
+            return
+        data = self.journal.read_bytes()
+        if data and not data.endswith(b"\n"):
+            keep = data.rfind(b"\n") + 1
+            with open(self.journal, "r+b") as f:
+                f.truncate(keep)
+                f.flush()
+                os.fsync(f.fileno())
+
+    def object_path(self, sha256: str) -> Path:
+        return self.objects / sha256[:2] / sha256
+
+    def put(self, data: bytes) -> str:
+        """Store raw page bytes under their sha256 (once: the same bytes are never rewritten)."""
+        sha = hashlib.sha256(data).hexdigest()
+        path = self.object_path(sha)
+        if not path.exists():
+            atomic_write_bytes(path, data)
+        return sha
+
+    def read(self, sha256: str) -> bytes:
+        return self.object_path(sha256).read_bytes()
+
+    def record(self, result: FetchResult) -> None:
+        """Append how an id ended, durably (flush + fsync) before returning."""
+        line = result.model_copy(update={"reused": False}).model_dump_json() + "\n"
+        with self._lock, open(self.journal, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def ended(self) -> dict[str, FetchResult]:
+        """The latest journaled result per page id."""
+        latest: dict[str, FetchResult] = {}
+        if not self.journal.exists():
+            return latest
+        with open(self.journal, encoding="utf-8") as f:
+            for number, line in enumerate(f, start=1):
+                try:
+                    result = FetchResult.model_validate_json(line)
+                except ValidationError as err:
+                    raise JournalError(f"{self.journal} line {number} is not a FetchResult: {err}") from err
+                latest[result.page_id] = result
+        return latest
+
+    def is_final(self, result: FetchResult) -> bool:
+        """Whether an id that ended so is not requested again: fetched (with its bytes still
+        here), not_found, gone, blocked or invalid. "failed" ids are requested again."""
+        if result.outcome not in FINAL_OUTCOMES:
+            return False
+        return result.outcome != "fetched" or (result.sha256 is not None and self.object_path(result.sha256).exists())
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Try(NamedTuple):
+    """One try's end: a final result's fields, or a retryable failure with an optional wait."""
+
+    outcome: FetchOutcome | None  # None: retryable
+    reason: DropReason | None
+    detail: str
+    status: int | None
+    data: bytes | None = None
+    retry_after: float | None = None
+
+
+def _retryable(reason: DropReason, detail: str, status: int | None, retry_after: float | None = None) -> _Try:
+    return _Try(None, reason, detail, status, None, retry_after)
+
+
+async def _read_capped(response: httpx.Response, config: ScrapeConfig) -> _Try:
+    declared = response.headers.get("content-length")
+    expected: int | None = None
+    if declared is not None and declared.strip().isdigit():
+        expected = int(declared)
+        if expected > config.max_page_bytes:
+            # Refused from the header alone: a huge body is never downloaded.
+            detail = f"Content-Length {expected} > max_page_bytes={config.max_page_bytes}"
+            return _Try("failed", "page_too_large", detail, response.status_code)
+    body = bytearray()
+    try:
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > config.max_page_bytes:
+                detail = f"body passed max_page_bytes={config.max_page_bytes} while streaming; aborted"
+                return _Try("failed", "page_too_large", detail, response.status_code)
+    except httpx.RemoteProtocolError as err:
+        detail = f"connection closed after {len(body)} of {expected if expected is not None else '?'} bytes: {err}"
+        return _retryable("truncated_body", detail, response.status_code)
+    # Content-Length counts the bytes as sent: before content decoding when the server encoded
+    # the body anyway (we ask for identity), else the body itself.
+    received = response.num_bytes_downloaded if response.headers.get("content-encoding") else len(body)
+    if expected is not None and received < expected:
+        detail = f"{received} of Content-Length {expected} bytes"
+        return _retryable("truncated_body", detail, response.status_code)
+    return _Try("fetched", None, "", response.status_code, bytes(body))
+
+
+async def _try_once(
+    url: str,
+    *,
+    client: httpx.AsyncClient,
+    config: ScrapeConfig,
+    limiter: HostRateLimiter,
+    now: Callable[[], datetime],
+) -> _Try:
+    """One try: GET, following up to max_redirects allow-listed redirects by hand."""
+    allowed = {h.lower() for h in config.allowed_hosts}
+    for _hop in range(config.max_redirects + 1):
+        host = url_host(url)
+        if host is None or host not in allowed:
+            return _Try(
+                "failed", "redirect_off_allowlist", f"redirect to {_shown(url)}: host {host!r} not allowed", None
+            )
+        # The rate limit's wait is outside the timeout: waiting for our own turn is not the server's fault.
+        await limiter.wait(host)
+        # Total time per request, body included: httpx's timeouts are per phase (connect, each read).
+        async with asyncio.timeout(config.timeout_s):
+            answer = await _request(url, client=client, config=config, now=now)
+        if isinstance(answer, _Try):
+            return answer
+        url = answer
+    return _Try("failed", "redirect_off_allowlist", f"more than max_redirects={config.max_redirects} redirects", None)
+
+
+async def _request(
+    url: str, *, client: httpx.AsyncClient, config: ScrapeConfig, now: Callable[[], datetime]
+) -> _Try | str:
+    """One GET: how it ended, or the URL a redirect points to."""
+    # identity: the size cap and the Content-Length check then count the very bytes stored, and no
+    # small compressed body can expand past the cap in memory before it is counted.
+    async with client.stream("GET", url, headers={"accept-encoding": "identity"}) as response:
+        status = response.status_code
+        if status in _REDIRECT_STATUSES:
+            location = response.headers.get("location")
+            if not location:
+                return _Try("failed", "fetch_failed", f"HTTP {status} without a Location header", status)
+            return str(response.url.join(location))
+        if status == 200:
+            return await _read_capped(response, config)
+        if status == 404:
+            return _Try("not_found", "not_found", "HTTP 404", status)
+        if status == 410:
+            return _Try("gone", "gone", "HTTP 410", status)
+        if status in _BLOCKED_STATUSES:
+            return _Try("blocked", "blocked", f"HTTP {status}", status)
+        if status == 429 or 500 <= status <= 599:
+            wait = None
+            if status in _RETRY_AFTER_STATUSES:
+                wait = parse_retry_after(response.headers.get("retry-after"), now=now())
+            return _retryable("fetch_failed", f"HTTP {status}", status, wait)
+        # Other answers (other 4xx, 1xx/2xx/3xx not handled above) will not change on a retry.
+        return _Try("failed", "fetch_failed", f"HTTP {status} (not retried)", status)
+
+
+async def _fetch_target(
+    target: ScrapeTarget,
+    *,
+    client: httpx.AsyncClient,
+    config: ScrapeConfig,
+    store: RawPageStore,
+    limiter: HostRateLimiter,
+    slots: asyncio.Semaphore,
+    now: Callable[[], datetime],
+    sleep: Callable[[float], object],
+    rng: random.Random,
+) -> FetchResult:
+    last = _Try(None, "fetch_failed", "not tried", None)
+    tries = 0
+    while tries < config.max_tries:
+        tries += 1
+        async with slots:
+            try:
+                last = await _try_once(target.url, client=client, config=config, limiter=limiter, now=now)
+            except (TimeoutError, httpx.TimeoutException):
+                last = _retryable("fetch_failed", f"timeout after {config.timeout_s}s", None)
+            except httpx.RemoteProtocolError as err:
+                last = _retryable("fetch_failed", f"protocol error: {err}", None)
+            except httpx.TransportError as err:
+                last = _retryable("fetch_failed", f"{type(err).__name__}: {err}", None)
+        if last.outcome is not None:
+            break
+        if tries < config.max_tries:
+            if last.retry_after is not None:
+                # Honoured in place of the backoff, capped: a longer wait still costs one try.
+                delay = min(last.retry_after, config.max_retry_after_s)
+            else:
+                delay = backoff_delay(tries, config=config, rng=rng)
+            await sleep(delay)  # type: ignore[misc]
+    result = _result(target, last, tries, store, now)
+    store.record(result)
+    return result
+
+
+def _result(
+    target: ScrapeTarget, last: _Try, tries: int, store: RawPageStore, now: Callable[[], datetime]
+) -> FetchResult:
+    base = FetchResult(
+        page_id=target.page_id,
+        url=target.url,
+        outcome="failed",
+        tries=tries,
+        status=last.status,
+        input_file=target.input_file,
+        line_index=target.line_index,
+    )
+    if last.outcome == "fetched" and last.data is not None:
+        sha = store.put(last.data)
+        fetched_at = now().astimezone(UTC).isoformat()
+        update: dict[str, object] = {
+            "outcome": "fetched",
+            "sha256": sha,
+            "bytes": len(last.data),
+            "fetched_at": fetched_at,
+        }
+    elif last.outcome is None:
+        # Out of tries on a retryable failure: its last error is the detail.
+        update = {"reason": last.reason, "detail": f"tries={tries} last={last.detail}"}
+    else:
+        update = {"outcome": last.outcome, "reason": last.reason, "detail": last.detail}
+    return base.model_copy(update=update)
+
+
+async def fetch_pages(
+    targets: Sequence[ScrapeTarget],
+    *,
+    client: httpx.AsyncClient,
+    config: ScrapeConfig,
+    store: RawPageStore,
+    now: Callable[[], datetime] = _utc_now,
+    sleep: Callable[[float], object] = asyncio.sleep,
+    rng: random.Random | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[FetchResult]:
+    """How every target ended, in target order; each is journaled in `store` as soon as it ends.
+
+    Targets whose id already ended for good in `store` (fetched, not_found, gone, blocked,
+    invalid) are not requested: their journaled result comes back with reused=True. `client`
+    must not follow redirects itself (follow_redirects=False): hops are checked here.
+    """
+    rng = rng or random.Random()
+    ended = store.ended()
+    limiter = HostRateLimiter(config.per_host_rate, clock=clock, sleep=sleep)
+    slots = asyncio.Semaphore(config.concurrency)
+    results: list[FetchResult | None] = [None] * len(targets)
+    pending: list[tuple[int, ScrapeTarget]] = []
+    for i, target in enumerate(targets):
+        previous = ended.get(target.page_id)
+        if previous is not None and store.is_final(previous):
+            results[i] = previous.model_copy(
+                update={"reused": True, "input_file": target.input_file, "line_index": target.line_index}
+            )
+        else:
+            pending.append((i, target))
+
+    async def run(i: int, target: ScrapeTarget) -> None:
+        results[i] = await _fetch_target(
+            target,
+            client=client,
+            config=config,
+            store=store,
+            limiter=limiter,
+            slots=slots,
+            now=now,
+            sleep=sleep,
+            rng=rng,
+        )
+
+    # One coroutine per pending target, but only `concurrency` of them hold a request at a time.
+    async with asyncio.TaskGroup() as group:
+        for i, target in pending:
+            group.create_task(run(i, target))
+    return [r for r in results if r is not None]
+
+
+def write_fetched_pages(store: RawPageStore, results: Iterable[FetchResult], pages_dir: Path) -> list[Path]:
+    """Copy each fetched page to `pages_dir/<page_id>.html`, where ingest reads saved pages, with
+    its URL and fetch time in the hidden sidecar `.<page_id>.html.fetch.json` beside it.
+
+    The sidecar is written first, so ingest never sees a scraped page without its provenance;
+    both are atomic. Copies, not hard links: editing a page must never change the store.
+    """
+    written: list[Path] = []
+    for result in results:
+        if result.outcome != "fetched" or result.sha256 is None or result.fetched_at is None:
+            continue
+        problem = validate_page_id(result.page_id)
+        if problem is not None:
+            raise ValueError(f"refusing to write a page for an invalid id: {problem}")
+        page = pages_dir / f"{result.page_id}.html"
+        sidecar = PageFetchSidecar(url=result.url, fetched_at=result.fetched_at)
+        atomic_write_text(fetch_sidecar_path(page), sidecar.model_dump_json() + "\n")
+        with atomic_target(page) as tmp:
+            tmp.write_bytes(store.read(result.sha256))
+        written.append(page)
+    return written
+
+
+def scrape_dropped(results: Iterable[FetchResult]) -> list[Dropped]:
+    """A ledger row (stage "scrape") for every result that is not a fetched page."""
+    dropped = []
+    for r in results:
+        if r.outcome == "fetched":
+            continue
+        conversation_id = r.page_id or f"{Path(r.input_file or 'ids').name}#{r.line_index}"
+        dropped.append(
+            Dropped(
+                conversation_id=conversation_id,
+                stage="scrape",
+                reason=r.reason or "fetch_failed",
+                detail=r.detail,
+                input_file=r.input_file,
+                record_index=r.line_index,
+            )
+        )
+    return dropped
+
+
+# Not cached: every fetch is journaled in the page store instead, which makes a re-run free.
+FETCH_PAGES = Stage("scrape", fetch_pages, config="scrape")

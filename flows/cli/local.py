@@ -1,0 +1,32 @@
+"""The embedded local Prefect a command line run uses when no server is named."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def local_prefect() -> Iterator[None]:
+    """Settings for a run on Prefect from the command line: telemetry off, no heartbeat thread.
+
+    Without PREFECT_API_URL, Prefect starts a temporary local server (SQLite) for the run.
+    """
+    # The embedded server's telemetry write races its first migration on a fresh SQLite file
+    # ("database is locked" in the log); a local curation run has no use for telemetry anyway.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    # Imported here so `chatsift config` and argument errors answer without Prefect's import cost.
+    from prefect.settings import (
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        temporary_settings,
+    )
+
+    # The heartbeat thread adds ~1 s per flow run (docs/defaults.md#run); the embedded server can
+    # take longer than the default 20 s to start on a busy 2-core machine.
+    with temporary_settings(
+        {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 90}
+    ):
+        yield

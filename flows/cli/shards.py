@@ -1,0 +1,57 @@
+"""`chatsift shards build|verify|inspect`: pack a run's conversations again, check shards, look into them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from flows.cli.local import local_prefect
+from schemas.config.file import load_config
+from schemas.errors import InputError
+from schemas.shards import MANIFEST_NAME, read_manifest
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="shards_command", required=True)
+    build = sub.add_parser(
+        "build", help="tokenize and pack a run's conversations/ again (another tokenizer, template, length)"
+    )
+    build.add_argument("dir", type=Path, help="a folder of conversation parts (a run's conversations/)")
+    build.add_argument("--out", type=Path, default=Path("runs"), help="output directory (default: ./runs)")
+    build.add_argument("--config", type=Path, help="TOML or JSON file; its [tokenizer] and [shards] tables are used")
+    verify = sub.add_parser("verify", help="check the manifest against the files and every invariant")
+    verify.add_argument("dir", type=Path)
+    inspect = sub.add_parser("inspect", help="print stats and decode sample rows with the mask shown")
+    inspect.add_argument("dir", type=Path)
+    inspect.add_argument("--rows", type=int, default=1, help="sample rows to decode (default 1)")
+    inspect.add_argument("--no-decode", action="store_true", help="show token ids instead of text")
+
+
+def run(args: argparse.Namespace) -> int:
+    from curation.shards.verify import inspect_shards, verify_shards
+
+    if args.shards_command == "build":
+        config = load_config(args.config)
+        with local_prefect():
+            from flows.shards import build_shards_flow
+
+            summary = build_shards_flow(conversations=args.dir, out_dir=args.out, config=config)
+        print(json.dumps(summary, indent=2))
+        return 0
+    if not (args.dir / MANIFEST_NAME).is_file():
+        raise InputError(f"{args.dir} holds no {MANIFEST_NAME}: pass a run's shards/ folder")
+    if args.shards_command == "verify":
+        problems = verify_shards(args.dir)
+        for problem in problems:
+            print(f"FAIL {problem}")
+        print(f"{args.dir}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
+        return 1 if problems else 0
+    decode = None
+    if not args.no_decode:
+        from flows.resources import tokenizer_for
+
+        tokenizer = tokenizer_for(read_manifest(args.dir).tokenizer.name)
+        decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=False)  # noqa: E731
+    print(inspect_shards(args.dir, decode=decode, sample_rows=args.rows))
+    return 0

@@ -1,0 +1,211 @@
+"""The contamination check on real data: benchmark items planted in real ShareGPT conversations.
+
+Items from the real benchmark files are planted verbatim and lightly edited inside otherwise
+untouched real conversations (as a new round, as a paragraph of an existing user turn, or behind
+a request phrase); recall must be >= 0.99 for both, and the flag rate on the untouched
+conversations is measured and bounded.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from curation.contamination.benchmarks import read_benchmark_items, read_benchmarks
+from curation.contamination.check import BenchmarkIndex, ContaminationResult, build_benchmark_index, check_contamination
+from curation.text import normalize_text
+from schemas import Conversation, Provenance, Turn
+from schemas.config import LOCAL_BENCHMARK_PRESETS, ContaminationConfig
+from schemas.contamination import BenchmarkItem
+
+SEED = 20261121
+UNTOUCHED = 400  # real conversations left as they are
+PLANTS_PER_BENCHMARK = 14  # items planted verbatim, and as many lightly edited
+MMLU_SAMPLE = 600  # MMLU questions indexed (of 14,042), to keep the suite's embedding time down
+ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
+REQUESTS = ("Can you help me with this question? ", "Please answer the following. ", "Quick one for you: ")
+
+
+def _conversation(raw: dict[str, Any], index: int) -> Conversation | None:
+    turns = [
+        Turn(role=ROLES[t["from"]], content=t["value"], source_role=t["from"])  # type: ignore[arg-type]
+        for t in raw["conversations"]
+        if t["from"] in ROLES and t["value"].strip()
+    ]
+    if not any(t.role == "user" for t in turns):
+        return None
+    return Conversation(
+        id=f"real-{index}",
+        source="sharegpt_json",
+        turns=tuple(turns),
+        provenance=Provenance(input_file="sharegpt_sample.json", record_index=index, content_hash=f"{index:032x}"),
+    )
+
+
+def light_edit(text: str, rng: random.Random) -> str:
+    """A light edit of the kind a user makes when retyping a question: case, spacing, one typo,
+    a dropped trailing question mark, a 'please'."""
+    edits = rng.sample(["lower", "spaces", "typo", "punct", "please"], 2)
+    if "typo" in edits:
+        words = [m for m in re.finditer(r"[A-Za-z]{5,}", text)]
+        if words:
+            w = rng.choice(words)
+            i = w.start() + rng.randrange(1, len(w.group()) - 2)
+            text = text[:i] + text[i + 1] + text[i] + text[i + 2 :]
+    if "lower" in edits:
+        text = text.lower()
+    if "spaces" in edits:
+        text = re.sub(r"[ \t]+", "  ", text)
+    if "punct" in edits:
+        text = text.rstrip().rstrip("?.!")
+    if "please" in edits:
+        text = "Please: " + text
+    return text
+
+
+def _plant(host: Conversation, text: str, mode: str, pid: str) -> tuple[Conversation, int]:
+    """`host` with `text` planted; returns it and the index of the turn holding the plant."""
+    turns = list(host.turns)
+    if mode == "new_round":
+        turns += [
+            Turn(role="user", content=text, source_role="human"),
+            Turn(role="assistant", content="Here is a worked answer.", source_role="gpt"),
+        ]
+        at = len(turns) - 2
+    else:
+        at = next(i for i, t in enumerate(turns) if t.role == "user")
+        content = turns[at].content + "\n\n" + text if mode == "paragraph" else rng_request(pid) + text
+        turns[at] = turns[at].model_copy(update={"content": content})
+    return host.model_copy(update={"id": pid, "turns": tuple(turns)}), at
+
+
+def rng_request(pid: str) -> str:
+    return REQUESTS[sum(map(ord, pid)) % len(REQUESTS)]
+
+
+@pytest.fixture(scope="module")
+def real_items(shared_data: Path) -> list[BenchmarkItem]:
+    raw = shared_data / "benchmarks" / "raw"
+    specs = [
+        spec.model_copy(
+            update={"path": str((shared_data / "benchmarks" if name == "arc_challenge" else raw) / spec.path)}
+        )
+        for name, spec in LOCAL_BENCHMARK_PRESETS.items()
+        if name != "mmlu"
+    ]
+    mmlu = read_benchmark_items(
+        LOCAL_BENCHMARK_PRESETS["mmlu"].model_copy(update={"path": str(raw / "mmlu_test_csv.tar.gz")})
+    ).items
+    return read_benchmarks(specs, index_answers=False) + random.Random(SEED).sample(mmlu, MMLU_SAMPLE)
+
+
+@pytest.fixture(scope="module")
+def real_index(real_items: list[BenchmarkItem], embed_units: Any) -> BenchmarkIndex:
+    vectors = embed_units([i.text for i in real_items]).vectors
+    return build_benchmark_index(real_items, vectors, config=ContaminationConfig(), gpu=False)
+
+
+@pytest.fixture(scope="module")
+def planted_run(
+    sharegpt_sample: list[dict[str, Any]], real_items: list[BenchmarkItem], real_index: BenchmarkIndex, embed_units: Any
+) -> dict[str, Any]:
+    rng = random.Random(SEED)
+    convs = [c for i, raw in enumerate(sharegpt_sample) if (c := _conversation(raw, i)) is not None]
+    rng.shuffle(convs)
+    untouched, hosts = convs[:UNTOUCHED], convs[UNTOUCHED:]
+    by_benchmark: dict[str, list[BenchmarkItem]] = {}
+    for item in real_items:
+        by_benchmark.setdefault(item.benchmark, []).append(item)
+    plants: dict[str, tuple[str, BenchmarkItem, int]] = {}  # id -> (kind, item, turn)
+    planted: list[Conversation] = []
+    for name in sorted(by_benchmark):
+        for k, item in enumerate(rng.sample(by_benchmark[name], PLANTS_PER_BENCHMARK)):
+            for kind in ("exact", "edited"):
+                text = item.text if kind == "exact" else light_edit(item.text, rng)
+                mode = (
+                    ("new_round", "paragraph", "request")[k % 3]
+                    if kind == "exact"
+                    else ("new_round", "paragraph")[k % 2]
+                )
+                pid = f"plant-{kind}-{name}-{k}"
+                conv, at = _plant(hosts.pop(), text, mode, pid)
+                plants[pid] = (kind, item, at)
+                planted.append(conv)
+    result = check_contamination(
+        untouched + planted, index=real_index, embed=embed_units, config=ContaminationConfig(), decisions={}
+    )
+    return {"result": result, "plants": plants, "untouched": untouched}
+
+
+def _same_text(a: BenchmarkItem, b_benchmark: str | None, b_id: str | None, items: dict) -> bool:
+    other = items.get((b_benchmark, b_id))
+    return other is not None and normalize_text(other.text) == normalize_text(a.text)
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_planted_items_are_found_with_recall_at_least_099(planted_run: dict[str, Any], real_items: list) -> None:
+    result: ContaminationResult = planted_run["result"]
+    items = {(i.benchmark, i.item_id): i for i in real_items}
+    flagged = {(f.conversation_id, f.turn_index): f for f in result.findings if f.flagged}
+    found: Counter[str] = Counter()
+    right_item: Counter[str] = Counter()
+    missed = []
+    for pid, (kind, item, at) in planted_run["plants"].items():
+        f = flagged.get((pid, at))
+        if f is None:
+            missed.append((pid, item.item_id))
+            continue
+        found[kind] += 1
+        right_item[kind] += (f.matched_benchmark, f.matched_item_id) == (item.benchmark, item.item_id) or _same_text(
+            item, f.matched_benchmark, f.matched_item_id, items
+        )
+    total = Counter(kind for kind, _, _ in planted_run["plants"].values())
+    for kind in ("exact", "edited"):
+        recall = found[kind] / total[kind]
+        print(f"{kind}: recall {found[kind]}/{total[kind]} = {recall:.3f}, right item {right_item[kind]}")
+        assert recall >= 0.99, (kind, missed)
+        assert right_item[kind] >= 0.97 * total[kind]
+    # the default action drops each planted conversation; its ledger row names the first contaminated
+    # turn's item (a host may hold a benchmark question of its own: one real conversation asks a
+    # TruthfulQA question verbatim)
+    details = {d.conversation_id: d for d in result.dropped}
+    for pid, (_, item, at) in planted_run["plants"].items():
+        if (pid, item.item_id) not in missed:
+            assert flagged[(pid, at)].action == "removed"
+            assert details[pid].reason == "benchmark_contamination"
+            assert "benchmark=" in details[pid].detail and "score=" in details[pid].detail
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_flag_rate_on_untouched_real_conversations_is_low_and_stated(planted_run: dict[str, Any]) -> None:
+    result: ContaminationResult = planted_run["result"]
+    untouched = {c.id for c in planted_run["untouched"]}
+    flagged = [f for f in result.findings if f.flagged and f.conversation_id in untouched]
+    conversations = {f.conversation_id for f in flagged}
+    rate = len(conversations) / len(untouched)
+    by_category = Counter(f.category for f in flagged)
+    print(f"untouched: {len(conversations)}/{len(untouched)} conversations flagged ({rate:.3%}), {dict(by_category)}")
+    for f in flagged:
+        print(f"  {f.conversation_id}/{f.turn_index} {f.matched_item_id} {f.matched_score:.3f}: {f.turn_text!r:.100}")
+    # Measured: 2 of 400 (0.5%), both "Explain quantum computing in simple terms" against AlpacaEval's
+    # "Can you explain the basics of quantum computing?", a rephrasing Platypus would remove too.
+    assert rate <= 0.01
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_every_checked_conversation_is_kept_or_dropped(planted_run: dict[str, Any]) -> None:
+    result: ContaminationResult = planted_run["result"]
+    total = len(planted_run["untouched"]) + len(planted_run["plants"])
+    assert len(result.kept) + len([d for d in result.dropped if d.scope == "conversation"]) == total
+    # every checked (user) turn has a finding, flagged or not, with its best match
+    user_turns = sum(t.role == "user" for c in result.kept for t in c.turns)
+    assert len(result.findings) >= user_turns
+    assert all(f.best_item_id is not None for f in result.findings)

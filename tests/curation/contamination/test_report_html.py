@@ -1,0 +1,361 @@
+"""The contamination report page and CSV: escaping, evidence highlighting, and a real headless Chromium."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import struct
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from curation.contamination.report_html import (
+    CSV_COLUMNS,
+    contamination_report_html,
+    flagged_pairs_csv,
+    highlight,
+    merge_spans,
+)
+from schemas.contamination import (
+    AppliedDecision,
+    BenchmarkSourceCount,
+    ContaminationReport,
+    FlaggedPair,
+    ReviewerDecision,
+)
+
+GSM8K_Q = (
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+    "How many clips did Natalia sell altogether in April and May?"
+)
+GSM8K_TURN = f"hey can u solve this for me, need it for class tomorrow:\n\n{GSM8K_Q}\n\nshow the steps pls"
+MMLU_ITEM = (
+    "Which of the following is the body cavity that contains the pituitary gland?\n"
+    "A. Abdominal\nB. Cranial\nC. Pleural\nD. Spinal"
+)
+MMLU_TURN = (
+    "Quick anatomy check: the pituitary gland sits in which body cavity - abdominal, cranial, pleural or spinal?"
+)
+SCRIPT = "<script>alert(1)</script>"
+XSS_ITEM = (
+    "Which of the following is an example of a cross-site scripting attack? "
+    "A. Injecting a script into a web page viewed by other users B. Flooding a server with requests"
+)
+XSS_TURN = (
+    "My comment form shows whatever people type. Someone posted this and I got a popup:\n"
+    f"{SCRIPT}\n"
+    "Is that cross-site scripting? Here is the page source:\n"
+    + "\n".join(f'<div class="comment" id="c{i}"><p>comment number {i} &amp; more</p></div>' for i in range(80))
+)
+
+
+def _span(text: str, needle: str) -> tuple[int, int]:
+    start = text.index(needle)
+    return start, start + len(needle)
+
+
+def _report(pairs: bool = True) -> ContaminationReport:
+    flagged = [
+        FlaggedPair(
+            conversation_id="sharegpt-xss-0042",
+            source="sharegpt_v3.json",
+            turn_index=0,
+            role="user",
+            turn_text=XSS_TURN,
+            benchmark="mmlu",
+            item_id="computer_security/17",
+            item_text=XSS_ITEM,
+            score=0.83,
+            ngram_coverage=0.0,
+            category="similar",
+            action="kept_by_reviewer",
+            decision="keep",
+        ),
+        FlaggedPair(
+            conversation_id="sharegpt-mmlu-0777",
+            source="sharegpt_v3.json",
+            turn_index=2,
+            role="user",
+            turn_text=MMLU_TURN,
+            benchmark="mmlu",
+            item_id="anatomy/3",
+            item_text=MMLU_ITEM,
+            score=0.91,
+            ngram_coverage=0.1,
+            category="rephrased",
+            action="removed",
+            turn_spans=(_span(MMLU_TURN, "pituitary gland"),),
+            item_spans=(_span(MMLU_ITEM, "pituitary gland"),),
+        ),
+        FlaggedPair(
+            conversation_id="sharegpt-gsm8k-0001",
+            source="sharegpt_v3.json",
+            turn_index=0,
+            role="user",
+            turn_text=GSM8K_TURN,
+            benchmark="gsm8k",
+            item_id="test/0",
+            item_text=GSM8K_Q,
+            score=0.987,
+            ngram_coverage=1.0,
+            category="near_verbatim",
+            action="removed",
+            # Unsorted, overlapping and out of range, as the matcher may hand them over.
+            turn_spans=(
+                (GSM8K_TURN.index("How many"), GSM8K_TURN.index(GSM8K_Q) + len(GSM8K_Q)),
+                (GSM8K_TURN.index(GSM8K_Q), GSM8K_TURN.index("How many") + 3),
+            ),
+            item_spans=((40, len(GSM8K_Q) + 50), (0, 45)),
+        ),
+    ]
+    return ContaminationReport(
+        run_id="run-2024-06-01T12-00-00",
+        created_at="2024-06-01T12:03:11+00:00",
+        model="all-MiniLM-L6-v2",
+        device="cpu",
+        threshold=0.8,
+        near_verbatim_score=0.95,
+        rephrased_score=0.88,
+        ngram_n=13,
+        ngram_min_coverage=0.5,
+        action="drop_conversation",
+        remove_categories=("near_verbatim", "rephrased", "similar"),
+        benchmarks={"gsm8k": 1319, "mmlu": 14042},
+        conversations_checked=3003 if pairs else 10,
+        turns_checked=11872 if pairs else 12,
+        flagged_turns=3 if pairs else 0,
+        flagged_conversations=3 if pairs else 0,
+        removed_conversations=2 if pairs else 0,
+        counts=[
+            BenchmarkSourceCount(
+                benchmark="gsm8k", source="sharegpt_v3.json", flagged_turns=1, flagged_conversations=1,
+                removed_conversations=1,
+            ),
+            BenchmarkSourceCount(
+                benchmark="mmlu", source="sharegpt_v3.json", flagged_turns=2, flagged_conversations=2,
+                removed_conversations=1,
+            ),
+        ]
+        if pairs
+        else [],
+        score_bins=[round(i * 0.05, 2) for i in range(20)],
+        score_counts=[0, 3, 40, 410, 1800, 3100, 2900, 1900, 980, 420, 180, 80, 35, 14, 6, 2, 1, 1, 0, 1],
+        pairs=flagged if pairs else [],
+        decisions=[
+            AppliedDecision(
+                decision=ReviewerDecision(
+                    conversation_id="sharegpt-xss-0042", benchmark="mmlu", item_id="computer_security/17",
+                    decision="keep", reviewer="ana", note="asks about XSS, does not contain the question",
+                ),
+                applied=True,
+                effect="kept 1 flagged turn",
+            ),
+            AppliedDecision(
+                decision=ReviewerDecision(
+                    conversation_id="sharegpt-gone-9999", benchmark="gsm8k", item_id="test/12", decision="keep",
+                    reviewer="bo",
+                ),
+                applied=False,
+                effect="pair not met in this run",
+            ),
+        ]
+        if pairs
+        else [],
+        calibration="On 200 planted GSM8K edits: 97% of verbatim copies and 81% of rephrasings flagged.",
+    )  # fmt: skip
+
+
+class _Page(HTMLParser):
+    """Text, tag names and <mark> contents of an HTML document, as a browser would parse them."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[str] = []
+        self.marks: list[str] = []
+        self.chunks: list[str] = []
+        self._in_mark = 0
+        self.feed(html)
+        self.close()
+        self.text = "".join(self.chunks)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        if tag == "mark":
+            self._in_mark += 1
+            self.marks.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "mark":
+            self._in_mark -= 1
+
+    def handle_data(self, data: str) -> None:
+        self.chunks.append(data)
+        if self._in_mark:
+            self.marks[-1] += data
+
+
+def test_merge_spans_sorts_merges_and_clamps() -> None:
+    assert merge_spans([(5, 9), (0, 3), (2, 4), (8, 12), (20, 30), (-4, 1), (7, 7)], 22) == [(0, 4), (5, 12), (20, 22)]
+    assert merge_spans([(3, 5), (5, 8)], 10) == [(3, 8)]
+    assert merge_spans([(50, 60), (4, 2)], 10) == []
+
+
+def test_highlight_escapes_inside_and_outside_marks() -> None:
+    text = "a <b> & <i>c</i>"
+    out = highlight(text, [(2, 5), (4, 6)])
+    assert out == "a <mark>&lt;b&gt; </mark>&amp; &lt;i&gt;c&lt;/i&gt;"
+    assert highlight(text, []) == "a &lt;b&gt; &amp; &lt;i&gt;c&lt;/i&gt;"
+
+
+def test_script_in_a_turn_is_text_not_an_element() -> None:
+    html = contamination_report_html(_report())
+    page = _Page(html)
+    assert "script" not in page.tags
+    assert SCRIPT in page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script" not in html.lower()
+
+
+def test_page_is_self_contained_and_has_every_section() -> None:
+    report = _report()
+    html = contamination_report_html(report)
+    assert html.startswith("<!DOCTYPE html>")
+    assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in html
+    assert "<link" not in html and "@import" not in html and "url(" not in html
+    text = _Page(html).text
+    for needle in [
+        report.run_id, report.created_at, "all-MiniLM-L6-v2", "drop_conversation", "near_verbatim ≥ 0.950",
+        "rephrased ≥ 0.880", "n = 13, min coverage 0.50", "Totals", "11872", "Per benchmark and source",
+        "14042", "1319", "Best scores", "threshold 0.80", "Flagged pairs (3)", "Reviewer decisions (2)",
+        "not met in this run", "How to act on this", "conversation_id,benchmark,item_id,keep",
+        "contamination.decisions_file", "Calibration", report.calibration,
+    ]:  # fmt: skip
+        assert needle in text, needle
+    assert "<svg" in html and 'stroke-dasharray="5,3"' in html
+
+
+def test_pairs_are_ordered_by_category_then_score_and_evidence_is_marked() -> None:
+    html = contamination_report_html(_report())
+    order = [html.index(c) for c in ("sharegpt-gsm8k-0001", "sharegpt-mmlu-0777", "sharegpt-xss-0042")]
+    assert order == sorted(order)
+    marks = _Page(html).marks
+    # The GSM8K turn's two overlapping spans merge into one mark holding the whole question.
+    assert GSM8K_Q in marks
+    assert marks.count("pituitary gland") == 2
+    assert len(marks) == 4
+
+
+def test_empty_report_renders() -> None:
+    html = contamination_report_html(_report(pairs=False))
+    text = _Page(html).text
+    assert "Flagged pairs (0)" in text and "No flagged pairs" in text and "Reviewer decisions (0)" in text
+    bare = ContaminationReport(
+        run_id="r", created_at="t", model="m", device="cpu", threshold=0.8, near_verbatim_score=0.95,
+        rephrased_score=0.88, ngram_n=13, ngram_min_coverage=0.5, action="drop_conversation", remove_categories=(),
+    )  # fmt: skip
+    assert "No score histogram" in _Page(contamination_report_html(bare)).text
+    assert flagged_pairs_csv(bare) == ",".join(CSV_COLUMNS) + "\n"
+
+
+def test_csv_round_trips_and_serves_as_a_decisions_template() -> None:
+    report = _report()
+    rows = list(csv.DictReader(io.StringIO(flagged_pairs_csv(report))))
+    assert len(rows) == 3
+    assert set(rows[0]) == set(CSV_COLUMNS) >= {"conversation_id", "benchmark", "item_id", "decision"}
+    by_id = {r["conversation_id"]: r for r in rows}
+    for p in report.pairs:
+        row = by_id[p.conversation_id]
+        assert row["turn_text"] == p.turn_text and row["item_text"] == p.item_text
+        assert (row["benchmark"], row["item_id"], row["category"], row["action"]) == (
+            p.benchmark, p.item_id, p.category, p.action,
+        )  # fmt: skip
+        assert float(row["score"]) == pytest.approx(p.score) and int(row["turn_index"]) == p.turn_index
+        assert row["decision"] == (p.decision or "")
+    # A reviewer fills in the decision column and the rows load as decisions.
+    row = dict(by_id["sharegpt-mmlu-0777"], decision="keep")
+    keep = ReviewerDecision.model_validate({k: row[k] for k in ("conversation_id", "benchmark", "item_id", "decision")})
+    assert keep.decision == "keep" and keep.item_id == "anatomy/3"
+
+
+# --- real headless Chromium ---------------------------------------------------------------------------------------
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or (str(CHROMIUM) if CHROMIUM.exists() else None)
+    if path is None:
+        if os.environ.get("CHATSIFT_REQUIRE_SHARED") == "1":
+            pytest.fail("CHATSIFT_REQUIRE_SHARED=1 but chromium is missing (apt-get install -y chromium)")
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium); .ci/run installs it")
+    return path
+
+
+def test_missing_chromium_skips_or_fails_when_required(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    monkeypatch.setattr(f"{__name__}.CHROMIUM", tmp_path / "no-chromium")
+    monkeypatch.delenv("CHATSIFT_REQUIRE_SHARED", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install -y chromium"):
+        _chromium()
+    monkeypatch.setenv("CHATSIFT_REQUIRE_SHARED", "1")
+    with pytest.raises(pytest.fail.Exception, match="chromium is missing"):
+        _chromium()
+
+
+def _run_chromium(binary: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"
+    cmd = [
+        binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={profile}", *args,
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def _png_colours(path: Path) -> int | None:
+    """Distinct colours in the image (capped at 256), or None when Pillow is not installed."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return None
+    with Image.open(path) as img:
+        colours = img.convert("RGB").getcolors(maxcolors=256)
+    return 256 if colours is None else len(colours)
+
+
+def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+    binary = _chromium()
+    report = _report()
+    page = tmp_path / "report.html"
+    page.write_text(contamination_report_html(report), encoding="utf-8")
+    blank = tmp_path / "blank.html"
+    blank.write_text("<!DOCTYPE html><html><body></body></html>", encoding="utf-8")
+
+    shot, blank_shot = tmp_path / "report.png", tmp_path / "blank.png"
+    _run_chromium(binary, tmp_path, f"--screenshot={shot}", "--window-size=1280,2000", page.as_uri())
+    _run_chromium(binary, tmp_path, f"--screenshot={blank_shot}", "--window-size=1280,2000", blank.as_uri())
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", data[16:24]) == (1280, 2000)
+    assert len(data) > 3 * blank_shot.stat().st_size and len(data) > 50_000
+    # Without Pillow the size comparison above stands in: a flat page compresses to almost nothing.
+    colours, blank_colours = _png_colours(shot), _png_colours(blank_shot)
+    if colours is not None:
+        assert colours >= 16 and blank_colours == 1, (colours, blank_colours)
+
+    dom = _run_chromium(binary, tmp_path, "--dump-dom", page.as_uri()).stdout
+    rendered = _Page(dom)
+    assert "script" not in rendered.tags and SCRIPT in rendered.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
+    for p in report.pairs:
+        assert p.conversation_id in rendered.text and p.item_id in rendered.text
+        assert p.turn_text[:40] in rendered.text and p.item_text[-40:] in rendered.text
+    assert GSM8K_Q in rendered.marks and "pituitary gland" in rendered.marks
+    assert "<mark>pituitary gland</mark>" in dom

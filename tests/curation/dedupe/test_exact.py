@@ -1,0 +1,674 @@
+"""Tests for curation/dedupe_exact.py.
+
+Small hand-built conversations pin each rule; the real ShareGPT sample is checked against a
+plain-Python reference that compares normalized turns directly (no hashes, no polars), and with
+planted re-identified copies that must each be found.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from curation.dedupe import exact as dedupe_exact
+from curation.dedupe.common import GPT4_MODEL, keep_rank
+from curation.dedupe.exact import (
+    EXACT_FINDINGS_SCHEMA,
+    EXACT_KEYS_SCHEMA,
+    drop_exact_duplicates,
+    exact_dedupe_keys,
+    find_exact_duplicates,
+)
+from curation.text import normalize_text
+from schemas.config import ExactDedupeConfig
+from schemas.conversation import Conversation, Provenance, Role, Turn
+from schemas.ledger import StageResult
+from tests.conftest import REPO_ROOT
+
+ON = ExactDedupeConfig()
+_SOURCE_BY_ROLE = {"user": "human", "assistant": "gpt", "system": "system"}
+_ROLE_BY_SOURCE: dict[str, Role] = {"human": "user", "gpt": "assistant", "bing": "assistant", "system": "system"}
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def conv(conv_id: str, *texts: str, model: str | None = None, first: Role = "user", index: int = 0) -> Conversation:
+    """A conversation whose turns alternate user/assistant, starting with `first`."""
+    other: Role = "assistant" if first == "user" else "user"
+    roles = [first if i % 2 == 0 else other for i in range(len(texts))]
+    return conv_of(conv_id, *zip(roles, texts, strict=True), model=model, index=index)
+
+
+def conv_of(conv_id: str, *turns: tuple[Role, str], model: str | None = None, index: int = 0) -> Conversation:
+    return Conversation(
+        id=conv_id,
+        source="sharegpt_json",
+        model=model,
+        turns=tuple(Turn(role=r, content=c, source_role=_SOURCE_BY_ROLE[r]) for r, c in turns),
+        provenance=Provenance(input_file="in.json", record_index=index, content_hash="0"),
+    )
+
+
+def sharegpt_conversations(records: list[dict[str, Any]]) -> list[Conversation]:
+    return [
+        Conversation(
+            id=r["id"],
+            source="sharegpt_json",
+            model=r.get("model"),
+            turns=tuple(
+                Turn(role=_ROLE_BY_SOURCE[t["from"]], content=t["value"], source_role=t["from"])
+                for t in r["conversations"]
+            ),
+            provenance=Provenance(input_file="sample", record_index=i, content_hash="0"),
+        )
+        for i, r in enumerate(records)
+    ]
+
+
+def findings(convs: Sequence[Conversation], config: ExactDedupeConfig = ON) -> dict[int, tuple[str, str]]:
+    """row -> (reason, duplicate_of) for one part."""
+    keys = exact_dedupe_keys(convs, part=0, config=config)
+    found = find_exact_duplicates(pl.DataFrame(keys), config=config)
+    return {row: (reason, dup) for row, reason, dup in found.select("row", "reason", "duplicate_of").iter_rows()}
+
+
+def kept_ids(result: StageResult) -> list[str]:
+    return [c.id for c in result.kept]
+
+
+def check_ledger(convs: Sequence[Conversation], result: StageResult) -> None:
+    """Every record is kept or dropped once, and every duplicate_of names a kept record."""
+    assert len(convs) == len(result.kept) + len(result.dropped)
+    kept = {c.id for c in result.kept}
+    for d in result.dropped:
+        assert d.stage == "dedupe_exact"
+        assert d.duplicate_of in kept, d
+
+
+# --- hashing and keys ------------------------------------------------------------------------
+
+
+def test_keys_follow_the_schema_with_one_row_per_conversation() -> None:
+    convs = [conv("a", "Hi", "Hello"), conv("b", "Q", "A", "Q2", "A2", "Q3", "A3")]
+    keys = exact_dedupe_keys(convs, part=3, config=ON)
+    assert keys.schema.equals(EXACT_KEYS_SCHEMA)
+    assert keys.column("part").to_pylist() == [3, 3]
+    assert keys.column("row").to_pylist() == [0, 1]
+    assert keys.column("id").to_pylist() == ["a", "b"]
+    # One proper prefix per round but the last.
+    assert [len(p) for p in keys.column("prefix_hashes").to_pylist()] == [0, 2]
+
+
+def test_full_hash_is_blake2b_of_the_documented_encoding() -> None:
+    c = conv_of("a", ("system", "Be  brief."), ("user", "Straße\tÜBER"), ("assistant", "Ｏｋ\n\n**done**"))
+    encoding = "\x1e".join(t.role + "\x1f" + normalize_text(t.content) for t in c.turns)
+    prompts = "\x1e".join(t.role + "\x1f" + normalize_text(t.content) for t in c.turns[:2])
+    keys = exact_dedupe_keys([c], part=0, config=ON).to_pylist()[0]
+    assert keys["full_hash"] == hashlib.blake2b(encoding.encode(), digest_size=16).hexdigest()
+    assert keys["user_hash"] == hashlib.blake2b(prompts.encode(), digest_size=16).hexdigest()
+
+
+def test_a_prefix_hash_equals_the_full_hash_of_the_opening_rounds() -> None:
+    longer = conv("long", "Q1", "A1", "Q2", "A2", "Q3", "A3")
+    prefix_hashes = exact_dedupe_keys([longer], part=0, config=ON).column("prefix_hashes").to_pylist()[0]
+    openings = [conv("one", "Q1", "A1"), conv("two", "Q1", "A1", "Q2", "A2")]
+    assert prefix_hashes == exact_dedupe_keys(openings, part=0, config=ON).column("full_hash").to_pylist()
+
+
+def test_separators_inside_text_do_not_make_different_turns_collide() -> None:
+    # \x1e and \x1f are whitespace to normalize_text, so text cannot forge a turn boundary.
+    forged = conv("forged", "Q\x1eassistant\x1fA", "B")
+    honest = conv_of("honest", ("user", "Q"), ("assistant", "A"), ("assistant", "B"))
+    assert findings([forged, honest]) == {}
+
+
+_SUBPROCESS_SCRIPT = """
+import json, sys
+from curation.dedupe.exact import exact_dedupe_keys
+from schemas.config import ExactDedupeConfig
+from schemas.conversation import Conversation
+convs = [Conversation.model_validate(c) for c in json.load(sys.stdin)]
+keys = exact_dedupe_keys(convs, part=0, config=ExactDedupeConfig())
+print(json.dumps(keys.select(["full_hash", "user_hash", "prefix_hashes"]).to_pylist()))
+"""
+
+
+def _hash_columns(convs: Sequence[Conversation]) -> list[dict[str, Any]]:
+    keys = exact_dedupe_keys(convs, part=0, config=ON)
+    rows: list[dict[str, Any]] = keys.select(["full_hash", "user_hash", "prefix_hashes"]).to_pylist()
+    return rows
+
+
+def _hash_columns_in_subprocess(convs: Sequence[Conversation], hash_seed: str) -> list[dict[str, Any]]:
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+    done = subprocess.run(
+        [sys.executable, "-c", _SUBPROCESS_SCRIPT],
+        input=json.dumps([c.model_dump(mode="json") for c in convs]),
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=env,
+        check=True,
+    )
+    rows: list[dict[str, Any]] = json.loads(done.stdout)
+    return rows
+
+
+def test_hashes_are_identical_across_processes_and_runs() -> None:
+    convs = [
+        conv("a", "Straße  café", "Ｆｕｌｌ-width **answer**", "again", "and again"),
+        conv("b", "日本語のテキスト", "答え"),
+        conv_of("c", ("system", "sys"), ("user", "hi"), ("assistant", "hello")),
+    ]
+    here = _hash_columns(convs)
+    assert here == _hash_columns(convs)
+    assert _hash_columns_in_subprocess(convs, "1") == here
+    assert _hash_columns_in_subprocess(convs, "2") == here
+    # The builtin hash() of the same text does differ between those two processes.
+    salted = [
+        subprocess.run(
+            [sys.executable, "-c", "print(hash('Straße café'))"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            check=True,
+        ).stdout
+        for seed in ("1", "2")
+    ]
+    assert salted[0] != salted[1]
+
+
+def test_findings_are_identical_across_runs() -> None:
+    convs = [conv(f"c{i}", "Q", f"A{i % 3}", "Q2", "A2") for i in range(12)] + [conv("p", "Q", "A0")]
+    keys = pl.DataFrame(exact_dedupe_keys(convs, part=0, config=ON))
+    first = find_exact_duplicates(keys, config=ON)
+    # Shuffled input rows must not change which records are found.
+    shuffled = keys.sample(fraction=1.0, shuffle=True, seed=7)
+    assert first.equals(find_exact_duplicates(keys, config=ON))
+    assert first.equals(find_exact_duplicates(shuffled.lazy(), config=ON))
+
+
+def test_curation_dedupe_exact_never_calls_the_builtin_hash() -> None:
+    tree = ast.parse(open(dedupe_exact.__file__, encoding="utf-8").read())
+    calls = [
+        n.lineno
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in {"hash", "__hash__"}
+    ]
+    names = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == "hash"]
+    assert not calls and not names, f"builtin hash() used at lines {calls or names}"
+
+
+def test_the_hash_check_catches_a_call() -> None:
+    tree = ast.parse("x = hash('a')\n")
+    assert any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "hash" for n in ast.walk(tree))
+
+
+# --- exact duplicates and the keep rule ----------------------------------------------------------
+
+
+def test_the_same_conversation_with_other_whitespace_and_case_is_an_exact_duplicate() -> None:
+    a = conv("first", "How do I *sort* a list?", "## Sorting\n\n- Use `sorted(xs)`\n- or **xs.sort()**")
+    b = conv("second", "how do i  *SORT* a list?\n", "##   sorting\n- use `SORTED(xs)`\n\n\n-  or **XS.sort()**  ")
+    keep = min([a, b], key=keep_rank)
+    drop = b if keep is a else a
+    result = drop_exact_duplicates([a, b], config=ON)
+    assert kept_ids(result) == [keep.id]
+    (dropped,) = result.dropped
+    assert (dropped.conversation_id, dropped.reason, dropped.duplicate_of) == (drop.id, "exact_duplicate", keep.id)
+    assert keep.id in dropped.detail
+    check_ledger([a, b], result)
+
+
+def test_different_text_is_not_a_duplicate() -> None:
+    assert findings([conv("a", "Sort a list", "sorted(xs)"), conv("b", "Sort a list", "xs.sort()", "Q", "A")]) == {}
+
+
+def test_the_gpt4_copy_is_kept_over_a_longer_other_copy() -> None:
+    plain = conv("a-plain", "Question here", "Answer   here with   extra spaces")
+    gpt4 = conv("z-gpt4", "Question here", "Answer here with extra spaces", model=GPT4_MODEL)
+    assert findings([plain, gpt4]) == {0: ("exact_duplicate", "z-gpt4")}
+
+
+def test_more_turns_are_kept_over_fewer_with_the_same_prompts() -> None:
+    # The same user turns; one copy lacks its final answer (3 turns against 4).
+    short = conv("a", "Tell me a story", "A long story " * 20, "Another one")
+    full = conv("z", "Tell me a story", "Short story.", "Another one", "Short too.")
+    assert findings([short, full]) == {0: ("same_prompts", "z")}
+
+
+@pytest.mark.parametrize("order", [("b", "a", "c"), ("c", "b", "a")])
+def test_ties_keep_the_smallest_id_whatever_the_input_order(order: tuple[str, ...]) -> None:
+    convs = [conv(i, "Same question", "Same answer") for i in order]
+    found = findings(convs)
+    assert sorted(found.values()) == [("exact_duplicate", "a"), ("exact_duplicate", "a")]
+    assert convs[next(r for r in range(3) if r not in found)].id == "a"
+
+
+def test_the_polars_order_is_keep_rank_order(sharegpt_sample: list[dict[str, Any]]) -> None:
+    convs = sharegpt_conversations(sharegpt_sample[:600])
+    convs[5] = convs[5].model_copy(update={"model": GPT4_MODEL})
+    convs[77] = convs[77].model_copy(update={"model": GPT4_MODEL})
+    keys = pl.DataFrame(exact_dedupe_keys(convs, part=0, config=ON))
+    ranked = keys.sort(["rank_gpt4", "rank_turns", "rank_chars", "id", "part", "row"])["row"].to_list()
+    assert ranked == sorted(range(len(convs)), key=lambda r: (keep_rank(convs[r]), r))
+    assert ranked[:2] == [5, 77] or ranked[:2] == [77, 5]
+
+
+# --- same prompts, prefixes ----------------------------------------------------------------
+
+
+def test_a_regenerated_answer_is_same_prompts() -> None:
+    best = conv("best", "Write a haiku about rain", "Rain on the tin roof\nslow drums", "Another", "Fog")
+    regen = conv("regen", "Write a haiku about RAIN ", "Grey sky", "another", "Mist")
+    assert findings([regen, best]) == {0: ("same_prompts", "best")}
+
+
+def test_the_same_first_prompt_with_other_follow_ups_is_not_same_prompts() -> None:
+    assert (
+        findings([conv("a", "Hi", "Hello!", "Tell a joke", "..."), conv("b", "Hi", "Hey", "Weather?", "Sunny")]) == {}
+    )
+
+
+def test_the_opening_rounds_of_a_longer_conversation_are_prefix_of_longer() -> None:
+    longer = conv("long", "Plan a trip", "Day 1: museum", "And day 2?", "Day 2: park", "Budget?", "$300")
+    opening = conv("open", "plan a  trip", "Day 1:\nmuseum", "and day 2?", "day 2: PARK")
+    first_round = conv("first", "Plan a trip", "Day 1: museum")
+    assert findings([opening, longer, first_round]) == {
+        0: ("prefix_of_longer", "long"),
+        2: ("prefix_of_longer", "long"),
+    }
+
+
+def test_sharing_only_the_first_user_turn_is_not_a_prefix() -> None:
+    longer = conv("long", "Plan a trip", "Day 1: museum", "And day 2?", "Day 2: park")
+    other_answer = conv("other", "Plan a trip", "Where to?")
+    # A conversation ending in a user turn opens no round of `long`; it has its prompts, though.
+    unanswered = conv("unanswered", "Plan a trip", "Day 1: museum", "And day 2?")
+    assert findings([longer, other_answer, unanswered]) == {2: ("same_prompts", "long")}
+    assert findings([longer, other_answer, unanswered], ExactDedupeConfig(match_user_prompts=False)) == {}
+
+
+# --- positions, parts, split pieces -----------------------------------------------------------
+
+
+def test_repeated_ids_with_different_content_are_told_apart_by_position() -> None:
+    convs = [
+        conv("dup", "Question one", "Answer one"),
+        conv_of("dup"),  # the real dumps' empty second copy of an id
+        conv("dup", "Question two", "Answer two"),
+        conv("dup", "QUESTION ONE", "ANSWER ONE"),  # ties with row 0 on every rank: row decides
+    ]
+    result = drop_exact_duplicates(convs, config=ON)
+    assert len(result.kept) == 3
+    (dropped,) = result.dropped
+    assert dropped.record_index == convs[3].provenance.record_index
+    found = find_exact_duplicates(pl.DataFrame(exact_dedupe_keys(convs, part=0, config=ON)), config=ON)
+    assert found.select("row", "reason").rows() == [(3, "exact_duplicate")]
+    assert "row 0" in found["detail"][0]
+
+
+def test_duplicates_are_found_across_parts_by_part_and_row() -> None:
+    part0 = [conv("a", "Q", "A"), conv("b", "Other", "Thing")]
+    part1 = [conv("c", "Q", "A"), conv("a", "Other", "thing")]
+    keys = pl.concat(
+        [
+            pl.DataFrame(exact_dedupe_keys(part0, part=0, config=ON)),
+            pl.DataFrame(exact_dedupe_keys(part1, part=1, config=ON)),
+        ]
+    )
+    found = find_exact_duplicates(keys.lazy(), config=ON)
+    assert found.schema == EXACT_FINDINGS_SCHEMA
+    assert found.select("part", "row", "reason", "duplicate_of").rows() == [
+        (0, 1, "exact_duplicate", "a"),  # "b" loses to the smaller id "a" of part 1
+        (1, 0, "exact_duplicate", "a"),
+    ]
+    assert "(part 1 row 1)" in found["detail"][0] and "(part 0 row 0)" in found["detail"][1]
+
+
+def test_split_pieces_of_one_conversation_are_not_prefixes_of_each_other() -> None:
+    piece0 = conv("X_0", "Write chapter 1", "Chapter 1 ...", "continue", "Chapter 1, part 2 ...")
+    piece1 = conv("X_1", "continue", "Chapter 2 ...", "continue", "Chapter 3 ...")
+    assert findings([piece0, piece1]) == {}
+    # The unsplit original next to its pieces: only the opening piece is contained in it.
+    original = conv("X", *[t.content for t in piece0.turns + piece1.turns])
+    assert findings([piece0, piece1, original]) == {0: ("prefix_of_longer", "X")}
+
+
+def test_later_split_pieces_whose_user_turns_are_all_continue_are_not_same_prompts() -> None:
+    # Pieces `X_N` (N > 0) start inside a conversation; once the shape stage has cut their leading
+    # answer, their user turns ("continue") say nothing about what the answers continue.
+    x7 = conv("X_7", "continue", "the essay's second half", "continue", "its third half")
+    y11 = conv("Y_11", "continue", "    return result", "continue", "if __name__ == ...")
+    x9 = conv("X_9", "continue", "the essay's fourth half", "continue", "the end")
+    # chatsift's own split pieces say so in split_index, whatever their source and id.
+    ours = [
+        conv(f"doc--p{i}", "continue", f"chapter {i}", "continue", f"chapter {i}b").model_copy(
+            update={"split_index": i, "source": "messages"}
+        )
+        for i in (1, 2)
+    ]
+    assert findings([x7, y11, x9, *ours]) == {}
+    # The same pieces still count when identical, or when they open a longer piece.
+    again = conv("Z_7", "Continue", "the essay's second half", "continue", "its third half")
+    opening = conv("W_5", "continue", "The essay's second half")
+    assert findings([x7, again, opening]) == {1: ("exact_duplicate", "X_7"), 2: ("prefix_of_longer", "X_7")}
+
+
+def test_first_pieces_and_other_sources_with_the_same_prompts_are_same_prompts() -> None:
+    a0 = conv("A_0", "Explain quantum computing", "Qubits are ...", "continue", "More on qubits ...")
+    b0 = conv("B_0", "explain quantum computing", "It uses qubits", "continue", "And more")
+    assert findings([a0, b0]) == {1: ("same_prompts", "A_0")}
+    # The `X_N` naming is the ShareGPT release's: other sources' ids are only ids.
+    m3 = conv("m_3", "Explain quantum computing", "Short", "continue", "Short").model_copy(
+        update={"source": "messages"}
+    )
+    assert findings([a0, m3]) == {1: ("same_prompts", "A_0")}
+
+
+def test_a_leading_answer_counts_as_context_of_the_prompts() -> None:
+    # With shape repair off, a piece keeps its leading answer: it tells pieces apart as well.
+    x = conv("x", "...the first half of a long essay", "continue", "the essay's second half", first="assistant")
+    y = conv("y", "def parse(args): ...", "continue", "    return result", first="assistant")
+    assert findings([x, y]) == {}
+    x_regen = conv("x-b", "...the first half of a long essay", "continue", "another second half", first="assistant")
+    assert findings([x, y, x_regen]) == {2: ("same_prompts", "x")}
+
+
+def test_a_piece_starting_with_an_answer_is_no_round_of_a_longer_one() -> None:
+    # "Acknowledged." alone (a real split piece) is not a round, so it is not a prefix.
+    lone = conv("Y_19", "Acknowledged.", first="assistant")
+    longer = conv("Y_21", "Acknowledged.", "Part 9 ...", "Acknowledged, go on.", first="assistant")
+    assert findings([lone, longer]) == {}
+
+
+# --- chains ------------------------------------------------------------------------------------
+
+
+def test_an_exact_copy_of_a_prefix_points_at_the_longer_kept_one() -> None:
+    b = conv("b", "Q1", "A1", model=GPT4_MODEL)  # the best copy of the pair...
+    a = conv("a", "q1", "a1")
+    c = conv("c", "Q1", "A1", "Q2", "A2")  # ...is the opening of c
+    found = findings([a, b, c])
+    assert found == {0: ("exact_duplicate", "c"), 1: ("prefix_of_longer", "c")}
+    result = drop_exact_duplicates([a, b, c], config=ON)
+    assert kept_ids(result) == ["c"]
+    detail = next(d.detail for d in result.dropped if d.conversation_id == "a")
+    assert "as b (part 0 row 1)" in detail and "kept: c (part 0 row 2)" in detail
+    check_ledger([a, b, c], result)
+
+
+def test_a_chain_of_all_three_rules_resolves_to_the_kept_record() -> None:
+    exact = conv("a-exact", "q1", "answer one")
+    best_copy = conv("b-copy", "Q1", "Answer one", model=GPT4_MODEL)
+    regen_best = conv("c-regen", "Q1", "A longer answer, regenerated", model=GPT4_MODEL)
+    longest = conv("d-long", "Q1", "A longer answer, regenerated", "Q2", "A2")
+    convs = [exact, best_copy, regen_best, longest]
+    assert findings(convs) == {
+        0: ("exact_duplicate", "d-long"),
+        1: ("same_prompts", "d-long"),
+        2: ("prefix_of_longer", "d-long"),
+    }
+    check_ledger(convs, drop_exact_duplicates(convs, config=ON))
+
+
+def test_nested_prefixes_all_point_at_the_best_longest_one() -> None:
+    one = conv("1", "Q1", "A1")
+    two = conv("2", "Q1", "A1", "Q2", "A2")
+    three_a = conv("3a", "Q1", "A1", "Q2", "A2", "Q3", "A3")
+    three_b = conv("3b", "Q1", "A1", "Q2", "A2", "Q3-other", "A3-other", model=GPT4_MODEL)
+    convs = [one, two, three_a, three_b]
+    assert findings(convs) == {0: ("prefix_of_longer", "3b"), 1: ("prefix_of_longer", "3b")}
+    check_ledger(convs, drop_exact_duplicates(convs, config=ON))
+
+
+def test_a_prefix_points_at_the_best_longest_one_not_at_a_better_ranked_middle_one() -> None:
+    one = conv("1", "Q1", "A1")
+    middle = conv("2", "Q1", "A1", "Q2", "A2", model=GPT4_MODEL)  # the best-ranked of one's longers
+    after_middle = conv("3", "Q1", "A1", "Q2", "A2", "Q3", "A3")
+    other_branch = conv("4", "Q1", "A1", "Qx", "Ax", "Qy", "Ay", "Qz", "Az")  # more turns than "3"
+    convs = [one, middle, after_middle, other_branch]
+    # "1" opens both "3" and "4", which open nothing: the better-ranked of those two is kept for it.
+    assert findings(convs) == {0: ("prefix_of_longer", "4"), 1: ("prefix_of_longer", "3")}
+
+
+# --- config switches --------------------------------------------------------------------------
+
+
+def _one_of_each() -> list[Conversation]:
+    return [
+        conv("exact-a", "Q", "A", "Q2", "A2"),
+        conv("exact-b", "q", "a", "q2", "a2"),
+        conv("regen", "Q", "Other answer", "Q2", "A2"),
+        conv("longer", "Q9", "A9", "Q10", "A10"),
+        conv("opening", "Q9", "A9"),
+    ]
+
+
+def test_all_three_rules_apply_by_default() -> None:
+    assert Counter(reason for reason, _ in findings(_one_of_each()).values()) == {
+        "exact_duplicate": 1,
+        "same_prompts": 1,
+        "prefix_of_longer": 1,
+    }
+
+
+def test_disabled_keeps_everything() -> None:
+    off = ExactDedupeConfig(enabled=False)
+    convs = _one_of_each()
+    result = drop_exact_duplicates(convs, config=off)
+    assert kept_ids(result) == [c.id for c in convs] and result.dropped == []
+    keys = pl.DataFrame(exact_dedupe_keys(convs, part=0, config=ON))
+    empty = find_exact_duplicates(keys, config=off)
+    assert empty.is_empty() and empty.schema == EXACT_FINDINGS_SCHEMA
+
+
+def test_without_user_prompt_matching_a_regenerated_answer_is_kept() -> None:
+    config = ExactDedupeConfig(match_user_prompts=False)
+    found = findings(_one_of_each(), config)
+    assert sorted(r for r, _ in found.values()) == ["exact_duplicate", "prefix_of_longer"]
+    keys = exact_dedupe_keys(_one_of_each(), part=0, config=config)
+    assert keys.column("user_hash").null_count == len(keys)
+    # find honours the switch even for keys computed with it on.
+    on_keys = pl.DataFrame(exact_dedupe_keys(_one_of_each(), part=0, config=ON))
+    assert set(find_exact_duplicates(on_keys, config=config)["reason"]) == {"exact_duplicate", "prefix_of_longer"}
+
+
+def test_without_prefix_matching_an_opening_is_kept() -> None:
+    config = ExactDedupeConfig(match_prefixes=False)
+    found = findings(_one_of_each(), config)
+    assert sorted(r for r, _ in found.values()) == ["exact_duplicate", "same_prompts"]
+    keys = exact_dedupe_keys(_one_of_each(), part=0, config=config)
+    assert all(p == [] for p in keys.column("prefix_hashes").to_pylist())
+    on_keys = pl.DataFrame(exact_dedupe_keys(_one_of_each(), part=0, config=ON))
+    assert set(find_exact_duplicates(on_keys, config=config)["reason"]) == {"exact_duplicate", "same_prompts"}
+
+
+def test_a_conversation_without_user_turns_has_no_user_hash() -> None:
+    keys = exact_dedupe_keys([conv_of("e"), conv("f", "Only an answer", first="assistant")], part=0, config=ON)
+    assert keys.column("user_hash").to_pylist() == [None, None]
+    assert isinstance(keys, pa.Table)
+
+
+# --- the real sample --------------------------------------------------------------------------
+
+
+def _is_later_piece(c: Conversation) -> bool:
+    """A piece of a split conversation other than the first: ours, or named `X_N` by the release."""
+    named_later = c.source.startswith("sharegpt") and re.fullmatch(r"[A-Za-z0-9]+_[1-9][0-9]*", c.id)
+    return bool(c.split_index) or bool(named_later)
+
+
+def _prompt_side(turns: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...] | None:
+    """User turns and whatever precedes the first of them; None without a user turn."""
+    if not any(role == "user" for role, _ in turns):
+        return None
+    first_user = next(i for i, (role, _) in enumerate(turns) if role == "user")
+    return tuple(t for i, t in enumerate(turns) if i < first_user or t[0] != "assistant")
+
+
+def _opens(short: tuple[tuple[str, str], ...], long: tuple[tuple[str, str], ...]) -> bool:
+    """Whether `short` is whole rounds at the start of `long`: it ends in an answer after a prompt."""
+    return (
+        0 < len(short) < len(long)
+        and long[: len(short)] == short
+        and short[-1][0] == "assistant"
+        and any(role == "user" for role, _ in short)
+    )
+
+
+def reference_findings(convs: Sequence[Conversation]) -> dict[int, tuple[str, str]]:
+    """The three rules in plain Python over normalized turns, for cross-checking the polars path."""
+    norm = [tuple((t.role, normalize_text(t.content)) for t in c.turns) for c in convs]
+    by_rank = sorted(range(len(convs)), key=lambda r: (keep_rank(convs[r]), r))
+    position = {row: i for i, row in enumerate(by_rank)}
+    direct: dict[int, tuple[str, int]] = {}
+
+    best_of_turns: dict[tuple[tuple[str, str], ...], int] = {}
+    for row in by_rank:
+        keeper = best_of_turns.setdefault(norm[row], row)
+        if keeper != row:
+            direct[row] = ("exact_duplicate", keeper)
+
+    best_of_prompts: dict[tuple[tuple[str, str], ...], int] = {}
+    for row in by_rank:
+        prompts = None if _is_later_piece(convs[row]) else _prompt_side(norm[row])
+        if row in direct or prompts is None:
+            continue
+        keeper = best_of_prompts.setdefault(prompts, row)
+        if keeper != row:
+            direct[row] = ("same_prompts", keeper)
+
+    survivors = [row for row in by_rank if row not in direct]
+    by_first_turn: dict[tuple[str, str], list[int]] = {}
+    for row in survivors:
+        if norm[row]:
+            by_first_turn.setdefault(norm[row][0], []).append(row)
+    longer_of = {
+        row: [other for other in by_first_turn.get(norm[row][0], []) if _opens(norm[row], norm[other])]
+        for row in survivors
+        if norm[row]
+    }
+    for row, longer in longer_of.items():
+        ends = [other for other in longer if not longer_of.get(other)]
+        if longer:
+            direct[row] = ("prefix_of_longer", min(ends, key=position.__getitem__))
+
+    def kept_in_place_of(row: int) -> int:
+        while row in direct:
+            row = direct[row][1]
+        return row
+
+    return {row: (reason, convs[kept_in_place_of(target)].id) for row, (reason, target) in direct.items()}
+
+
+@pytest.fixture(scope="module")
+def sample_convs(sharegpt_sample: list[dict[str, Any]]) -> list[Conversation]:
+    return sharegpt_conversations(sharegpt_sample)
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_the_real_sample_matches_the_plain_python_reference(sample_convs: list[Conversation]) -> None:
+    found = findings(sample_convs)
+    assert found == reference_findings(sample_convs)
+    counts = Counter(reason for reason, _ in found.values())
+    print(f"exact dedupe on {len(sample_convs)} real conversations: {dict(sorted(counts.items()))}")
+    # The sample repeats 20 ids, one copy empty; its 21 empty conversations are one group.
+    empty_rows = [r for r, c in enumerate(sample_convs) if not c.turns]
+    assert sum(r in found for r in empty_rows) == len(empty_rows) - 1
+    result = drop_exact_duplicates(sample_convs, config=ON)
+    assert len(sample_convs) == len(result.kept) + len(result.dropped)
+    assert Counter(d.reason for d in result.dropped) == counts
+    # duplicate_of names a kept record: check by position, since ids repeat.
+    kept_rows = {r for r in range(len(sample_convs)) if r not in found}
+    for reason, dup in found.values():
+        assert any(sample_convs[r].id == dup for r in kept_rows), (reason, dup)
+
+
+def _respaced(text: str, rng: random.Random) -> str:
+    """The same text to normalize_text: spaces doubled, newlines doubled, case changed, padded."""
+    changed = text.replace(" ", "  ", 3).replace("\n", "\n\n", 2)
+    # ASCII letters only: casefold undoes their case change, not every script's (Turkish ı).
+    flip = str.upper if rng.random() < 0.5 else str.swapcase
+    return " " + "".join(flip(ch) if ch.isascii() else ch for ch in changed) + "\n"
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_planted_copies_in_the_real_sample_are_each_found(sample_convs: list[Conversation]) -> None:
+    rng = random.Random(20240601)
+    before = findings(sample_convs)
+    id_counts = Counter(c.id for c in sample_convs)
+    # A planted opening [u1, a1] must not share its prompts with a conversation other than its own.
+    first_turns = Counter(normalize_text(c.turns[0].content) for c in sample_convs if c.turns)
+    candidates = [
+        r
+        for r, c in enumerate(sample_convs)
+        if r not in before
+        and id_counts[c.id] == 1
+        and len(c.turns) >= 4
+        and c.id.endswith("_0")  # a first piece: later ones have no prompts of their own
+        and c.turns[0].role == "user"
+        and c.turns[1].role == "assistant"
+        and first_turns[normalize_text(c.turns[0].content)] == 1
+        and c.turns[-1].role == "assistant"
+        and len(c.turns[-1].content) > 40
+    ]
+    originals = rng.sample(candidates, 6)
+    planted: dict[str, tuple[str, int]] = {}  # planted id -> (kind, original row)
+    extra: list[Conversation] = []
+    for n, row in enumerate(originals):
+        orig = sample_convs[row]
+        kind = ("copy", "opening", "regenerated")[n % 3]
+        turns = list(orig.turns)
+        if kind == "opening":
+            turns = turns[:2]
+        if kind == "regenerated":
+            turns[-1] = turns[-1].model_copy(update={"content": "A short regenerated answer."})
+        else:
+            turns = [t.model_copy(update={"content": _respaced(t.content, rng)}) for t in turns]
+            assert [normalize_text(t.content) for t in turns] == [
+                normalize_text(t.content) for t in orig.turns[: len(turns)]
+            ]
+        new_id = f"planted-{kind}-{n}"
+        planted[new_id] = (kind, row)
+        extra.append(orig.model_copy(update={"id": new_id, "turns": tuple(turns)}))
+    convs = [*sample_convs, *extra]
+    found = findings(convs)
+    assert found == reference_findings(convs)
+    kept_rows = [r for r in range(len(convs)) if r not in found]
+    norm = {r: tuple((t.role, normalize_text(t.content)) for t in convs[r].turns) for r in kept_rows}
+    for offset, (new_id, (kind, orig_row)) in enumerate(planted.items()):
+        new_row = len(sample_convs) + offset
+        orig_id = sample_convs[orig_row].id
+        if kind == "copy":
+            # Exactly one of the pair goes, pointing at the other (respacing may make the copy longer).
+            pair = {new_row: orig_id, orig_row: new_id}
+            assert [(found[r], dup) for r, dup in pair.items() if r in found] in (
+                [(("exact_duplicate", orig_id), orig_id)],
+                [(("exact_duplicate", new_id), new_id)],
+            )
+        elif kind == "regenerated":
+            assert found.get(new_row) == ("same_prompts", orig_id) and orig_row not in found
+        else:
+            reason, dup = found[new_row]
+            opening = tuple((t.role, normalize_text(t.content)) for t in convs[new_row].turns)
+            assert reason == "prefix_of_longer"
+            assert any(convs[r].id == dup and norm[r][: len(opening)] == opening for r in kept_rows)
+    result = drop_exact_duplicates(convs, config=ON)
+    assert len(convs) == len(result.kept) + len(result.dropped)
+    assert len(result.dropped) == len(before) + len(planted)

@@ -1,0 +1,78 @@
+"""`curate` on Prefect's Dask task runner (prefect-dask) gives byte-identical outputs to the default runner."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from demo.inputs import DEMO_CONFIG, write_demo_inputs
+from flows.curate import curate_flow
+from schemas import RunReport
+from schemas.config import CurationConfig
+from tests.flows.test_curate import assert_nothing_lost
+from tests.flows.test_resume import _assert_same_outputs, _write_pages
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def local_cluster() -> Iterator[str]:
+    """A real Dask LocalCluster: two worker processes, one thread each, as a small cluster would have."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
+def _with_run(config: CurationConfig, **run: object) -> CurationConfig:
+    data = config.model_dump(mode="json")
+    data["run"] |= run
+    return CurationConfig.model_validate(data)
+
+
+def test_dask_runner_output_is_byte_identical_to_the_thread_runner(
+    tmp_path: Path, prefect_server: None, local_cluster: str, sharegpt_sample: list[dict]
+) -> None:
+    """The demo inputs (every drop reason, duplicates, contamination, a split) plus 60 real pages,
+    cut into many parts so tasks really spread over the workers."""
+    inputs = write_demo_inputs(tmp_path / "in")
+    _write_pages(tmp_path / "in" / "real-pages", sharegpt_sample[:60])
+    base = _with_run(DEMO_CONFIG, batch_size=20, cache=False)
+    from distributed import Client
+
+    client = Client(local_cluster)
+    client.get_task_stream()  # registers the scheduler's task-stream recorder
+    started = time.time()
+    threads = curate_flow(inputs=inputs + [tmp_path / "in" / "real-pages"], out_dir=tmp_path / "threads", config=base)
+    dask = curate_flow(
+        inputs=inputs + [tmp_path / "in" / "real-pages"],
+        out_dir=tmp_path / "dask",
+        config=_with_run(base, task_runner="dask", dask_address=local_cluster),
+    )
+    assert sum(s.parts for s in dask.stages if s.stage == "ingest") >= 5
+    _assert_same_outputs(tmp_path / "threads" / threads.run_id, tmp_path / "dask" / dask.run_id)
+    assert (dask.records_read, dask.kept, dask.dropped, dask.config_hash) == (
+        threads.records_read,
+        threads.kept,
+        threads.dropped,
+        threads.config_hash,
+    )
+    assert_nothing_lost(dask)
+    # the tasks ran in the cluster's two worker processes, not in this one
+    stream = client.get_task_stream(start=started)
+    client.close()
+    assert len(stream) >= 20
+    assert len({record["worker"] for record in stream}) == 2
+
+
+def test_dask_runner_starts_its_own_local_cluster_when_no_address_is_given(
+    tmp_path: Path, prefect_server: None
+) -> None:
+    inputs = write_demo_inputs(tmp_path / "in")
+    config = _with_run(DEMO_CONFIG, task_runner="dask", dask_workers=1, cache=False)
+    report: RunReport = curate_flow(inputs=inputs, out_dir=tmp_path / "out", config=config)
+    reference = curate_flow(inputs=inputs, out_dir=tmp_path / "ref", config=_with_run(DEMO_CONFIG, cache=False))
+    _assert_same_outputs(tmp_path / "ref" / reference.run_id, tmp_path / "out" / report.run_id)

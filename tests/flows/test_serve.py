@@ -1,0 +1,200 @@
+"""The deployments on a real Prefect server: `chatsift server` on 127.0.0.1 (SQLite, temp PREFECT_HOME), the
+deployments registered by `chatsift serve`, the re-curation deployment triggered through
+the API, its outputs and artifacts read back, and both processes stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from demo.inputs import DEMO_CONFIG, write_demo_inputs
+from schemas import RunReport
+from schemas.shards import read_manifest
+from tests.conftest import REPO_ROOT
+from tests.helpers.tiny_training import save_tiny_llama
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(what: str, ready: object, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{what} exited with {proc.returncode}")
+        if ready():  # type: ignore[operator]
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{what} not ready after {timeout} s")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    # prefect.md: a worker ignored SIGTERM while the server was down; SIGINT works. Stop it first.
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[dict[str, str]]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
+    log = open(tmp_path / "server.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "server", "--port", str(port)],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    try:
+        _wait("prefect server", healthy, proc, timeout=120)
+        yield env
+    finally:
+        _stop(proc)
+        log.close()
+
+
+def test_recuration_deployment_runs_through_the_api(tmp_path: Path, server: dict[str, str]) -> None:
+    inputs = write_demo_inputs(tmp_path / "in")
+    config = tmp_path / "config.json"
+    config.write_text(DEMO_CONFIG.model_dump_json())
+    serve_log = open(tmp_path / "serve.log", "w")  # noqa: SIM115
+    served = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "serve",
+            *map(str, inputs),
+            "--out",
+            str(tmp_path / "runs"),
+            "--config",
+            str(config),
+            # finetune goes to a process work pool, as on docker compose's GPU worker
+            "--gpu-pool",
+            "chatsift-gpu",
+        ],
+        env=server,
+        cwd=REPO_ROOT,
+        stdout=serve_log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+        from prefect.deployments import run_deployment
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings({PREFECT_API_URL: server["PREFECT_API_URL"]}), get_client(sync_client=True) as client:
+
+            def registered() -> bool:
+                return len(client.read_deployments()) >= 6
+
+            _wait("flows.serve", registered, served, timeout=120)
+            deployments = {f"{d.name}": d for d in client.read_deployments()}
+            assert set(deployments) == {"recurate-nightly", "curate", "contamination", "shards", "scrape", "finetune"}
+            assert deployments["finetune"].work_pool_name == "chatsift-gpu"
+            assert deployments["curate"].work_pool_name is None  # served by the serve process itself
+            nightly = deployments["recurate-nightly"]
+            assert "scheduled" in nightly.tags and nightly.description
+            [schedule] = nightly.schedules
+            assert schedule.schedule.cron == "0 3 * * *" and schedule.active  # type: ignore[union-attr]
+            # typed parameters: the UI builds a form from this schema
+            properties = nightly.parameter_openapi_schema["properties"]
+            assert {"inputs", "out_dir", "config"} <= set(properties)
+            flow_run = run_deployment("curate/recurate-nightly", timeout=600)
+            assert flow_run.state is not None and flow_run.state.is_completed(), flow_run.state
+            artifacts = client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id]))
+            )
+            keys = {a.key for a in artifacts}
+            assert {"curate-run-report", "curate-stage-counts", "curate-shards-manifest"} <= keys
+            assert "curate-contamination-report" in keys
+            # link artifacts are markdown links ("[text](file:///...)") to files that exist
+            links = {a.key: re.fullmatch(r"\[[^]]*\]\(file://(.+)\)", str(a.data)) for a in artifacts}
+            manifest, report_html = links["curate-shards-manifest"], links["curate-contamination-report"]
+            assert manifest and manifest[1].endswith("/shards/manifest.json") and Path(manifest[1]).is_file()
+            assert report_html and Path(report_html[1]).name == "report.html" and Path(report_html[1]).is_file()
+            # bad input fails the run at once, with the fix in the state message the UI shows
+            bad = run_deployment("curate/curate", parameters={"inputs": [str(tmp_path / "missing")]}, timeout=300)
+            assert bad.state is not None and bad.state.is_failed()
+            assert "input(s) not found" in str(bad.state.message)
+            # the second scheduled re-curation over unchanged inputs reuses every part
+            second = run_deployment("curate/recurate-nightly", timeout=600)
+            assert second.state is not None and second.state.is_completed(), second.state
+            # fine-tuning on the first run's shards, picked up from the pool by a process worker
+            shards = Path(manifest[1]).parent
+            tiny = save_tiny_llama(tmp_path / "tiny-llama", vocab_size=read_manifest(shards).tokenizer.vocab_size)
+            # the demo's shards hold a few packed rows: one a step, over two epochs
+            options = {"max_steps": 2, "epochs": 2, "gradient_accumulation_steps": 1, "loader_workers": 0}
+            scheduled = run_deployment(
+                "finetune/finetune",
+                parameters={"shards_dir": str(shards), "model": str(tiny), "config": options, "run_id": "ft"},
+                timeout=0,
+            )
+            worker = subprocess.run(
+                [sys.executable, "-m", "prefect", "worker", "start", "--pool", "chatsift-gpu", "--run-once"],
+                env=server,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert worker.returncode == 0, worker.stderr[-2000:]
+            finetuned = client.read_flow_run(scheduled.id)
+            assert finetuned.state is not None and finetuned.state.is_completed(), worker.stderr[-2000:]
+            keys = {
+                a.key
+                for a in client.read_artifacts(
+                    artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[finetuned.id]))
+                )
+            }
+            assert {"finetune-loss-curve", "finetune-summary", "finetune-progress"} <= keys
+    finally:
+        _stop(served)
+        serve_log.close()
+    first_dir, second_dir = sorted(p for p in (tmp_path / "runs").iterdir() if p.name not in ("cache", "finetune"))
+    report = RunReport.model_validate_json((first_dir / "report.json").read_text())
+    again = RunReport.model_validate_json((second_dir / "report.json").read_text())
+    assert report.records_read == report.kept + report.dropped > 0
+    assert sum(s.parts_reused for s in report.stages) == 0
+    assert [s.parts_reused for s in again.stages] == [s.parts for s in again.stages]
+    assert sum(s.parts for s in again.stages) > 0
+    run_dir = first_dir
+    assert (run_dir / "shards" / "manifest.json").is_file()
+    assert json.loads((run_dir / "contamination" / "report.json").read_text())["flagged_turns"] == 2
+    summary = json.loads((tmp_path / "runs" / "finetune" / "ft" / "summary.json").read_text())
+    assert summary["steps"] == 2 and (tmp_path / "runs/finetune/ft/final/adapter_model.safetensors").is_file()
