@@ -49,7 +49,7 @@ def prefect_server() -> Any:
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    # The harness takes ~10 s to start (prefect.md): start it once.
+    # The harness takes ~10 s to start (docs/defaults.md#prefect): start it once.
     with prefect_test_harness(server_startup_timeout=90), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield
 

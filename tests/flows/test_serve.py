@@ -43,7 +43,7 @@ def _wait(what: str, ready: object, proc: subprocess.Popen, timeout: float) -> N
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    # prefect.md: a worker ignored SIGTERM while the server was down; SIGINT works. Stop it first.
+    # docs/defaults.md#prefect: a worker ignored SIGTERM while the server was down; SIGINT works. Stop it first.
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         try:

@@ -1,6 +1,6 @@
 """curation.clean.markdown: ChatGPT's captured HTML → markdown, capture noise, and the markdown stage.
 
-The HTML here is hand-written in ChatGPT's early-2023 markup (shared/notes/sharegpt.md). Each of
+The HTML here is hand-written in ChatGPT's early-2023 markup (docs/sharegpt.md). Each of
 the FastChat/OpenChat converter's failures listed there has a regression test.
 """
 

@@ -40,7 +40,7 @@ def test_a_tokenizer_json_path_and_its_folder_load_the_same_tokenizer(shared_dat
     by_folder = load_tokenizer(str(phi3_path(shared_data).parent), cache_dir=tmp_path)
     assert by_path.get_vocab() == by_folder.get_vocab()
     assert [e.ids for e in by_path.encode_batch(TEXTS)] == [e.ids for e in by_folder.encode_batch(TEXTS)]
-    # It is the real Phi-3 file: its chat tokens are there (shared/notes/tokenizers.md).
+    # It is the real Phi-3 file: its chat tokens are there (docs/defaults.md#tokenizer).
     assert by_path.token_to_id("<|user|>") == 32010 and by_path.token_to_id("<|assistant|>") == 32001
     assert list(tmp_path.iterdir()) == []  # only the built-in uses the cache
 
