@@ -7,23 +7,19 @@ from pathlib import Path
 from prefect import flow, task
 
 from curation.clean.batch import CLEAN
-from curation.parquet import read_conversations_parquet, write_conversations, write_ledger
+from curation.parquet import read_conversations_parquet
 from curation.runs.stage_reports import merge_stage_reports
 from flows.execution import run_logger, run_parts
-from flows.stage_cache import PartResult, cached_part
+from flows.parts import PartResult, write_part
+from flows.stage_cache import cached_part
 from schemas import StageReport
 from schemas.config import CurationConfig
 from schemas.run_layout import RunPaths, part_name
 
 
 def _clean(part: str, paths: RunPaths, config: CurationConfig) -> PartResult:
-    name = part_name(part)
     kept, dropped, reports = CLEAN.call(read_conversations_parquet(Path(part)), config=config)
-    out = paths.stage_part("clean", name)
-    write_conversations(out, kept)
-    ledger = paths.ledger_part("clean", name)
-    write_ledger(ledger, dropped)
-    return PartResult(outputs=(str(out),), ledger=str(ledger), reports=tuple(reports))
+    return write_part(paths, "clean", part, kept, dropped, reports)
 
 
 @task(name="clean-part")

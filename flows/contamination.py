@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -25,11 +25,12 @@ from curation.contamination.report import (
     write_contamination_report,
     write_findings,
 )
-from curation.parquet import read_conversations_parquet, write_conversations, write_ledger
+from curation.parquet import read_conversations_parquet
 from curation.runs.stage_reports import merge_stage_reports, passthrough_report, stage_report
 from flows.execution import publish_markdown, publish_table, run_logger, run_step, run_subflow
+from flows.parts import PartResult, write_part
 from flows.resources import check_contamination_resources, contamination_devices, embed_with_cache
-from flows.stage_cache import PartResult, cached_part
+from flows.stage_cache import cached_part
 from schemas import StageReport
 from schemas.config import CurationConfig
 from schemas.contamination import ReviewerDecision
@@ -94,12 +95,7 @@ def _check(
         embed=lambda texts: embed_with_cache(texts, config.contamination),
         decisions=decisions,
     )
-    name = part_name(part)
-    out = paths.stage_part("contamination", name)
-    write_conversations(out, result.kept)
-    ledger = paths.ledger_part("contamination", name)
-    write_ledger(ledger, result.dropped)
-    findings = paths.stage_dir("contamination") / "findings" / f"part-{name}.parquet"
+    findings = paths.stage_dir("contamination") / "findings" / f"part-{part_name(part)}.parquet"
     write_findings(findings, result.findings)
     report = stage_report(
         "contamination",
@@ -109,10 +105,8 @@ def _check(
         changed=result.changed,
         seconds=time.perf_counter() - started,
     )
-    return PartResult(
-        outputs=(str(out),),
-        ledger=str(ledger),
-        reports=(report,),
+    return replace(
+        write_part(paths, "contamination", part, result.kept, result.dropped, [report]),
         findings=str(findings),
         decisions_applied=tuple((*key, effect) for key, effect in result.decisions_applied.items()),
     )

@@ -10,34 +10,52 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 from prefect import flow, task
 
 from curation.dedupe.common import removals_for_part, remove_listed
 from curation.dedupe.exact import EXACT_DUPLICATES, EXACT_KEYS
 from curation.dedupe.minhash import MINHASH_SIGNATURES, NEAR_DUPLICATES
-from curation.parquet import atomic_write_table, read_conversations_parquet, write_conversations, write_ledger
+from curation.parquet import atomic_write_table, read_conversations_parquet
 from curation.runs.stage_reports import merge_stage_reports, passthrough_report, stage_report
+from curation.stage import Stage as CurationStage
 from flows.execution import run_logger, run_parts, run_step
-from flows.stage_cache import PartResult, cached_part
+from flows.parts import PartResult, write_part
+from flows.stage_cache import cached_part
 from schemas import StageReport
 from schemas.arrow import EXACT_KEYS_SCHEMA, MINHASH_SIGNATURE_SCHEMA, REMOVALS_SCHEMA
 from schemas.config import CurationConfig
 from schemas.ledger import Stage
-from schemas.run_layout import RunPaths, part_name
+from schemas.run_layout import RunPaths
+
+
+def _keys_table_part(
+    stage: CurationStage[pa.Table],
+    part: str,
+    index: int,
+    paths: RunPaths,
+    config: CurationConfig,
+    *,
+    folder: Path,
+    schema: pa.Schema,
+) -> PartResult:
+    """One part's small table for a run-wide step (keys or signatures) in `folder`, cached on the
+    part's content and position: the table's `part` column holds the position."""
+    out = folder / f"{folder.name}-{index:05d}.parquet"
+
+    def compute() -> PartResult:
+        rows = stage.call(read_conversations_parquet(Path(part)), part=index, config=config)
+        atomic_write_table(out, rows, schema=schema)
+        return PartResult(outputs=(str(out),))
+
+    return cached_part(stage, paths=paths, config=config, inputs=[(str(index), Path(part))], compute=compute)
 
 
 @task(name="exact-keys-part")
 def exact_keys_part(part: str, index: int, paths: RunPaths, config: CurationConfig) -> PartResult:
-    """The part's exact-dedupe keys (hashes and ranks only), cached on its content and position."""
-    out = paths.stage_dir("dedupe_exact") / "keys" / f"keys-{index:05d}.parquet"
-
-    def compute() -> PartResult:
-        keys = EXACT_KEYS.call(read_conversations_parquet(Path(part)), part=index, config=config)
-        atomic_write_table(out, keys, schema=EXACT_KEYS_SCHEMA)
-        return PartResult(outputs=(str(out),))
-
-    # The position is in the key: the table's `part` column holds it.
-    return cached_part(EXACT_KEYS, paths=paths, config=config, inputs=[(str(index), Path(part))], compute=compute)
+    """The part's exact-dedupe keys (hashes and ranks only)."""
+    folder = paths.stage_dir("dedupe_exact") / "keys"
+    return _keys_table_part(EXACT_KEYS, part, index, paths, config, folder=folder, schema=EXACT_KEYS_SCHEMA)
 
 
 @task(name="exact-duplicates-global")
@@ -51,16 +69,10 @@ def exact_duplicates_global(keys: list[str], paths: RunPaths, config: CurationCo
 
 @task(name="minhash-signatures-part")
 def minhash_signatures_part(part: str, index: int, paths: RunPaths, config: CurationConfig) -> PartResult:
-    """The part's MinHash band hashes, cached on its content and position: the costly per-record step."""
-    out = paths.stage_dir("dedupe_minhash") / "signatures" / f"signatures-{index:05d}.parquet"
-
-    def compute() -> PartResult:
-        signatures = MINHASH_SIGNATURES.call(read_conversations_parquet(Path(part)), part=index, config=config)
-        atomic_write_table(out, signatures, schema=MINHASH_SIGNATURE_SCHEMA)
-        return PartResult(outputs=(str(out),))
-
-    return cached_part(
-        MINHASH_SIGNATURES, paths=paths, config=config, inputs=[(str(index), Path(part))], compute=compute
+    """The part's MinHash band hashes: the costly per-record step."""
+    folder = paths.stage_dir("dedupe_minhash") / "signatures"
+    return _keys_table_part(
+        MINHASH_SIGNATURES, part, index, paths, config, folder=folder, schema=MINHASH_SIGNATURE_SCHEMA
     )
 
 
@@ -80,14 +92,10 @@ def remove_duplicates_part(part: str, index: int, removals: str, stage: Stage, p
     convs = read_conversations_parquet(Path(part))
     result = remove_listed(convs, removals_for_part(pl.read_parquet(removals), index), stage=stage)
     # Not cached: a filter of one part by the run-wide list, as cheap as a cache lookup.
-    out = paths.stage_part(stage, part_name(part))
-    write_conversations(out, result.kept)
-    ledger = paths.ledger_part(stage, part_name(part))
-    write_ledger(ledger, result.dropped)
     report = stage_report(
         stage, inputs=len(convs), kept=len(result.kept), dropped=result.dropped, seconds=time.perf_counter() - started
     )
-    return PartResult(outputs=(str(out),), ledger=str(ledger), reports=(report,))
+    return write_part(paths, stage, part, result.kept, result.dropped, [report])
 
 
 def _remove_everywhere(

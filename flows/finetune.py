@@ -13,15 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import (
-    create_link_artifact,
-    create_markdown_artifact,
-    create_progress_artifact,
-    create_table_artifact,
-    update_progress_artifact,
-)
+from prefect import flow, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
+from flows.execution import publish_link, publish_markdown, publish_table, run_logger, run_step
 from schemas.config import FinetuneConfig
 from schemas.finetune import FinetuneSummary, StepMetrics
 from schemas.run_layout import new_run_id
@@ -44,7 +39,7 @@ def _curve_points(history: list[StepMetrics]) -> list[StepMetrics]:
 
 @task(name="finetune-train")
 def train_task(shards_dir: str, model: str, run_dir: str, config: FinetuneConfig, resume: bool) -> dict:
-    logger = get_run_logger()
+    logger = run_logger()
     progress: Any = create_progress_artifact(
         progress=0.0, key="finetune-progress", description=f"optimizer steps done, run {Path(run_dir).name}"
     )
@@ -68,7 +63,7 @@ def train_task(shards_dir: str, model: str, run_dir: str, config: FinetuneConfig
 
 
 def _artifacts(summary: FinetuneSummary, history: list[StepMetrics]) -> None:
-    create_table_artifact(
+    publish_table(
         key="finetune-loss-curve",
         table=[
             {
@@ -96,8 +91,8 @@ def _artifacts(summary: FinetuneSummary, history: list[StepMetrics]) -> None:
         "",
         f"Final weights and their lineage: `{summary.final_dir}`",
     ]
-    create_markdown_artifact(markdown="\n".join(lines), key="finetune-summary", description="fine-tuning summary")
-    create_link_artifact(
+    publish_markdown(markdown="\n".join(lines), key="finetune-summary", description="fine-tuning summary")
+    publish_link(
         key="finetune-loss-curve-svg",
         link=(Path(summary.run_dir) / "loss_curve.svg").resolve().as_uri(),
         link_text="loss_curve.svg",
@@ -126,7 +121,7 @@ def finetune_flow(
         f"{inputs.manifest.total_tokens:,} tokens, on {inputs.setup.device} ({inputs.setup.precision}); "
         f"run folder {run_dir}"
     )
-    result = train_task(str(shards_dir), model, str(run_dir), config, resume)
+    result = run_step(train_task, str(shards_dir), model, str(run_dir), config, resume)
     summary = FinetuneSummary.model_validate(result)
     metrics = Path(summary.run_dir) / METRICS_NAME
     history = [StepMetrics.model_validate_json(line) for line in metrics.read_text("utf-8").splitlines() if line]

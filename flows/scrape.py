@@ -22,13 +22,13 @@ from prefect import flow, task
 from curation.parquet import write_ledger
 from curation.scrape.fetch import (
     FETCH_PAGES,
-    RawPageStore,
     scrape_config_problem,
     scrape_dropped,
     targets_from_ids,
     targets_from_urls,
     write_fetched_pages,
 )
+from curation.scrape.store import RawPageStore
 from flows.execution import publish_markdown, run_logger, run_step
 from schemas.config import CurationConfig, ScrapeConfig
 from schemas.errors import ConfigError, InputError

@@ -14,8 +14,9 @@ from curation.shards.pack import PACK, with_unique_ids
 from curation.shards.tokenization import TOKENIZE
 from curation.shards.write import WRITE_SHARDS, tokenizer_info
 from flows.execution import publish_link, run_logger, run_parts, run_step, run_subflow
+from flows.parts import PartResult, write_part
 from flows.resources import check_tokenizer, template_for, tokenizer_for
-from flows.stage_cache import PartResult, cached_part
+from flows.stage_cache import cached_part
 from schemas import StageReport
 from schemas.config import CurationConfig
 from schemas.errors import InputError
@@ -30,14 +31,10 @@ def _tokenize(part: str, paths: RunPaths, config: CurationConfig) -> PartResult:
     tokenized, dropped = TOKENIZE.call(
         convs, config=config, tokenizer=tokenizer_for(config.tokenizer.spec), template=template_for(config)
     )
-    out = paths.stage_part("tokenize", part_name(part))
-    write_tokenized(out, tokenized)
-    ledger = paths.ledger_part("tokenize", part_name(part))
-    write_ledger(ledger, dropped)
     report = stage_report(
         "tokenize", inputs=len(convs), kept=len(tokenized), dropped=dropped, seconds=time.perf_counter() - started
     )
-    return PartResult(outputs=(str(out),), ledger=str(ledger), reports=(report,))
+    return write_part(paths, "tokenize", part, tokenized, dropped, [report], write=write_tokenized)
 
 
 @task(name="tokenize-part")

@@ -7,13 +7,14 @@ from pathlib import Path
 
 from prefect import flow, task
 
-from curation.parquet import read_conversations_parquet, write_conversations, write_ledger
+from curation.parquet import read_conversations_parquet
 from curation.runs.stage_reports import merge_stage_reports, stage_report
 from curation.shards.split import SPLIT
 from curation.shards.tokenizer_load import batch_token_counter
 from flows.execution import run_logger, run_parts
+from flows.parts import PartResult, write_part
 from flows.resources import tokenizer_for
-from flows.stage_cache import PartResult, cached_part
+from flows.stage_cache import cached_part
 from schemas import StageReport
 from schemas.config import CurationConfig
 from schemas.run_layout import RunPaths, part_name
@@ -24,21 +25,17 @@ def _split(part: str, paths: RunPaths, config: CurationConfig) -> PartResult:
     convs = read_conversations_parquet(Path(part))
     count_tokens = batch_token_counter(tokenizer_for(config.tokenizer.spec))
     result = SPLIT.call(convs, config=config, count_tokens=count_tokens)
-    out = paths.stage_part("split", part_name(part))
-    rows = write_conversations(out, result.kept)
-    ledger = paths.ledger_part("split", part_name(part))
-    write_ledger(ledger, result.dropped)
-    kept = sum(1 for c in result.kept if not c.split_index)
     report = stage_report(
         "split",
         inputs=len(convs),
-        kept=kept,
+        # A conversation kept whole or as pieces counts once; its pieces are the rows.
+        kept=sum(1 for c in result.kept if not c.split_index),
         dropped=result.dropped,
         changed=result.changed,
         seconds=time.perf_counter() - started,
-        rows_out=rows,
+        rows_out=len(result.kept),
     )
-    return PartResult(outputs=(str(out),), ledger=str(ledger), reports=(report,))
+    return write_part(paths, "split", part, result.kept, result.dropped, [report])
 
 
 # Retried once: the only transient failure here is loading the tokenizer.

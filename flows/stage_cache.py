@@ -24,45 +24,11 @@ from typing import Any
 
 from curation.runs.lineage import code_fingerprint
 from curation.stage import Stage
+from flows.parts import PartResult
 from schemas import StageReport
 from schemas.config import CurationConfig
 from schemas.files import TEMP_PREFIX, file_digest, link_or_copy
 from schemas.run_layout import RunPaths
-
-
-@dataclass(frozen=True)
-class PartResult:
-    """What one per-part task wrote and counted; the stage cache stores it beside the files it names."""
-
-    # What the next step reads: the kept part(s), or a keys or signatures table.
-    outputs: tuple[str, ...]
-    # This part's drops.
-    ledger: str | None = None
-    # One report per stage the task ran (clean runs six); each counts this one part.
-    reports: tuple[StageReport, ...] = ()
-    # contamination: every checked turn's finding, and the reviewers' decisions this part applied
-    # as (conversation id, benchmark, item id, effect).
-    findings: str | None = None
-    decisions_applied: tuple[tuple[str, str, str, str], ...] = ()
-    # Whether it came from the stage cache.
-    reused: bool = False
-
-    @property
-    def output(self) -> str:
-        """The one output of a task that writes one."""
-        (only,) = self.outputs
-        return only
-
-    @property
-    def report(self) -> StageReport:
-        """The one report of a task that runs one stage."""
-        (only,) = self.reports
-        return only
-
-    def files(self) -> list[Path]:
-        """Every file the result names: what a cache entry keeps."""
-        return [Path(p) for p in (*self.outputs, self.ledger, self.findings) if p]
-
 
 # Results name files inside the run directory; stored relative to it so a later run gets its own paths.
 _RUN_ROOT = "@run"

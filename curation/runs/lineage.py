@@ -32,38 +32,29 @@ def code_fingerprint() -> str:
     return digest.hexdigest()
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(_REPO), *args], capture_output=True, text=True, check=True, timeout=10
+    ).stdout.strip()
+
+
 def code_version() -> str:
     """The package version, plus the git commit (and '+dirty') when run from a checkout."""
     try:
         base = version("chatsift")
     except PackageNotFoundError:
         base = "unknown"
-    repo = _REPO
-    if not (repo / ".git").exists():
+    if not (_REPO / ".git").exists():
         return base
     try:
-        commit = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
+        commit = _git("rev-parse", "--short=12", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return base
     return f"{base}+g{commit}" + (".dirty" if dirty else "")
 
 
-def run_lineage(
-    *, paths: RunPaths, inputs: list[Path], config_hash: str, input_groups: list[InputGroup]
-) -> RunLineage:
+def run_lineage(*, paths: RunPaths, inputs: list[Path], config_hash: str, input_groups: list[InputGroup]) -> RunLineage:
     """The run's lineage: its inputs by content group, config and code, and a digest of every output file."""
     outputs = [OutputFile(path=str(f.relative_to(paths.root)), blake2b=file_digest(f)) for f in paths.published_files()]
     return RunLineage(

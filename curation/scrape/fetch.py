@@ -15,11 +15,8 @@ The HTTP client, the clock, `sleep` and the random source are arguments, so test
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import os
 import random
 import re
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -29,15 +26,14 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import ValidationError
 
 from curation.ingest.read import fetch_sidecar_path
+from curation.scrape.store import RawPageStore
 from curation.stage import Stage
 from schemas.config import ScrapeConfig
-from schemas.errors import InputError
-from schemas.files import atomic_target, atomic_write_bytes, atomic_write_text
+from schemas.files import atomic_target, atomic_write_text
 from schemas.ledger import Dropped, DropReason
-from schemas.scrape import FINAL_OUTCOMES, FetchOutcome, FetchResult, PageFetchSidecar, ScrapeTarget
+from schemas.scrape import FetchOutcome, FetchResult, PageFetchSidecar, ScrapeTarget
 
 # ShareGPT page ids are 7 base62 characters in every share seen (wNBG8Gp, QWJhYvA: the 3003 real
 # conversations in shared/data); letters and digits only, up to 32 to allow for other lengths.
@@ -52,10 +48,6 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Statuses worth another try (RFC 9110 section 15.6: server errors; RFC 6585 section 4: 429).
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
 _BLOCKED_STATUSES = frozenset({401, 403, 451})
-
-
-class JournalError(InputError):
-    """The store's journal holds a line that is not a FetchResult (other than a torn last line)."""
 
 
 def _shown(text: str) -> str:
@@ -267,79 +259,6 @@ class HostRateLimiter:
         if delay > 0:
             await self._sleep(delay)  # type: ignore[misc]
         return delay
-
-
-class RawPageStore:
-    """Raw pages by content hash plus a journal of how every id ended; shared by scrape runs.
-
-    root/objects/<sha256[:2]>/<sha256>: raw page bytes, written atomically (temp file + rename).
-    root/journal.jsonl: one FetchResult a line, appended with flush + fsync as each id ends, so a
-    kill loses at most the requests in flight. The latest line for an id is its state.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.objects = root / "objects"
-        self.journal = root / "journal.jsonl"
-        self._lock = threading.Lock()
-        root.mkdir(parents=True, exist_ok=True)
-        self._repair_torn_tail()
-
-    def _repair_torn_tail(self) -> None:
-        # A kill during an append can leave a last line without its newline; it is cut off so the
-        # next append starts a clean line (that id simply had not ended).
-        if not self.journal.exists():
-            return
-        data = self.journal.read_bytes()
-        if data and not data.endswith(b"\n"):
-            keep = data.rfind(b"\n") + 1
-            with open(self.journal, "r+b") as f:
-                f.truncate(keep)
-                f.flush()
-                os.fsync(f.fileno())
-
-    def object_path(self, sha256: str) -> Path:
-        return self.objects / sha256[:2] / sha256
-
-    def put(self, data: bytes) -> str:
-        """Store raw page bytes under their sha256 (once: the same bytes are never rewritten)."""
-        sha = hashlib.sha256(data).hexdigest()
-        path = self.object_path(sha)
-        if not path.exists():
-            atomic_write_bytes(path, data)
-        return sha
-
-    def read(self, sha256: str) -> bytes:
-        return self.object_path(sha256).read_bytes()
-
-    def record(self, result: FetchResult) -> None:
-        """Append how an id ended, durably (flush + fsync) before returning."""
-        line = result.model_copy(update={"reused": False}).model_dump_json() + "\n"
-        with self._lock, open(self.journal, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
-
-    def ended(self) -> dict[str, FetchResult]:
-        """The latest journaled result per page id."""
-        latest: dict[str, FetchResult] = {}
-        if not self.journal.exists():
-            return latest
-        with open(self.journal, encoding="utf-8") as f:
-            for number, line in enumerate(f, start=1):
-                try:
-                    result = FetchResult.model_validate_json(line)
-                except ValidationError as err:
-                    raise JournalError(f"{self.journal} line {number} is not a FetchResult: {err}") from err
-                latest[result.page_id] = result
-        return latest
-
-    def is_final(self, result: FetchResult) -> bool:
-        """Whether an id that ended so is not requested again: fetched (with its bytes still
-        here), not_found, gone, blocked or invalid. "failed" ids are requested again."""
-        if result.outcome not in FINAL_OUTCOMES:
-            return False
-        return result.outcome != "fetched" or (result.sha256 is not None and self.object_path(result.sha256).exists())
 
 
 def _utc_now() -> datetime:
