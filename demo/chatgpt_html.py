@@ -1,7 +1,7 @@
 """Produce ShareGPT input in the real markup: assistant turns as ChatGPT's DOM, pages as Next.js.
 
 Real ShareGPT HTML is no longer public, so tests, benchmarks and the demo build it from markdown
-with this module, following the markup the ShareGPT extension captured (shared/notes/sharegpt.md).
+with this module, following the markup the ShareGPT extension captured (docs/sharegpt.md).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from schemas.config import CurationConfig
 
 # The folder holding flows/ (this checkout, or /app in the images): where a work pool's worker runs from.
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
-# Nightly at 03:00 UTC (Prefect's cron is UTC unless a timezone is given; docs/defaults.md#run).
+# Nightly at 03:00 UTC (Prefect's cron is UTC unless a timezone is given; docs/defaults.md#prefect).
 NIGHTLY = "0 3 * * *"
 
 

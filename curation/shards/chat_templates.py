@@ -6,7 +6,7 @@ suffix (end of turn) and a separator. Only an assistant's content and suffix are
 only when the turn's weight is None or > 0. Tokenization (curation.shards.tokenization) encodes these
 pieces one by one, so the loss mask follows the pieces by construction instead of being
 recovered afterwards from a rendered string (FastChat's "tokenization mismatch",
-shared/notes/sharegpt.md).
+docs/sharegpt.md#training-formats).
 
 Where the separator matters: an assistant's end-of-turn token is trained (the model must learn to
 stop), but the newline some formats write after it is not: generation has stopped by then, so the

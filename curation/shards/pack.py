@@ -2,7 +2,7 @@
 
 Best-fit decreasing (BFD) places each sequence, longest first, into the open row with the least
 room that still holds it. On chat-like lengths it fills ~99.9% of the slots
-(shared/notes/dedupe-and-packing.md); greedy in-order packing fills ~85%.
+(docs/defaults.md#shards); greedy in-order packing fills ~85%.
 
 Two lower bounds on the number of rows any packing needs, with C = max_seq_len:
 - ceil(total tokens / C), which PackingInfo.lower_bound_rows reports;

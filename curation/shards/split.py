@@ -3,7 +3,7 @@
 A round is a user turn and the assistant turn answering it. A conversation that fits passes
 unchanged; a longer one is packed greedily, round by round, into pieces that each fit, and every
 piece opens with a user turn (or with the system turn, then a user turn). Nothing is lost
-silently, unlike FastChat's splitter (shared/notes/sharegpt.md): the round that overflows a piece
+silently, unlike FastChat's splitter (docs/sharegpt.md#splitting-long-conversations): the round that overflows a piece
 opens the next one, and a round too long for any piece is cut out with a round-scope ledger row
 while the rounds around it go on. Only when no round fits at all does the conversation drop.
 

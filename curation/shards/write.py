@@ -47,7 +47,7 @@ __all__ = ["WRITE_SHARDS", "tokenizer_info", "unpack_row", "write_shards"]
 # Until a row group has been measured: 4 bytes per int32 id plus 1 per uint8 mask value, the
 # uncompressed size. After that, the compressed bytes per token measured so far.
 _UNMEASURED_BYTES_PER_TOKEN = 5.0
-# Dictionary encoding makes token columns larger (shared/notes/dedupe-and-packing.md), and
+# Dictionary encoding makes token columns larger (docs/defaults.md#shards), and
 # conversation ids are unique, so no column gains from it.
 _PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "use_dictionary": False}
 

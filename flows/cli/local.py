@@ -24,7 +24,7 @@ def local_prefect() -> Iterator[None]:
         temporary_settings,
     )
 
-    # The heartbeat thread adds ~1 s per flow run (docs/defaults.md#run); the embedded server can
+    # The heartbeat thread adds ~1 s per flow run (docs/defaults.md#prefect); the embedded server can
     # take longer than the default 20 s to start on a busy 2-core machine.
     with temporary_settings(
         {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 90}

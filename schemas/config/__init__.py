@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+from pydantic import Field
+
 from schemas.config._base import ConfigSection
 from schemas.config.clean import (
     CHATGPT_ERROR_RESPONSES,
@@ -70,25 +72,71 @@ __all__ = [
 
 
 class CurationConfig(ConfigSection):
-    """All of a curation run's options."""
+    """All of a curation run's options: one table of the config file per field ([run], [shape], ...).
 
-    run: RunConfig = RunConfig()
-    ingest: IngestConfig = IngestConfig()
-    markdown: MarkdownConfig = MarkdownConfig()
-    shape: ShapeConfig = ShapeConfig()
-    model: ModelConfig = ModelConfig()
-    blocked: BlockedConfig = BlockedConfig()
-    secrets: SecretsConfig = SecretsConfig()
-    language: LanguageConfig = LanguageConfig()
-    dedupe_exact: ExactDedupeConfig = ExactDedupeConfig()
-    dedupe_minhash: MinHashConfig = MinHashConfig()
-    split: SplitConfig = SplitConfig()
-    contamination: ContaminationConfig = ContaminationConfig()
-    tokenizer: TokenizerConfig = TokenizerConfig()
-    shards: ShardsConfig = ShardsConfig()
-    scrape: ScrapeConfig = ScrapeConfig()
+    Each section's defaults and their sources are in docs/defaults.md, under the section's name.
+    """
+
+    run: RunConfig = Field(
+        default=RunConfig(), description="[run]: how a run is cut into tasks and where they run (docs/defaults.md#run)."
+    )
+    ingest: IngestConfig = Field(
+        default=IngestConfig(), description="[ingest]: reading input files (docs/defaults.md#ingest)."
+    )
+    markdown: MarkdownConfig = Field(
+        default=MarkdownConfig(),
+        description="[markdown]: assistant turns from ChatGPT HTML to markdown (docs/defaults.md#markdown).",
+    )
+    shape: ShapeConfig = Field(
+        default=ShapeConfig(), description="[shape]: turn order and size (docs/defaults.md#shape)."
+    )
+    model: ModelConfig = Field(
+        default=ModelConfig(), description="[model]: which captured ChatGPT models to keep (docs/defaults.md#model)."
+    )
+    blocked: BlockedConfig = Field(
+        default=BlockedConfig(),
+        description="[blocked]: refusal phrases and ChatGPT error widgets in assistant turns "
+        "(docs/defaults.md#blocked).",
+    )
+    secrets: SecretsConfig = Field(
+        default=SecretsConfig(),
+        description="[secrets]: API keys, e-mail addresses and phone numbers redacted (docs/defaults.md#secrets).",
+    )
+    language: LanguageConfig = Field(
+        default=LanguageConfig(), description="[language]: the optional language filter (docs/defaults.md#language)."
+    )
+    dedupe_exact: ExactDedupeConfig = Field(
+        default=ExactDedupeConfig(),
+        description="[dedupe_exact]: exact duplicate removal (docs/defaults.md#dedupe_exact).",
+    )
+    dedupe_minhash: MinHashConfig = Field(
+        default=MinHashConfig(),
+        description="[dedupe_minhash]: near-duplicate removal by MinHash LSH (docs/defaults.md#dedupe_minhash).",
+    )
+    split: SplitConfig = Field(
+        default=SplitConfig(),
+        description="[split]: long conversations split at round boundaries (docs/defaults.md#split).",
+    )
+    contamination: ContaminationConfig = Field(
+        default=ContaminationConfig(),
+        description="[contamination]: the check against benchmark items (docs/defaults.md#contamination).",
+    )
+    tokenizer: TokenizerConfig = Field(
+        default=TokenizerConfig(), description="[tokenizer]: the tokenizer (docs/defaults.md#tokenizer)."
+    )
+    shards: ShardsConfig = Field(
+        default=ShardsConfig(),
+        description="[shards]: chat template, packing and the training shards (docs/defaults.md#shards).",
+    )
+    scrape: ScrapeConfig = Field(
+        default=ScrapeConfig(), description="[scrape]: fetching ShareGPT pages (docs/defaults.md#scrape)."
+    )
     # Read by `chatsift finetune` only: it never changes a curated byte, so config_hash leaves it out.
-    finetune: FinetuneConfig = FinetuneConfig()
+    finetune: FinetuneConfig = Field(
+        default=FinetuneConfig(),
+        description="[finetune]: fine-tuning on the shards; read by `chatsift finetune` only, so it is not part of "
+        "config_hash (docs/defaults.md#finetune).",
+    )
 
     def config_hash(self) -> str:
         """A stable hash of every option that can change an output, for lineage and the manifest.

