@@ -26,7 +26,7 @@ from curation.scrape.fetch import (
     scrape_dropped,
     targets_from_ids,
     targets_from_urls,
-    write_fetched_pages,
+    write_pages_by_day,
 )
 from curation.scrape.store import RawPageStore
 from flows.execution import publish_markdown, run_logger, run_step
@@ -80,14 +80,6 @@ async def _fetch_with_client(
         return await FETCH_PAGES.call(targets, config=config, client=client, store=store)
 
 
-def _write_pages_by_day(store: RawPageStore, results: list[FetchResult], pages_root: Path) -> int:
-    by_day: dict[str, list[FetchResult]] = {}
-    for r in results:
-        if r.outcome == "fetched" and r.fetched_at:
-            by_day.setdefault(r.fetched_at[:10], []).append(r)
-    return sum(len(write_fetched_pages(store, day, pages_root / d)) for d, day in sorted(by_day.items()))
-
-
 @task(name="scrape-chunk", retries=0)
 def scrape_chunk(
     targets: list[ScrapeTarget], chunk: int, folder: ScrapePaths, run_id: str, config: CurationConfig
@@ -97,7 +89,7 @@ def scrape_chunk(
     started = time.perf_counter()
     results = _run_async(_fetch_with_client(targets, config, store))
     seconds = time.perf_counter() - started
-    pages = _write_pages_by_day(store, results, folder.pages)
+    pages = write_pages_by_day(store, results, folder.pages)
     write_ledger(folder.ledger_part(run_id, f"{chunk:05d}"), scrape_dropped(results))
     now = [r for r in results if not r.reused]
     return {

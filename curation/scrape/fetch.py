@@ -508,6 +508,15 @@ def write_fetched_pages(store: RawPageStore, results: Iterable[FetchResult], pag
     return written
 
 
+def write_pages_by_day(store: RawPageStore, results: list[FetchResult], pages_root: Path) -> int:
+    """write_fetched_pages into pages_root/<YYYY-MM-DD>/ by the UTC day each page was fetched; returns how many."""
+    by_day: dict[str, list[FetchResult]] = {}
+    for r in results:
+        if r.outcome == "fetched" and r.fetched_at:
+            by_day.setdefault(r.fetched_at[:10], []).append(r)
+    return sum(len(write_fetched_pages(store, day, pages_root / d)) for d, day in sorted(by_day.items()))
+
+
 def scrape_dropped(results: Iterable[FetchResult]) -> list[Dropped]:
     """A ledger row (stage "scrape") for every result that is not a fetched page."""
     dropped = []
