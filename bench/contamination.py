@@ -1,7 +1,7 @@
 """Benchmark the contamination check (training turns vs benchmark questions) on real data.
 
-    .venv/bin/python bench/contamination.py                       # all 3003 conversations x 19,073 items
-    .venv/bin/python bench/contamination.py --conversations 200 --mmlu-sample 500 --plants 20   # quick
+    .venv/bin/python -m bench.contamination                       # all 3003 conversations x 19,073 items
+    .venv/bin/python -m bench.contamination --conversations 200 --mmlu-sample 500 --plants 20   # quick
 
 The curation functions are called directly (no Prefect), on the device --device picks (as
 contamination.device does: "auto" takes the GPU when torch and FAISS both see one). Figures,
@@ -19,7 +19,7 @@ each timed on its own with time.perf_counter (nothing here asserts a timing):
 5. what the check flags on the untouched real conversations, every flagged pair listed so a
    person can judge it;
 6. with --plants N: N items planted verbatim and N lightly edited into copies of real
-   conversations (tests/test_contamination_real.py's helpers), and the recall of each.
+   conversations (tests/helpers/planting.py), and the recall of each.
 
 Peak RSS (resource.getrusage) is printed after each phase; the last line is for the README.
 """
@@ -41,24 +41,23 @@ from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from curation.contamination.benchmarks import read_benchmarks  # noqa: E402
-from curation.contamination.check import (  # noqa: E402
+from curation.contamination.benchmarks import read_benchmarks
+from curation.contamination.check import (
     ContaminationResult,
     build_benchmark_index,
     check_contamination,
     turn_units,
 )
-from curation.contamination.embedding_cache import CachedEmbeddings, cached_embeddings, model_cache_dir  # noqa: E402
-from curation.contamination.vector_search import faiss_gpu_count, flat_ip_index, search_top  # noqa: E402
-from curation.text import normalize_text  # noqa: E402
-from flows.resources import contamination_devices, embed_normalized, embedder_for, embedding_dim  # noqa: E402
-from schemas import Conversation  # noqa: E402
-from schemas.config import LOCAL_BENCHMARK_PRESETS, ContaminationConfig  # noqa: E402
-from schemas.contamination import BenchmarkItem  # noqa: E402
-from tests.curation.contamination.test_check_real import _conversation, _plant, light_edit  # noqa: E402
+from curation.contamination.embedding_cache import CachedEmbeddings, cached_embeddings, model_cache_dir
+from curation.contamination.vector_search import faiss_gpu_count, flat_ip_index, search_top
+from curation.text import normalize_text
+from flows.resources import contamination_devices, embed_normalized, embedder_for, embedding_dim
+from schemas import Conversation
+from schemas.config import LOCAL_BENCHMARK_PRESETS, ContaminationConfig
+from schemas.contamination import BenchmarkItem
+from tests.helpers.planting import light_edit, plant, real_conversation
+
+REPO = Path(__file__).resolve().parents[1]
 
 SEED = 20261121
 SAMPLE = "data/sharegpt/sharegpt_v3_unfiltered_cleaned_split.first3003.json.gz"
@@ -115,7 +114,7 @@ def read_conversations(sample: Path, limit: int) -> tuple[list[Conversation], in
         records: list[dict[str, Any]] = json.load(f)
     if limit > 0:
         records = records[:limit]
-    convs = [c for i, raw in enumerate(records) if (c := _conversation(raw, i)) is not None]
+    convs = [c for i, raw in enumerate(records) if (c := real_conversation(raw, i)) is not None]
     return convs, len(records) - len(convs)
 
 
@@ -156,7 +155,7 @@ def plant_items(
             modes = ("new_round", "paragraph", "request") if kind == "exact" else ("new_round", "paragraph")
             mode = modes[k % len(modes)]
             pid = f"plant-{kind}-{item.benchmark}-{k}"
-            conv, at = _plant(rng.choice(convs), text, mode, pid)
+            conv, at = plant(rng.choice(convs), text, mode, pid)
             plants[pid] = (kind, item, at)
             planted.append(conv)
     return planted, plants

@@ -1,7 +1,7 @@
 """Benchmark ingest → clean on the real ShareGPT sample scaled up by re-identified copies.
 
 Prints conversations/second per stage and the peak memory (RSS) of the measuring process, and
-one line for the README. Usage: python bench/curate.py [--scale 30] [--html] [--shared ../shared]
+one line for the README. Usage: python -m bench.curate [--scale 30] [--html] [--shared ../shared]
 """
 
 from __future__ import annotations
@@ -16,15 +16,14 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from curation.clean.batch import clean_batch
+from curation.ingest.groups import partition_records
+from curation.ingest.read import read_conversations
+from curation.runs.stage_reports import merge_stage_reports
+from demo.chatgpt_html import markdown_to_chatgpt_html
+from schemas.config import CurationConfig
 
-from curation.clean.batch import clean_batch  # noqa: E402
-from curation.ingest.read import read_conversations  # noqa: E402
-from curation.parquet import partition_records  # noqa: E402
-from curation.runs.stage_reports import merge_stage_reports  # noqa: E402
-from demo.chatgpt_html import markdown_to_chatgpt_html  # noqa: E402
-from schemas.config import CurationConfig  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def write_scaled_dump(sample: list[dict], scale: int, html: bool, dest: Path) -> int:
@@ -102,8 +101,8 @@ def main() -> None:
         write_scaled_dump(sample, args.scale, args.html, dump)
         del sample
         # A fresh process, so its peak RSS is the pipeline's, not the dump writer's.
-        cmd = [sys.executable, __file__, "--measure", str(dump)] + (["--html"] if args.html else [])
-        subprocess.run(cmd, check=True)
+        cmd = [sys.executable, "-m", "bench.curate", "--measure", str(dump)] + (["--html"] if args.html else [])
+        subprocess.run(cmd, check=True, cwd=REPO)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Curates the first --conversations real conversations with the Phi-3 tokenizer an
 (contamination off) into packed shards of --seq-len tokens, builds a randomly initialised Llama
 of the given size with Phi-3's vocabulary (or loads --model), and runs `run_finetune` for --steps
 optimizer steps. On a GPU it runs bf16 with SDPA (or flash-attention when installed).
-Usage: python bench/finetune.py [--shared ../shared] [--method lora|full] [--steps N] [--hidden H --layers L]
+Usage: python -m bench.finetune [--shared ../shared] [--method lora|full] [--steps N] [--hidden H --layers L]
 """
 
 from __future__ import annotations
@@ -12,20 +12,18 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import torch
+
+from flows.cli import main as chatsift
+from schemas.config import FinetuneConfig
+from schemas.shards import read_manifest
+from train.run import run_finetune
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-import torch  # noqa: E402
-
-from flows.cli import main as chatsift  # noqa: E402
-from schemas.config import FinetuneConfig  # noqa: E402
-from schemas.shards import read_manifest  # noqa: E402
-from train.run import run_finetune  # noqa: E402
 
 SAMPLE = "sharegpt_v3_unfiltered_cleaned_split.first3003.json.gz"
 

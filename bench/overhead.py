@@ -3,18 +3,19 @@
 What is compared, in one process:
 
 - Prefect run: `curate_flow(...)` on the embedded (ephemeral) Prefect server that a user's
-  `chatsift curate` starts, under the same settings (flows/cli.py `_local_prefect()`: heartbeat off,
-  analytics off), with `run.cache=False` so every part is computed, and `run.max_workers=1` so tasks
-  run one at a time, like the baseline. The default thread runner (`max_workers=None`: all of a
-  subflow's tasks at once) is timed too, for information; it is not the like-for-like comparison.
-- Baseline: the very same work in the same order with no Prefect at all: a plain sequential loop that
-  mirrors curate_flow and its subflows and calls each task's undecorated function (`task.fn`):
-  ingest groups → clean parts → exact keys → find exact → remove → MinHash signatures → find near →
-  remove → contamination (benchmark index, check per part, report; skipped when no benchmark is
-  configured, as in the default config) → split → publish → tokenize → pack, then the run's
-  counts, report.json/report.md and the ledger check. The task bodies call `get_run_logger()`,
-  which needs a Prefect run context: the baseline patches that name in the flows modules (here
-  only, for the baseline's duration) to return a plain `logging` logger with a NullHandler.
+  `chatsift curate` starts, under the same settings (flows.cli.local `local_prefect()`: heartbeat
+  off, analytics off), with `run.cache=False` so every part is computed, and `run.max_workers=1` so
+  tasks run one at a time, like the baseline. The default thread runner (`max_workers=None`: all of
+  a subflow's tasks at once) is timed too, for information; it is not the like-for-like comparison.
+- Baseline: the very same flow functions with no Prefect at all, on flows/execution.py's plain
+  runner: inside `plain_execution()`, `curate_flow.fn(...)` runs curate's body, each subflow's body
+  (`run_subflow` calls the flow's `.fn`) and each task's undecorated function (`run_parts` and
+  `run_step` call `task.fn`, one at a time, in the order the flow submits them). `run_logger()` is
+  a plain `logging` logger ("chatsift") and the `publish_*` calls publish nothing. No second copy of
+  the pipeline: both variants run the same code, so the baseline writes everything the Prefect run
+  writes (report.json, report.md, lineage.json, the contamination report), bar the artifacts. The
+  runner's `PlainCalls` counts the task functions called (per task name, with the wall seconds
+  inside them) and the subflows run.
 
 Overhead share = (Prefect wall - baseline wall) / Prefect wall. It contains everything Prefect
 adds to a run: flow- and task-run creation and state changes on the API, parameter validation and
@@ -26,7 +27,8 @@ migrated), and the first run in the process (loading the tokenizer and, for the 
 embedding model: both variants run once as a warm-up before anything is timed). After each
 Prefect run the bench waits for the server to finish recording task runs (it records them
 asynchronously) and reports that wait ("settle") separately; it counts the task runs and
-subflow runs from the API and checks them against the count of `.fn` calls in the baseline.
+subflow runs from the API and checks them (in all and per task name) against the plain runner's
+count of task functions called and subflows run.
 
 Where the overhead goes: the server's record of each task run's duration (Running → Completed)
 is set against the baseline's time in the same task function. "In task runs" is their
@@ -40,23 +42,25 @@ repeat shows itself. CPU seconds are printed too: this process in each variant, 
 process during the Prefect run.
 
 Both variants must write the same bytes: conversations/, ledger/ and shard files are compared,
-and manifest.json without its run_id and created_at, and the reports' stage counts. The demo runs
-3 times and the scaled sample 3 times (medians reported; the variant that goes first alternates
-between repeats; --scaled-repeats 1 for one x30 repeat of ~7 minutes here). The stage cache is off;
-the embedding cache (~/.cache/chatsift, outside the run) is on for both and warm after the warm-up.
+manifest.json without its run_id and created_at, lineage.json without its run_id and the
+manifest's digest, and the reports' stage counts and totals. The demo runs 3 times and the scaled
+sample 3 times (medians reported; the variant that goes first alternates between repeats;
+--scaled-repeats 1 for one x30 repeat of ~7 minutes here). The stage cache is off; the embedding
+cache (~/.cache/chatsift, outside the run) is on for both and warm after the warm-up.
 
-The x30 sample is bench/curate.py's: the 3003 real ShareGPT conversations written 30 times with
+The x30 sample is bench.curate's: the 3003 real ShareGPT conversations written 30 times with
 new ids (`write_scaled_dump`), one 635 MB JSON dump. Exact dedupe drops the 29 copies, so ingest,
 clean and the exact-dedupe keys handle 90,090 conversations and the later stages ~2,800 (in the
 same 19 parts, so the same number of task runs): 90,090 distinct conversations would give those
 task runs ~30x more work and Prefect a smaller share.
 
-What the baseline cannot include: the artifacts (run report, stage table, links) exist only in
-Prefect, so their cost counts as overhead; the baseline runs the stages one after another, as the
-1-worker Prefect run does, so the default runner's concurrency gain (or loss) is not part of the
-share; and a user's first run also pays `import prefect` and the server start, reported apart.
+What the baseline cannot include: the artifacts (run report, stage table, links) are published
+only on Prefect (the plain runner's `publish_*` do nothing), so their cost counts as overhead; the
+baseline runs the tasks one after another, as the 1-worker Prefect run does, so the default
+runner's concurrency gain (or loss) is not part of the share; and a user's first run also pays
+`import prefect` and the server start, reported apart.
 
-Usage: python bench/overhead.py [--scale 30] [--demo-repeats 3] [--scaled-repeats 3] [--skip-demo]
+Usage: python -m bench.overhead [--scale 30] [--demo-repeats 3] [--scaled-repeats 3] [--skip-demo]
        [--skip-scaled] [--no-default-runner] [--shared ../shared] [--work-dir DIR] [--prefect-home DIR]
 A smaller sample while developing: --scale 3.
 """
@@ -67,34 +71,20 @@ import argparse
 import gc
 import gzip
 import json
-import logging
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # Prefect is imported only after PREFECT_HOME is set (in main)
+    from flows.execution import PlainCalls
+    from schemas import RunReport
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-# Modules whose task or flow bodies call get_run_logger(); the baseline gives them a plain logger.
-_LOGGING_MODULES = (
-    "flows.ingest",
-    "flows.clean",
-    "flows.dedupe",
-    "flows.split",
-    "flows.shards",
-    "flows.contamination",
-    "flows.curate",
-)
-_SUBFLOWS = ("ingest", "clean", "dedupe_exact", "dedupe_minhash", "contamination_check", "split", "shards")
 
 
 def _say(line: str) -> None:
@@ -102,219 +92,17 @@ def _say(line: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The baseline: curate_flow's work without Prefect.
+# The baseline: the same flow functions on the plain runner, without Prefect.
 
 
-@contextmanager
-def _stand_in_loggers() -> Iterator[logging.Logger]:
-    """Patch `get_run_logger` in the flows modules to return a plain logger, and restore it."""
-    import importlib
+def baseline_curate(inputs: list[Path], out_dir: Path, config: Any, run_id: str) -> tuple[RunReport, PlainCalls]:
+    """curate_flow's body and its subflows' bodies in order, each task's `.fn` called one at a time."""
+    from flows.curate import curate_flow
+    from flows.execution import plain_execution
 
-    logger = logging.getLogger("chatsift.bench.baseline")
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    if not logger.handlers:
-        logger.addHandler(logging.NullHandler())
-    modules = [importlib.import_module(name) for name in _LOGGING_MODULES]
-    saved = [m.get_run_logger for m in modules]  # type: ignore[attr-defined]
-    for m in modules:
-        m.get_run_logger = lambda: logger  # type: ignore[attr-defined]
-    try:
-        yield logger
-    finally:
-        for m, original in zip(modules, saved, strict=True):
-            m.get_run_logger = original  # type: ignore[attr-defined]
-
-
-@dataclass
-class Calls:
-    """The task functions the baseline called: the task runs a Prefect run makes for the same work."""
-
-    tasks: int = 0
-    by_name: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0  # wall time inside the task functions
-    seconds_by_name: dict[str, float] = field(default_factory=dict)
-
-    def __call__(self, task: Any, *args: Any) -> Any:
-        self.tasks += 1
-        self.by_name[task.name] = self.by_name.get(task.name, 0) + 1
-        started = time.perf_counter()
-        try:
-            return task.fn(*args)
-        finally:
-            seconds = time.perf_counter() - started
-            self.seconds += seconds
-            self.seconds_by_name[task.name] = self.seconds_by_name.get(task.name, 0.0) + seconds
-
-
-def baseline_curate(inputs: list[Path], out_dir: Path, config: Any, run_id: str) -> tuple[Any, Calls]:
-    """curate_flow's body and subflows as a plain sequential loop over the tasks' `.fn`."""
-    from flows.config_file import check_inputs, check_resources
-
-    from curation.contamination.benchmarks import read_benchmark_items_parquet
-    from curation.contamination.decisions import decisions_by_conversation, read_decisions
-    from curation.contamination.report import build_contamination_report, write_contamination_report
-    from curation.ingest.read import list_input_files
-    from curation.parquet import atomic_write_text
-    from curation.runs.lineage import code_version
-    from curation.runs.stage_reports import (
-        count_source_records,
-        ledger_balance_errors,
-        merge_stage_reports,
-        passthrough_report,
-        run_report_markdown,
-        stage_report,
-    )
-    from flows.clean import clean_part
-    from flows.contamination import CALIBRATION, check_part, index_benchmarks
-    from flows.curate import LedgerImbalanceError
-    from flows.dedupe import exact_keys_part, find_exact_part, find_near_part, remove_part, signatures_part
-    from flows.ingest import MAX_TASK_INPUT_BYTES, group_input_files, ingest_files
-    from flows.resources import contamination_devices
-    from flows.shards import pack_and_write, tokenize_part
-    from flows.split import split_part
-    from schemas import RunReport
-    from schemas.run_layout import RunPaths, publish_parts, run_record_json
-
-    call = Calls()
-    with _stand_in_loggers() as logger:
-        inputs = [Path(p) for p in inputs]
-        check_inputs(inputs)
-        check_resources(config)
-        cache = Path(config.run.cache_dir) if config.run.cache_dir else out_dir / "cache"
-        paths = RunPaths.create(out_dir, run_id, cache_dir=cache if config.run.cache else None)
-        started = datetime.now(UTC).isoformat(timespec="seconds")
-        paths.clear_outputs()
-        paths.cache.remove_temporaries()
-        atomic_write_text(paths.config_json, config.model_dump_json(indent=2))
-        atomic_write_text(paths.run_json, run_record_json(paths.run_id, inputs, out_dir, started))
-
-        def remove_everywhere(parts: list[str], removals: str, stage: str, per_part: list[dict]) -> tuple:
-            results = [call(remove_part, p, i, removals, stage, paths) for i, p in enumerate(parts)]
-            (report,) = merge_stage_reports([r["report"] for r in results])
-            report.parts = len(per_part)
-            report.parts_reused = sum(r["reused"] for r in per_part)
-            logger.info(
-                "%s: %d in, %d kept, %d dropped %s",
-                stage,
-                report.inputs,
-                report.kept,
-                report.dropped,
-                report.dropped_by_reason,
-            )
-            return [r["part"] for r in results], report
-
-        # ingest
-        files = [f for path in inputs for f in list_input_files(path)]
-        groups = group_input_files(files, target_files=config.run.batch_size, max_bytes=MAX_TASK_INPUT_BYTES)
-        results = [call(ingest_files, g, paths, config) for g in groups]
-        ingest_parts = [p for r in results for p in r["parts"]]
-        (ingest_report,) = merge_stage_reports([r["report"] for r in results]) or [
-            stage_report("ingest", inputs=0, kept=0, dropped=[])
-        ]
-        # clean
-        results = [call(clean_part, p, paths, config) for p in ingest_parts]
-        clean_parts = [r["part"] for r in results]
-        clean_reports = merge_stage_reports([s for r in results for s in r["reports"]])
-        # dedupe_exact
-        if not config.dedupe_exact.enabled or not clean_parts:
-            exact_parts, exact_report = clean_parts, passthrough_report(clean_parts, "dedupe_exact")
-        else:
-            keys = [call(exact_keys_part, p, i, paths, config) for i, p in enumerate(clean_parts)]
-            removals = call(find_exact_part, [k["keys"] for k in keys], paths, config)
-            exact_parts, exact_report = remove_everywhere(clean_parts, removals, "dedupe_exact", keys)
-        # dedupe_minhash
-        if not config.dedupe_minhash.enabled or not exact_parts:
-            near_parts, near_report = exact_parts, passthrough_report(exact_parts, "dedupe_minhash")
-        else:
-            signatures = [call(signatures_part, p, i, paths, config) for i, p in enumerate(exact_parts)]
-            removals = call(find_near_part, [s["signatures"] for s in signatures], exact_parts, paths, config)
-            near_parts, near_report = remove_everywhere(exact_parts, removals, "dedupe_minhash", signatures)
-        # contamination_check
-        c = config.contamination
-        if not c.enabled or not c.benchmark_specs() or not near_parts:
-            why = "disabled" if not c.enabled else "no benchmarks configured" if near_parts else "no input"
-            logger.warning("contamination check skipped: %s", why)
-            checked_parts, contamination_report = near_parts, passthrough_report(near_parts, "contamination")
-            contamination_files = {"skipped": why}
-        else:
-            decisions = read_decisions(Path(c.decisions_file)) if c.decisions_file else []
-            grouped = decisions_by_conversation(decisions)
-            bench = call(index_benchmarks, paths, config)
-            results = [call(check_part, p, i, bench, paths, config, grouped) for i, p in enumerate(near_parts)]
-            (contamination_report,) = merge_stage_reports([r["report"] for r in results])
-            contamination_report.changed["benchmark_items_embedded"] = bench["embedded"]
-            items = read_benchmark_items_parquet(Path(bench["items"]))
-            device, gpu = contamination_devices(c.device)
-            summary = build_contamination_report(
-                [Path(r["findings"]) for r in results],
-                items,
-                config=c,
-                run_id=paths.run_id,
-                created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                device=f"embeddings {device}, FAISS {'GPU' if gpu else 'CPU'}",
-                conversations_checked=contamination_report.inputs,
-                decisions=decisions,
-                decisions_applied={tuple(a[:3]): a[3] for r in results for a in r["applied"]},
-                calibration=CALIBRATION,
-            )
-            contamination_files = write_contamination_report(summary, paths.root / "contamination")
-            checked_parts = [r["part"] for r in results]
-        # split
-        results = [call(split_part, p, i, paths, config) for i, p in enumerate(checked_parts)]
-        split_parts = [r["part"] for r in results]
-        (split_report,) = merge_stage_reports([r["report"] for r in results]) or [
-            stage_report("split", inputs=0, kept=0, dropped=[], rows_out=0)
-        ]
-        logger.info("split: %d → %d rows, %s", split_report.inputs, split_report.rows_out, split_report.changed)
-        final_parts = publish_parts(split_parts, paths.conversations_dir)
-        # shards
-        results = [call(tokenize_part, p, i, paths, config) for i, p in enumerate(final_parts)]
-        (tokenize_report,) = merge_stage_reports([r["report"] for r in results]) or [
-            stage_report("tokenize", inputs=0, kept=0, dropped=[])
-        ]
-        packed = call(pack_and_write, [r["part"] for r in results], paths, config)
-        manifest, shard_reports = packed["manifest"], [tokenize_report, packed["report"]]
-
-        # the rest of curate_flow's body, less its Prefect artifacts
-        stages = [
-            ingest_report,
-            *clean_reports,
-            exact_report,
-            near_report,
-            contamination_report,
-            split_report,
-            *shard_reports,
-        ]
-        kept, dropped = count_source_records([Path(p) for p in final_parts], sorted(paths.ledger_dir.glob("*.parquet")))
-        report = RunReport(
-            run_id=paths.run_id,
-            started_at=started,
-            finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            inputs=[str(p) for p in inputs],
-            config_hash=config.config_hash(),
-            code_version=code_version(),
-            records_read=ingest_report.inputs,
-            kept=kept,
-            rows=split_report.rows_out or 0,
-            dropped=dropped,
-            stages=stages,
-            outputs={
-                "conversations": str(paths.conversations_dir),
-                "ledger": str(paths.ledger_dir),
-                "report": str(paths.report_json),
-                "shards": manifest,
-                "parts": str(len(final_parts)),
-                **{f"contamination_{kind}": path for kind, path in contamination_files.items()},
-            },
-        )
-        atomic_write_text(paths.report_json, report.model_dump_json(indent=2))
-        atomic_write_text(paths.report_md, run_report_markdown(report))
-        errors = ledger_balance_errors(report)
-        if errors:
-            raise LedgerImbalanceError("; ".join(errors))
-        logger.info("run %s: read %d, kept %d, dropped %d", report.run_id, report.records_read, kept, dropped)
-    return report, call
+    with plain_execution() as calls:
+        report = curate_flow.fn(inputs=inputs, out_dir=out_dir, config=config, run_id=run_id)
+    return report, calls
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,6 +126,8 @@ class Recorded:
     # The task runs' own durations (Running → Completed), as Prefect recorded them.
     task_seconds: float
     seconds_by_name: dict[str, float]
+    # Task runs per task name, to set against the plain runner's calls per name.
+    runs_by_name: dict[str, int]
 
 
 def recorded_runs(flow_run_id: Any, *, timeout: float = 180.0) -> Recorded:
@@ -383,13 +173,15 @@ def recorded_runs(flow_run_id: Any, *, timeout: float = 180.0) -> Recorded:
             time.sleep(0.25)
     not_completed = sum(1 for t in tasks if t.state is None or not t.state.is_completed())
     by_name: dict[str, float] = {}
+    runs_by_name: dict[str, int] = {}
     for t in tasks:
+        name = t.name.rsplit("-", 1)[0]  # "clean-part-67d": the task's name and a short suffix
+        runs_by_name[name] = runs_by_name.get(name, 0) + 1
         if t.start_time and t.end_time:
-            name = t.name.rsplit("-", 1)[0]  # "clean-part-67d": the task's name and a short suffix
             by_name[name] = by_name.get(name, 0.0) + (t.end_time - t.start_time).total_seconds()
     # The 1.5 s stability window is the bench's own wait, not the server's.
     settle = max(0.0, stable_since - started)
-    return Recorded(len(tasks), len(subflows), settle, not_completed, sum(by_name.values()), by_name)
+    return Recorded(len(tasks), len(subflows), settle, not_completed, sum(by_name.values()), by_name, runs_by_name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -412,6 +204,19 @@ def _manifest_without_run(run: Path) -> dict:
     return manifest
 
 
+def _lineage_without_run(run: Path) -> dict | None:
+    """lineage.json less its run id and the digest of shards/manifest.json (which holds created_at)."""
+    path = run / "lineage.json"
+    if not path.is_file():
+        return None
+    lineage = json.loads(path.read_text())
+    lineage.pop("run_id", None)
+    for output in lineage.get("outputs", []):
+        if output.get("path") == "shards/manifest.json":
+            output.pop("blake2b", None)
+    return lineage
+
+
 def _counts(report: Any) -> list[tuple]:
     return [(s.stage, s.inputs, s.kept, s.dropped, s.rows_out, s.dropped_by_reason, s.changed) for s in report.stages]
 
@@ -425,6 +230,13 @@ def outputs_differ(a: Path, b: Path, report_a: Any, report_b: Any) -> list[str]:
     ]
     if _manifest_without_run(a) != _manifest_without_run(b):
         problems.append("manifest.json differs (beyond run_id and created_at)")
+    lineage_a, lineage_b = _lineage_without_run(a), _lineage_without_run(b)
+    if lineage_a is None or lineage_b is None:
+        problems.append("lineage.json missing from a run")
+    elif lineage_a != lineage_b:
+        # code_version and code_fingerprint differ too when the checkout's sources change between the runs.
+        keys = sorted(k for k in set(lineage_a) | set(lineage_b) if lineage_a.get(k) != lineage_b.get(k))
+        problems.append(f"lineage.json differs (beyond run_id and the manifest's digest) in: {', '.join(keys)}")
     if _counts(report_a) != _counts(report_b):
         problems.append("the reports' stage counts differ")
     if (report_a.records_read, report_a.kept, report_a.dropped, report_a.rows) != (
@@ -463,6 +275,9 @@ class Result:
     task_runs: int = 0
     subflow_runs: int = 0
     baseline_tasks: int = 0
+    baseline_subflows: int = 0
+    # Per task name: (task runs recorded, the plain runner's calls), where they differ in a repeat.
+    count_mismatches: list[str] = field(default_factory=list)
     not_completed: int = 0
     match: list[bool] = field(default_factory=list)
     default_match: list[bool] = field(default_factory=list)
@@ -558,13 +373,20 @@ def measure(label: str, inputs: list[Path], config: Any, work: Path, repeats: in
         result.baseline_task_s.append(calls.seconds)
         result.task_runs, result.subflow_runs = recorded.task_runs, recorded.subflow_runs
         result.baseline_tasks, result.not_completed = calls.tasks, recorded.not_completed
+        result.baseline_subflows = len(calls.subflows)
+        result.count_mismatches += [
+            f"{name}: {recorded.runs_by_name.get(name, 0)} task runs recorded, {calls.by_name.get(name, 0)} calls"
+            for name in sorted(set(recorded.runs_by_name) | set(calls.by_name))
+            if recorded.runs_by_name.get(name, 0) != calls.by_name.get(name, 0)
+        ]
         differences = outputs_differ(runs / "prefect" / f"r{i}", runs / "baseline" / f"r{i}", p_report, b_report)
         result.match.append(not differences)
         result.differences += differences
         line = (
             f"  {label} #{i}: prefect (1 worker) {p_s:.2f} s, baseline {b_s:.2f} s, "
             f"share {(p_s - b_s) / p_s:.1%}; {recorded.task_runs} task runs + {recorded.subflow_runs} subflow runs "
-            f"recorded (baseline called {calls.tasks} task functions: {calls.by_name}), "
+            f"recorded (baseline called {calls.tasks} task functions: {calls.by_name}, "
+            f"and ran {len(calls.subflows)} subflows), "
             f"server settled {recorded.settle_s:.1f} s after return; outputs match: {not differences}"
         )
         if default_runner:
@@ -673,7 +495,7 @@ def main() -> None:
     import_s = time.perf_counter() - started
     from bench.curate import write_scaled_dump
     from demo.inputs import DEMO_CONFIG, write_demo_inputs
-    from flows.cli import _local_prefect
+    from flows.cli.local import local_prefect
     from schemas.config import CurationConfig
 
     _say(
@@ -682,7 +504,7 @@ def main() -> None:
     )
     results: list[Result] = []
     try:
-        with _local_prefect():
+        with local_prefect():
             from prefect import get_client
 
             started = time.perf_counter()
@@ -751,10 +573,22 @@ def main() -> None:
             _say(
                 f"WARNING {r.label}: the server recorded {r.task_runs} task runs, the baseline made {r.baseline_tasks}"
             )
+        if r.subflow_runs != r.baseline_subflows:
+            _say(
+                f"WARNING {r.label}: the server recorded {r.subflow_runs} subflow runs, "
+                f"the baseline ran {r.baseline_subflows}"
+            )
+        for m in sorted(set(r.count_mismatches)):
+            _say(f"WARNING {r.label}: {m}")
         if r.not_completed:
             _say(f"WARNING {r.label}: {r.not_completed} task runs not in a Completed state")
         for d in sorted(set(r.differences)):
             _say(f"MISMATCH {r.label}: {d}")
+        counted = (r.task_runs, r.subflow_runs) == (r.baseline_tasks, r.baseline_subflows) and not r.count_mismatches
+        _say(
+            f"{r.label}: task runs and subflow runs recorded equal the baseline's calls ({r.baseline_tasks} task "
+            f"functions, {r.baseline_subflows} subflows): {counted}"
+        )
         _say(
             f"{r.label}: outputs of prefect and baseline match in every repeat: {all(r.match) and all(r.default_match)}"
         )
@@ -769,7 +603,7 @@ def main() -> None:
                 f"{r.prefect:.0f} s)"
             )
     if parts:
-        _say(f"README: bench/overhead.py: Prefect overhead {', '.join(parts)}")
+        _say(f"README: python -m bench.overhead: Prefect overhead {', '.join(parts)}")
         between = ", ".join(f"{r.between / r.prefect:.1%} ({r.label})" for r in results)
         _say(f"of which outside task runs (flow runs, task-run creation, submission): {between}")
     fit = _per_run_fit(results)

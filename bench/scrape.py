@@ -30,7 +30,8 @@ from typing import Any
 
 import httpx
 
-from curation.scrape.fetch import RawPageStore, fetch_pages, targets_from_ids
+from curation.scrape.fetch import fetch_pages, targets_from_ids
+from curation.scrape.store import RawPageStore
 from demo.chatgpt_html import markdown_to_chatgpt_html, sharegpt_page_html
 from schemas.config import ScrapeConfig
 

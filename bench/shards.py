@@ -5,7 +5,7 @@ tokenize with the default chat template and tokenizer (encode_batch: all cores),
 best-fit decreasing, and print tokens/second, packing efficiency against the lower bound, and
 peak RSS. Splitting is shown at piece_target_ratio 1.0 (the default: split only
 what does not fit) and 0.6 (split earlier: less context per piece, fewer rows over half full).
-Usage: python bench/shards.py [--shared ../shared] [--tokenizer SPEC] [--template NAME]
+Usage: python -m bench.shards [--shared ../shared] [--tokenizer SPEC] [--template NAME]
 """
 
 from __future__ import annotations
@@ -13,23 +13,21 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from curation.clean.batch import clean_batch
+from curation.ingest.read import read_conversations
+from curation.shards.chat_templates import chat_template_for
+from curation.shards.pack import pack_conversations, packing_lower_bound, with_unique_ids
+from curation.shards.split import split_long_conversations
+from curation.shards.tokenization import tokenize_conversations
+from curation.shards.tokenizer_load import batch_token_counter, load_tokenizer
+from schemas import Conversation
+from schemas.config import CurationConfig, ShardsConfig, SplitConfig
 
-from curation.clean.batch import clean_batch  # noqa: E402
-from curation.ingest.read import read_conversations  # noqa: E402
-from curation.shards.chat_templates import chat_template_for  # noqa: E402
-from curation.shards.pack import pack_conversations, packing_lower_bound, with_unique_ids  # noqa: E402
-from curation.shards.split import split_long_conversations  # noqa: E402
-from curation.shards.tokenization import tokenize_conversations  # noqa: E402
-from curation.shards.tokenizer_load import batch_token_counter, load_tokenizer  # noqa: E402
-from schemas import Conversation  # noqa: E402
-from schemas.config import CurationConfig, ShardsConfig, SplitConfig  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:

@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+# The shared checks in tests/helpers report their failing asserts as test modules' do.
+pytest.register_assert_rewrite("tests.helpers")
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # ../shared beside the checkout (CI puts it there); CHATSIFT_SHARED overrides for other layouts.
 SHARED = Path(os.environ.get("CHATSIFT_SHARED", REPO_ROOT.parent / "shared"))

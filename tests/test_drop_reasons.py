@@ -18,14 +18,15 @@ from curation.clean.batch import clean_batch
 from curation.dedupe.exact import drop_exact_duplicates
 from curation.dedupe.minhash import drop_near_duplicates
 from curation.ingest.read import read_conversations
-from curation.scrape.fetch import RawPageStore, fetch_pages, scrape_dropped, targets_from_ids, targets_from_urls
+from curation.scrape.fetch import fetch_pages, scrape_dropped, targets_from_ids, targets_from_urls
+from curation.scrape.store import RawPageStore
 from curation.shards.chat_templates import chat_template_for
 from curation.shards.pack import pack_conversations
 from curation.shards.split import split_long_conversations
 from curation.shards.tokenization import tokenize_conversations
 from curation.shards.tokenizer_load import load_tokenizer
 from demo.chatgpt_html import sharegpt_page_html
-from schemas import DROP_REASONS, Conversation, Dropped, Provenance, Turn
+from schemas import DROP_REASONS, Conversation, Dropped
 from schemas.config import (
     BlockedConfig,
     ContaminationConfig,
@@ -41,6 +42,7 @@ from schemas.config import (
 )
 from schemas.contamination import BenchmarkItem
 from schemas.shards import TokenizedConversation
+from tests.helpers.conversations import conversation
 
 GOOD = [
     {"from": "human", "value": "What is the capital of France?"},
@@ -54,26 +56,12 @@ def _ingest(tmp: Path, name: str, data: bytes, config: IngestConfig = IngestConf
     return [r for r in read_conversations(path, config=config) if isinstance(r, Dropped)]
 
 
-def _conv(*turns: tuple[str, str], model: str | None = None, conv_id: str = "c1") -> Conversation:
-    return Conversation(
-        id=conv_id,
-        source="test",
-        model=model,
-        turns=tuple(Turn(role=r, content=c, source_role=r) for r, c in turns),  # type: ignore[arg-type]
-        provenance=Provenance(input_file="t", content_hash="0"),
-    )
-
-
 def _clean(conv: Conversation, config: CurationConfig = CurationConfig()) -> list[Dropped]:
     return clean_batch([conv], config=config)[1]
 
 
 QA = (("user", "What is the capital of France?"), ("assistant", "The capital of France is Paris."))
 LONG_ANSWER = " ".join(f"Paris has been the capital for a long time, reason number {i}." for i in range(40))
-
-
-def _unsupervised(content: str) -> Turn:
-    return Turn(role="assistant", content=content, source_role="gpt", weight=0.0)
 
 
 def _exact(*convs: Conversation) -> list[Dropped]:
@@ -164,60 +152,62 @@ TRIGGERS: dict[str, Callable[[Path], list[Dropped]]] = {
         t, "x.jsonl", json.dumps({"id": "a", "conversations": [*GOOD, {"from": "tool", "value": "{}"}]}).encode()
     ),
     "truncated_html": lambda t: _clean(
-        _conv(
+        conversation(
             ("user", "Show me a list please."),
             ("assistant", '<div class="markdown prose w-full break-words dark:prose-invert light"><ol><li><p>one</p>'),
         )
     ),
-    "no_turns": lambda t: _clean(_conv()),
+    "no_turns": lambda t: _clean(conversation()),
     "empty_turn": lambda t: _clean(
-        _conv(
+        conversation(
             ("user", "   "),
             ("assistant", "An answer to nothing at all."),
             ("user", "Another question here?"),
             ("assistant", "Another answer."),
         )
     ),
-    "roles_not_alternating": lambda t: _clean(_conv(QA[0], QA[1], QA[1], ("user", "ok?"), QA[1])),
-    "no_assistant_turn": lambda t: _clean(_conv(("user", "Is anybody there at all?"))),
-    "too_short": lambda t: _clean(_conv(("user", "hi"), ("assistant", "hey"))),
+    "roles_not_alternating": lambda t: _clean(conversation(QA[0], QA[1], QA[1], ("user", "ok?"), QA[1])),
+    "no_assistant_turn": lambda t: _clean(conversation(("user", "Is anybody there at all?"))),
+    "too_short": lambda t: _clean(conversation(("user", "hi"), ("assistant", "hey"))),
     "model_not_allowed": lambda t: _clean(
-        _conv(*QA, model="Model: Default (GPT-3.5)"),
+        conversation(*QA, model="Model: Default (GPT-3.5)"),
         CurationConfig(model=ModelConfig(allowed_models=("Model: GPT-4",))),
     ),
     "blocked_word": lambda t: _clean(
-        _conv(QA[0], ("assistant", "As an AI language model, I think it is Paris.")),
+        conversation(QA[0], ("assistant", "As an AI language model, I think it is Paris.")),
         CurationConfig(blocked=BlockedConfig(mode="drop")),
     ),
-    "blocked_response": lambda t: _clean(_conv(QA[0], ("assistant", "Too many requests in 1 hour. Try again later."))),
+    "blocked_response": lambda t: _clean(
+        conversation(QA[0], ("assistant", "Too many requests in 1 hour. Try again later."))
+    ),
     "all_turns_unsupervised": lambda t: _clean(
-        _conv(QA[0], ("assistant", "As an AI language model, I believe Paris."))
+        conversation(QA[0], ("assistant", "As an AI language model, I believe Paris."))
     ),
     "language_not_allowed": lambda t: _clean(
-        _conv(
+        conversation(
             ("user", "Quelle est la capitale de la France, et pourquoi a-t-elle été choisie comme capitale ?"),
             ("assistant", "La capitale de la France est Paris."),
         ),
         CurationConfig(language=LanguageConfig(allowed=("en",))),
     ),
-    "exact_duplicate": lambda t: _exact(_conv(*QA, conv_id="a"), _conv(*QA, conv_id="b")),
+    "exact_duplicate": lambda t: _exact(conversation(*QA, id="a"), conversation(*QA, id="b")),
     "same_prompts": lambda t: _exact(
-        _conv(QA[0], ("assistant", "Paris is the capital of France."), conv_id="a"), _conv(*QA, conv_id="b")
+        conversation(QA[0], ("assistant", "Paris is the capital of France."), id="a"), conversation(*QA, id="b")
     ),
     "prefix_of_longer": lambda t: _exact(
-        _conv(*QA, ("user", "And of Spain?"), ("assistant", "Madrid."), conv_id="a"), _conv(*QA, conv_id="b")
+        conversation(*QA, ("user", "And of Spain?"), ("assistant", "Madrid."), id="a"), conversation(*QA, id="b")
     ),
     "near_duplicate": lambda t: _near(
-        _conv(QA[0], ("assistant", LONG_ANSWER), conv_id="a"),
-        _conv(QA[0], ("assistant", LONG_ANSWER.replace("number 7.", "number seven.")), conv_id="b"),
+        conversation(QA[0], ("assistant", LONG_ANSWER), id="a"),
+        conversation(QA[0], ("assistant", LONG_ANSWER.replace("number 7.", "number seven.")), id="b"),
     ),
-    "round_too_long": lambda t: _split(_conv(QA[0], ("assistant", LONG_ANSWER)), max_tokens=50),
-    "benchmark_contamination": lambda t: _contamination(_conv(("user", CONTAMINATING), QA[1])),
+    "round_too_long": lambda t: _split(conversation(QA[0], ("assistant", LONG_ANSWER)), max_tokens=50),
+    "benchmark_contamination": lambda t: _contamination(conversation(("user", CONTAMINATING), QA[1])),
     "contaminated_rounds_cut": lambda t: _contamination(
-        _conv(*QA, ("user", CONTAMINATING), ("assistant", "17.")), action="cut_before_turn"
+        conversation(*QA, ("user", CONTAMINATING), ("assistant", "17.")), action="cut_before_turn"
     ),
     "no_supervised_tokens": lambda t: tokenize_conversations(
-        [_conv(QA[0], QA[1]).model_copy(update={"turns": (_conv(*QA).turns[0], _unsupervised(QA[1][1]))})],
+        [conversation(QA[0], ("assistant", QA[1][1], 0.0))],
         tokenizer=load_tokenizer("mistral-7b-v0.1", cache_dir=t / "cache"),
         template=chat_template_for("llama2"),
     )[1],

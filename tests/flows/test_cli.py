@@ -83,3 +83,47 @@ def test_demo_command_runs_the_pipeline_on_embedded_prefect(tmp_path: Path) -> N
     assert report.records_read == report.kept + report.dropped > 0
     assert f"run {report.run_id}: read {report.records_read}" in done.stdout
     assert list((run_dir / "conversations").glob("part-*.parquet"))
+
+
+def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith(f"chatsift {version('chatsift')}")
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["shards", "verify", "{tmp}/nowhere"], "holds no manifest.json"),
+        (["runs", "diff", "{tmp}", "{tmp}"], "no report.json"),
+        (["contamination", "{tmp}/nowhere"], "is not a folder"),
+        (["curate", "--resume", "{tmp}"], "is not a run folder"),
+        (["finetune", "--shards", "{tmp}", "--model", "{tmp}", "--resume"], "--resume needs the --run-id"),
+        (["scrape", "--ids", "{tmp}/none.txt", "--out", "{tmp}/out"], "scrape list not found"),
+        (["serve", "in", "--config", "{tmp}/none.toml"], "config file not found"),
+    ],
+)
+def test_every_command_reports_errors_the_same_way(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+) -> None:
+    """One place prints errors: one line, one prefix, exit code 2, and nothing written."""
+    before = sorted(tmp_path.rglob("*"))
+    assert main([a.format(tmp=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("chatsift: error: ") and expected in err and err.count("\n") == 1
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_the_command_table_builds_every_subcommand() -> None:
+    from flows.cli import COMMANDS, build_parser
+
+    parser = build_parser()
+    names = [c.name for c in COMMANDS]
+    assert len(names) == len(set(names))
+    for name in names:
+        with pytest.raises(SystemExit) as done:
+            parser.parse_args([name, "--help"])
+        assert done.value.code == 0

@@ -19,7 +19,7 @@ from flows.curate import curate_flow
 from schemas.config import BenchmarkSpec, CurationConfig
 from schemas.contamination import ContaminationReport
 from schemas.errors import ChatsiftError
-from tests.flows.test_curate import assert_nothing_lost
+from tests.helpers.assertions import assert_nothing_lost
 
 
 def _with_contamination(config: CurationConfig, **update: object) -> CurationConfig:

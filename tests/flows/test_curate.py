@@ -9,39 +9,17 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from curation.runs.stage_reports import ledger_balance_errors
 from curation.shards.verify import verify_shards
 from demo.chatgpt_html import markdown_to_chatgpt_html, sharegpt_page_html
 from demo.inputs import DEMO_CONFIG, write_demo_inputs
 from flows.cli import main
 from flows.curate import curate_flow
-from schemas import DROP_REASONS, RunReport
+from schemas import RunReport
 from schemas.config import CurationConfig
 from schemas.shards import read_manifest
+from tests.helpers.assertions import assert_nothing_lost
 
 pytestmark = pytest.mark.slow
-
-
-def assert_nothing_lost(report: RunReport) -> None:
-    """Every record read is in the output or in the ledger: recounted here from the files, with
-    plain Python sets, independently of the flow's own polars count."""
-    assert ledger_balance_errors(report) == []
-    conv_files = sorted(Path(report.outputs["conversations"]).glob("*.parquet"))
-    ledger_files = sorted(Path(report.outputs["ledger"]).glob("*.parquet"))
-    output = pl.concat([pl.read_parquet(f) for f in conv_files])
-    ledger = pl.concat([pl.read_parquet(f) for f in ledger_files])
-    kept = {(p["input_file"], p["record_index"]) for p in output["provenance"].to_list()}
-    in_ledger = set(zip(ledger["input_file"], ledger["record_index"], strict=True))
-    assert None not in {k[1] for k in kept | in_ledger}, "every record keeps its position in its input"
-    assert len(kept) == report.kept
-    assert len(in_ledger - kept) == report.dropped
-    assert report.records_read == report.kept + report.dropped
-    assert output.height == report.rows
-    assert set(ledger["reason"].unique()) <= set(DROP_REASONS)
-    assert ledger["stage"].null_count() == 0
-    # every conversation-scope drop is a record that is not in the output
-    whole = ledger.filter(pl.col("scope") == "conversation")
-    assert not set(zip(whole["input_file"], whole["record_index"], strict=True)) & kept
 
 
 def test_demo_inputs_curate_with_every_record_accounted_for(

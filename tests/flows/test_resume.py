@@ -21,7 +21,6 @@ import pytest
 
 from curation.ingest.groups import group_input_files
 from curation.stage import Stage
-from demo.chatgpt_html import markdown_to_chatgpt_html, sharegpt_page_html
 from flows.cli import main
 from flows.curate import curate_flow
 from flows.stage_cache import PartResult, StageCache, cached_part
@@ -30,51 +29,17 @@ from schemas.config import CurationConfig, RunConfig, ShapeConfig
 from schemas.ledger import RunLineage
 from schemas.run_layout import RunPaths
 from tests.conftest import REPO_ROOT
-from tests.flows.test_curate import assert_nothing_lost
+from tests.helpers.assertions import assert_nothing_lost
+from tests.helpers.runs import assert_same_outputs, write_pages
 
 
 def _config(*, cache: bool, batch_size: int = 250, **sections: Any) -> CurationConfig:
     return CurationConfig(run=RunConfig(batch_size=batch_size, cache=cache), **sections)
 
 
-def _write_pages(folder: Path, convs: list[dict]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for conv in convs:
-        items = [
-            {"from": t["from"], "value": markdown_to_chatgpt_html(t["value"]) if t["from"] == "gpt" else t["value"]}
-            for t in conv["conversations"]
-        ]
-        (folder / f"{conv['id']}.html").write_text(sharegpt_page_html(page_id=conv["id"], items=items), "utf-8")
-
-
-def _output_files(run: Path) -> dict[str, bytes]:
-    """Every file a trainer or reviewer reads, by path inside the run, except the manifest (it names the run)."""
-    files = {}
-    for sub in ("conversations", "ledger", "shards"):
-        for f in sorted((run / sub).rglob("*")):
-            if f.is_file() and f.name != "manifest.json":
-                files[str(f.relative_to(run))] = f.read_bytes()
-    return files
-
-
-def _manifest_without_run(run: Path) -> dict:
-    manifest = json.loads((run / "shards" / "manifest.json").read_text())
-    for key in ("run_id", "created_at"):
-        manifest.pop(key, None)
-    return manifest
-
-
 def _stage(report: RunReport, name: str) -> StageReport:
     (stage,) = [s for s in report.stages if s.stage == name]
     return stage
-
-
-def _assert_same_outputs(a: Path, b: Path) -> None:
-    files_a, files_b = _output_files(a), _output_files(b)
-    assert sorted(files_a) == sorted(files_b), "the same files, no extra parts and none missing"
-    differing = [name for name in files_a if files_a[name] != files_b[name]]
-    assert differing == []
-    assert _manifest_without_run(a) == _manifest_without_run(b)
 
 
 # --- the cache itself -------------------------------------------------------------------------
@@ -184,7 +149,7 @@ def test_added_files_change_only_the_groups_they_land_in(tmp_path: Path) -> None
 def test_rerun_over_the_same_inputs_reuses_every_part_with_identical_outputs(
     tmp_path: Path, prefect_server: None, sharegpt_sample: list[dict]
 ) -> None:
-    _write_pages(tmp_path / "pages", sharegpt_sample[:240])
+    write_pages(tmp_path / "pages", sharegpt_sample[:240])
     inputs = [tmp_path / "pages"]
     fresh = curate_flow(inputs=inputs, out_dir=tmp_path / "fresh", config=_config(cache=False, batch_size=60))
     first = curate_flow(inputs=inputs, out_dir=tmp_path / "out", config=_config(cache=True, batch_size=60))
@@ -194,7 +159,7 @@ def test_rerun_over_the_same_inputs_reuses_every_part_with_identical_outputs(
         assert s_first.parts >= 2 and s_first.parts_reused == 0, stage
         assert s_again.parts_reused == s_again.parts == s_first.parts, stage
     assert "| reused |" in (tmp_path / "out" / again.run_id / "report.md").read_text()
-    _assert_same_outputs(tmp_path / "fresh" / fresh.run_id, tmp_path / "out" / again.run_id)
+    assert_same_outputs(tmp_path / "fresh" / fresh.run_id, tmp_path / "out" / again.run_id)
     assert_nothing_lost(again)
     # lineage: the same input groups (all reused the second time), config and output digests
     lineage = [
@@ -218,10 +183,10 @@ def test_grown_input_recomputes_only_new_batches_and_dedupes_across_old_and_new(
     edited = dict(old[5], id="zz-edited-copy")
     edited["conversations"] = [dict(t) for t in old[5]["conversations"]]
     edited["conversations"][0]["value"] = edited["conversations"][0]["value"] + " Thanks!"
-    _write_pages(tmp_path / "pages" / "2026-11-20", old)
+    write_pages(tmp_path / "pages" / "2026-11-20", old)
     config = _config(cache=True, batch_size=50)
     day1 = curate_flow(inputs=[tmp_path / "pages"], out_dir=tmp_path / "out", config=config)
-    _write_pages(tmp_path / "pages" / "2026-11-21", [*new, edited])
+    write_pages(tmp_path / "pages" / "2026-11-21", [*new, edited])
     day2 = curate_flow(inputs=[tmp_path / "pages"], out_dir=tmp_path / "out", config=config)
     fresh = curate_flow(
         inputs=[tmp_path / "pages"], out_dir=tmp_path / "fresh", config=_config(cache=False, batch_size=50)
@@ -240,7 +205,7 @@ def test_grown_input_recomputes_only_new_batches_and_dedupes_across_old_and_new(
     removed = ledger.filter(pl.col("conversation_id").is_in(list(pair)))
     assert removed.height == 1 and removed["stage"][0] in ("dedupe_exact", "dedupe_minhash")
     assert {*removed["conversation_id"], *removed["duplicate_of"]} == pair
-    _assert_same_outputs(tmp_path / "fresh" / fresh.run_id, tmp_path / "out" / day2.run_id)
+    assert_same_outputs(tmp_path / "fresh" / fresh.run_id, tmp_path / "out" / day2.run_id)
     assert_nothing_lost(day2)
 
 
@@ -248,7 +213,7 @@ def test_grown_input_recomputes_only_new_batches_and_dedupes_across_old_and_new(
 def test_changed_benchmark_list_rechecks_contamination_and_reuses_the_rest(
     tmp_path: Path, prefect_server: None, sharegpt_sample: list[dict]
 ) -> None:
-    _write_pages(tmp_path / "pages", sharegpt_sample[:60])
+    write_pages(tmp_path / "pages", sharegpt_sample[:60])
     planted = sharegpt_sample[7]["conversations"][0]["value"]
     bench = tmp_path / "bench.jsonl"
     bench.write_text(json.dumps({"id": "q1", "question": "What is the boiling point of water at sea level?"}) + "\n")
@@ -282,7 +247,7 @@ def test_run_killed_mid_way_resumes_to_the_same_outputs(
     """SIGKILL to the whole process group of a running `chatsift curate`, then `--resume`."""
     from prefect.settings import PREFECT_API_URL
 
-    _write_pages(tmp_path / "pages", sharegpt_sample[:200])
+    write_pages(tmp_path / "pages", sharegpt_sample[:200])
     dump = tmp_path / "dump.json.gz"
     with gzip.open(dump, "wt", encoding="utf-8") as f:
         json.dump(sharegpt_sample[:1200], f)
@@ -323,7 +288,7 @@ def test_run_killed_mid_way_resumes_to_the_same_outputs(
     clean = _stage(resumed, "markdown")
     assert clean.parts_reused == finished_before_kill >= 3 and clean.parts_reused < clean.parts
     assert _stage(resumed, "ingest").parts_reused == _stage(resumed, "ingest").parts
-    _assert_same_outputs(tmp_path / "reference" / reference.run_id, run)
+    assert_same_outputs(tmp_path / "reference" / reference.run_id, run)
     assert (resumed.records_read, resumed.kept, resumed.dropped) == (
         reference.records_read,
         reference.kept,

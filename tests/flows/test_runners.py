@@ -12,8 +12,8 @@ from demo.inputs import DEMO_CONFIG, write_demo_inputs
 from flows.curate import curate_flow
 from schemas import RunReport
 from schemas.config import CurationConfig
-from tests.flows.test_curate import assert_nothing_lost
-from tests.flows.test_resume import _assert_same_outputs, _write_pages
+from tests.helpers.assertions import assert_nothing_lost
+from tests.helpers.runs import assert_same_outputs, write_pages
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +39,7 @@ def test_dask_runner_output_is_byte_identical_to_the_thread_runner(
     """The demo inputs (every drop reason, duplicates, contamination, a split) plus 60 real pages,
     cut into many parts so tasks really spread over the workers."""
     inputs = write_demo_inputs(tmp_path / "in")
-    _write_pages(tmp_path / "in" / "real-pages", sharegpt_sample[:60])
+    write_pages(tmp_path / "in" / "real-pages", sharegpt_sample[:60])
     base = _with_run(DEMO_CONFIG, batch_size=20, cache=False)
     from distributed import Client
 
@@ -53,7 +53,7 @@ def test_dask_runner_output_is_byte_identical_to_the_thread_runner(
         config=_with_run(base, task_runner="dask", dask_address=local_cluster),
     )
     assert sum(s.parts for s in dask.stages if s.stage == "ingest") >= 5
-    _assert_same_outputs(tmp_path / "threads" / threads.run_id, tmp_path / "dask" / dask.run_id)
+    assert_same_outputs(tmp_path / "threads" / threads.run_id, tmp_path / "dask" / dask.run_id)
     assert (dask.records_read, dask.kept, dask.dropped, dask.config_hash) == (
         threads.records_read,
         threads.kept,
@@ -75,4 +75,4 @@ def test_dask_runner_starts_its_own_local_cluster_when_no_address_is_given(
     config = _with_run(DEMO_CONFIG, task_runner="dask", dask_workers=1, cache=False)
     report: RunReport = curate_flow(inputs=inputs, out_dir=tmp_path / "out", config=config)
     reference = curate_flow(inputs=inputs, out_dir=tmp_path / "ref", config=_with_run(DEMO_CONFIG, cache=False))
-    _assert_same_outputs(tmp_path / "ref" / reference.run_id, tmp_path / "out" / report.run_id)
+    assert_same_outputs(tmp_path / "ref" / reference.run_id, tmp_path / "out" / report.run_id)

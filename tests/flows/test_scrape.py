@@ -19,11 +19,11 @@ from curation.ingest.read import list_input_files, read_conversations
 from flows.scrape import scrape_flow
 from schemas import Conversation, Dropped
 from schemas.config import CurationConfig, IngestConfig
+from tests.conftest import REPO_ROOT
 from tests.helpers.scrape_server import MisbehavingServer
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
 KINDS = ("ok", "rl", "er", "ea", "sf", "sl", "tr", "rx", "ry", "hg", "hs", "bu", "nf", "go", "bl")
 INVALID_LINES = ["../../etc/passwd", "a/b", "..", "x" * 200, "wN\\BG8"]
 
@@ -165,7 +165,7 @@ def test_a_killed_scrape_resumes_without_fetching_a_finished_page_again(
         env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
         log = open(tmp_path / "scrape.log", "wb")  # noqa: SIM115
         process = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         journal = out / "store" / "journal.jsonl"
         deadline = time.monotonic() + 120
@@ -180,7 +180,7 @@ def test_a_killed_scrape_resumes_without_fetching_a_finished_page_again(
         hits_before = server.hits()
         assert 40 <= len(done_before) < len(ids)
 
-        resumed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        resumed = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
         hits_after = server.hits()
     assert all(hits_after[i] == hits_before[i] == 1 for i in done_before), "no finished page fetched twice"

@@ -31,43 +31,17 @@ from schemas.config import (
     SecretsConfig,
     ShapeConfig,
 )
-from schemas.conversation import Conversation, Provenance, Role, Turn
+from schemas.conversation import Conversation, Role, Turn
 from schemas.ledger import DROP_REASONS, StageResult
+from tests.helpers.conversations import conversation, sharegpt_turns
 
 # --- helpers --------------------------------------------------------------------------------
-
-_ROLE_BY_SOURCE: dict[str, Role] = {
-    "human": "user",
-    "gpt": "assistant",
-    "bing": "assistant",
-    "system": "system",
-}
-_SOURCE_BY_ROLE = {"user": "human", "assistant": "gpt", "system": "system"}
-
-
-def conv(*turns: tuple[Role, str], conv_id: str = "c1", model: str | None = None) -> Conversation:
-    """A conversation from (role, content) pairs, with provenance worth checking in the ledger."""
-    return Conversation(
-        id=conv_id,
-        source="sharegpt_json",
-        model=model,
-        turns=tuple(Turn(role=r, content=c, source_role=_SOURCE_BY_ROLE[r]) for r, c in turns),
-        provenance=Provenance(input_file="in.json", byte_offset=120, record_index=7, content_hash="0"),
-    )
 
 
 def sharegpt_conversations(records: list[dict[str, Any]]) -> list[Conversation]:
     """The real sample's records as Conversations (a local stand-in for curation/ingest.py)."""
     return [
-        Conversation(
-            id=record["id"],
-            source="sharegpt_json",
-            turns=tuple(
-                Turn(role=_ROLE_BY_SOURCE[t["from"]], content=t["value"], source_role=t["from"])
-                for t in record["conversations"]
-            ),
-            provenance=Provenance(input_file="sample", record_index=i, content_hash="0"),
-        )
+        conversation(*sharegpt_turns(record["conversations"]), id=record["id"], input_file="sample", record_index=i)
         for i, record in enumerate(records)
     ]
 
@@ -128,14 +102,14 @@ def test_is_blank_counts_format_characters_as_blank() -> None:
 
 
 def test_shape_keeps_an_alternating_conversation_unchanged() -> None:
-    c = conv(("user", QUESTION), ("assistant", ANSWER), ("user", QUESTION), ("assistant", ANSWER))
+    c = conversation(("user", QUESTION), ("assistant", ANSWER), ("user", QUESTION), ("assistant", ANSWER))
     result = repair_shape([c], config=SHAPE)
     assert only_kept(result) == c
     assert result.changed == {}
 
 
 def test_shape_drops_no_turns_with_provenance() -> None:
-    result = repair_shape([conv()], config=SHAPE)
+    result = repair_shape([conversation(byte_offset=120, record_index=7)], config=SHAPE)
     assert only_drop(result)[0] == "no_turns"
     d = result.dropped[0]
     assert (d.conversation_id, d.stage, d.input_file, d.byte_offset, d.record_index) == (
@@ -149,20 +123,20 @@ def test_shape_drops_no_turns_with_provenance() -> None:
 
 @pytest.mark.parametrize("blank", ["", "  \n ", "\u200b"])
 def test_shape_drops_a_blank_turn_in_the_middle(blank: str) -> None:
-    c = conv(("user", QUESTION), ("assistant", blank), ("user", QUESTION), ("assistant", ANSWER))
+    c = conversation(("user", QUESTION), ("assistant", blank), ("user", QUESTION), ("assistant", ANSWER))
     reason, detail = only_drop(repair_shape([c], config=SHAPE))
     assert reason == "empty_turn"
     assert "turn 1" in detail
 
 
 def test_shape_drops_a_blank_user_turn() -> None:
-    c = conv(("user", QUESTION), ("assistant", ANSWER), ("user", " "), ("assistant", ANSWER))
+    c = conversation(("user", QUESTION), ("assistant", ANSWER), ("user", " "), ("assistant", ANSWER))
     assert only_drop(repair_shape([c], config=SHAPE))[0] == "empty_turn"
 
 
 @pytest.mark.parametrize("blank", ["", "\u200b"])
 def test_shape_cuts_an_empty_final_round(blank: str) -> None:
-    c = conv(("user", QUESTION), ("assistant", ANSWER), ("user", "And then?"), ("assistant", blank))
+    c = conversation(("user", QUESTION), ("assistant", ANSWER), ("user", "And then?"), ("assistant", blank))
     result = repair_shape([c], config=SHAPE)
     kept = only_kept(result)
     assert [t.content for t in kept.turns] == [QUESTION, ANSWER]
@@ -170,27 +144,27 @@ def test_shape_cuts_an_empty_final_round(blank: str) -> None:
 
 
 def test_shape_without_repair_drops_an_empty_final_answer() -> None:
-    c = conv(("user", QUESTION), ("assistant", ANSWER), ("user", "And then?"), ("assistant", ""))
+    c = conversation(("user", QUESTION), ("assistant", ANSWER), ("user", "And then?"), ("assistant", ""))
     assert only_drop(repair_shape([c], config=ShapeConfig(repair=False)))[0] == "empty_turn"
 
 
 def test_shape_removes_leading_non_user_turns() -> None:
-    c = conv(("assistant", ANSWER), ("assistant", ANSWER), ("user", QUESTION), ("assistant", ANSWER))
+    c = conversation(("assistant", ANSWER), ("assistant", ANSWER), ("user", QUESTION), ("assistant", ANSWER))
     result = repair_shape([c], config=SHAPE)
     assert roles(only_kept(result)) == ["user", "assistant"]
     assert result.changed == {"leading_non_user_removed": 1}
 
 
 def test_shape_removes_a_trailing_user_turn() -> None:
-    c = conv(("user", QUESTION), ("assistant", ANSWER), ("user", "One more thing?"))
+    c = conversation(("user", QUESTION), ("assistant", ANSWER), ("user", "One more thing?"))
     result = repair_shape([c], config=SHAPE)
     assert roles(only_kept(result)) == ["user", "assistant"]
     assert result.changed == {"trailing_user_removed": 1}
 
 
 def test_shape_counts_each_repair_once_per_conversation() -> None:
-    c = conv(("assistant", ANSWER), ("user", QUESTION), ("assistant", ANSWER), ("user", "More?"))
-    other = conv(("assistant", ANSWER), ("user", QUESTION), ("assistant", ANSWER), conv_id="c2")
+    c = conversation(("assistant", ANSWER), ("user", QUESTION), ("assistant", ANSWER), ("user", "More?"))
+    other = conversation(("assistant", ANSWER), ("user", QUESTION), ("assistant", ANSWER), id="c2")
     result = repair_shape([c, other], config=SHAPE)
     assert len(result.kept) == 2
     assert result.changed == {"leading_non_user_removed": 2, "trailing_user_removed": 1}
@@ -204,12 +178,12 @@ def test_shape_counts_each_repair_once_per_conversation() -> None:
     ],
 )
 def test_shape_without_repair_drops_what_repair_would_fix(turns: tuple[tuple[Role, str], ...]) -> None:
-    result = repair_shape([conv(*turns)], config=ShapeConfig(repair=False))
+    result = repair_shape([conversation(*turns)], config=ShapeConfig(repair=False))
     assert only_drop(result)[0] == "roles_not_alternating"
 
 
 def test_shape_drops_consecutive_user_turns_in_the_middle() -> None:
-    c = conv(
+    c = conversation(
         ("user", QUESTION),
         ("assistant", ANSWER),
         ("user", "Thanks"),
@@ -222,17 +196,17 @@ def test_shape_drops_consecutive_user_turns_in_the_middle() -> None:
 
 
 def test_shape_drops_consecutive_assistant_turns_rather_than_merging() -> None:
-    c = conv(("user", QUESTION), ("assistant", ANSWER), ("assistant", "An answer to a lost question."))
+    c = conversation(("user", QUESTION), ("assistant", ANSWER), ("assistant", "An answer to a lost question."))
     assert only_drop(repair_shape([c], config=SHAPE))[0] == "roles_not_alternating"
 
 
 def test_shape_keeps_a_first_system_turn() -> None:
-    c = conv(("system", "Be brief."), ("user", QUESTION), ("assistant", ANSWER))
+    c = conversation(("system", "Be brief."), ("user", QUESTION), ("assistant", ANSWER))
     assert roles(only_kept(repair_shape([c], config=SHAPE))) == ["system", "user", "assistant"]
 
 
 def test_shape_drops_a_system_turn_that_is_not_first() -> None:
-    c = conv(("user", QUESTION), ("assistant", ANSWER), ("system", "New rules."), ("user", QUESTION))
+    c = conversation(("user", QUESTION), ("assistant", ANSWER), ("system", "New rules."), ("user", QUESTION))
     c = c.model_copy(update={"turns": (*c.turns, Turn(role="assistant", content=ANSWER, source_role="gpt"))})
     reason, detail = only_drop(repair_shape([c], config=SHAPE))
     assert reason == "roles_not_alternating"
@@ -240,7 +214,7 @@ def test_shape_drops_a_system_turn_that_is_not_first() -> None:
 
 
 def test_shape_removes_a_first_system_turn_when_not_kept() -> None:
-    c = conv(("system", "Be brief."), ("user", QUESTION), ("assistant", ANSWER))
+    c = conversation(("system", "Be brief."), ("user", QUESTION), ("assistant", ANSWER))
     result = repair_shape([c], config=ShapeConfig(keep_system=False))
     assert roles(only_kept(result)) == ["user", "assistant"]
     assert result.changed == {"leading_non_user_removed": 1}
@@ -258,23 +232,23 @@ def test_shape_removes_a_first_system_turn_when_not_kept() -> None:
     ],
 )
 def test_shape_drops_conversations_without_an_assistant_turn(turns: tuple[tuple[Role, str], ...]) -> None:
-    assert only_drop(repair_shape([conv(*turns)], config=SHAPE))[0] == "no_assistant_turn"
+    assert only_drop(repair_shape([conversation(*turns)], config=SHAPE))[0] == "no_assistant_turn"
 
 
 def test_shape_drops_too_few_characters() -> None:
-    reason, detail = only_drop(repair_shape([conv(("user", "hi"), ("assistant", "hello"))], config=SHAPE))
+    reason, detail = only_drop(repair_shape([conversation(("user", "hi"), ("assistant", "hello"))], config=SHAPE))
     assert reason == "too_short"
     assert "7 chars" in detail
 
 
 def test_shape_drops_too_few_turns() -> None:
-    c = conv(("user", QUESTION), ("assistant", ANSWER))
+    c = conversation(("user", QUESTION), ("assistant", ANSWER))
     assert only_drop(repair_shape([c], config=ShapeConfig(min_turns=4)))[0] == "too_short"
     assert only_kept(repair_shape([c], config=ShapeConfig(min_turns=2))) == c
 
 
 def test_shape_does_not_count_the_system_turn_towards_length() -> None:
-    c = conv(("system", "A long system prompt " * 5), ("user", "hi"), ("assistant", "hey"))
+    c = conversation(("system", "A long system prompt " * 5), ("user", "hi"), ("assistant", "hey"))
     assert only_drop(repair_shape([c], config=SHAPE))[0] == "too_short"
 
 
@@ -282,16 +256,16 @@ def test_shape_does_not_count_the_system_turn_towards_length() -> None:
 
 
 def test_model_filter_off_keeps_everything() -> None:
-    convs = [conv(conv_id="a", model="Model: GPT-4"), conv(conv_id="b")]
+    convs = [conversation(id="a", model="Model: GPT-4"), conversation(id="b")]
     result = keep_allowed_models(convs, config=ModelConfig())
     assert result.kept == convs and result.dropped == []
 
 
 def test_model_filter_keeps_exact_banner_matches_only() -> None:
-    gpt4 = conv(conv_id="gpt4", model="Model: GPT-4")
-    default = conv(conv_id="default", model="Model: Default (GPT-3.5)")
-    lower = conv(conv_id="lower", model="model: gpt-4")
-    unknown = conv(conv_id="unknown")
+    gpt4 = conversation(id="gpt4", model="Model: GPT-4")
+    default = conversation(id="default", model="Model: Default (GPT-3.5)")
+    lower = conversation(id="lower", model="model: gpt-4")
+    unknown = conversation(id="unknown")
     result = keep_allowed_models([gpt4, default, lower, unknown], config=ModelConfig(allowed_models=("Model: GPT-4",)))
     assert [c.id for c in result.kept] == ["gpt4"]
     by_id = {d.conversation_id: d for d in result.dropped}
@@ -303,7 +277,7 @@ def test_model_filter_keeps_exact_banner_matches_only() -> None:
 
 def test_model_filter_keeps_unknown_models_when_asked() -> None:
     config = ModelConfig(allowed_models=("Model: GPT-4",), keep_unknown=True)
-    result = keep_allowed_models([conv(conv_id="u"), conv(conv_id="d", model="Model: Default")], config=config)
+    result = keep_allowed_models([conversation(id="u"), conversation(id="d", model="Model: Default")], config=config)
     assert [c.id for c in result.kept] == ["u"]
     assert [d.conversation_id for d in result.dropped] == ["d"]
 
@@ -315,7 +289,7 @@ ZERO_MODE = BlockedConfig(mode="zero_weight")
 
 
 def test_blocked_drop_mode_drops_a_phrase_in_an_assistant_turn() -> None:
-    c = conv(
+    c = conversation(
         ("user", QUESTION),
         ("assistant", ANSWER),
         ("user", "What do you think?"),
@@ -335,7 +309,7 @@ def test_blocked_drop_mode_drops_a_phrase_in_an_assistant_turn() -> None:
     ],
 )
 def test_blocked_matching_is_on_normalized_text(answer: str) -> None:
-    c = conv(("user", QUESTION), ("assistant", answer))
+    c = conversation(("user", QUESTION), ("assistant", answer))
     assert only_drop(apply_blocked_phrases([c], config=DROP_MODE))[0] == "blocked_word"
 
 
@@ -344,26 +318,28 @@ def test_blocked_matching_is_on_normalized_text(answer: str) -> None:
     ["Speaking as a language modeler, entropy matters.", "Every phone has a language model built in."],
 )
 def test_blocked_phrases_match_whole_words_only(answer: str) -> None:
-    c = conv(("user", QUESTION), ("assistant", answer))
+    c = conversation(("user", QUESTION), ("assistant", answer))
     assert only_kept(apply_blocked_phrases([c], config=DROP_MODE)) == c
 
 
 def test_blocked_phrases_in_user_turns_do_not_count() -> None:
-    c = conv(("user", "How do I call the OpenAI API? Reply as an AI language model would."), ("assistant", ANSWER))
+    c = conversation(
+        ("user", "How do I call the OpenAI API? Reply as an AI language model would."), ("assistant", ANSWER)
+    )
     fastchat = BlockedConfig(mode="drop", phrases=FASTCHAT_BLOCKED_WORDS)
     assert only_kept(apply_blocked_phrases([c], config=fastchat)) == c
     assert only_kept(apply_blocked_phrases([c], config=ZERO_MODE)) == c
 
 
 def test_blocked_fastchat_words_drop_an_assistant_mention() -> None:
-    c = conv(("user", QUESTION), ("assistant", "I was built by OpenAI."))
+    c = conversation(("user", QUESTION), ("assistant", "I was built by OpenAI."))
     fastchat = BlockedConfig(mode="drop", phrases=FASTCHAT_BLOCKED_WORDS)
     reason, detail = only_drop(apply_blocked_phrases([c], config=fastchat))
     assert reason == "blocked_word" and "openai" in detail
 
 
 def test_blocked_zero_weight_mode_unweights_only_the_offending_turn() -> None:
-    c = conv(
+    c = conversation(
         ("user", QUESTION),
         ("assistant", ANSWER),
         ("user", "Browse the web for me."),
@@ -377,7 +353,7 @@ def test_blocked_zero_weight_mode_unweights_only_the_offending_turn() -> None:
 
 
 def test_blocked_zero_weight_mode_drops_when_no_answer_is_left_to_train() -> None:
-    c = conv(
+    c = conversation(
         ("user", QUESTION),
         ("assistant", "As an AI language model, I cannot."),
         ("user", "Please?"),
@@ -400,7 +376,7 @@ def test_blocked_zero_weight_mode_drops_when_no_answer_is_left_to_train() -> Non
     ],
 )
 def test_blocked_error_responses_drop_in_both_modes(answer: str) -> None:
-    c = conv(("user", QUESTION), ("assistant", ANSWER), ("user", QUESTION), ("assistant", answer))
+    c = conversation(("user", QUESTION), ("assistant", ANSWER), ("user", QUESTION), ("assistant", answer))
     for config in (DROP_MODE, ZERO_MODE):
         reason, detail = only_drop(apply_blocked_phrases([c], config=config))
         assert reason == "blocked_response"
@@ -408,14 +384,14 @@ def test_blocked_error_responses_drop_in_both_modes(answer: str) -> None:
 
 
 def test_blocked_error_response_must_be_the_whole_message() -> None:
-    c = conv(("user", QUESTION), ("assistant", "Network errors are usually caused by DNS problems."))
+    c = conversation(("user", QUESTION), ("assistant", "Network errors are usually caused by DNS problems."))
     assert only_kept(apply_blocked_phrases([c], config=DROP_MODE)) == c
 
 
 def test_blocked_with_no_phrases_still_drops_error_responses() -> None:
     config = BlockedConfig(phrases=())
-    ok = conv(("user", QUESTION), ("assistant", "As an AI language model, fine."), conv_id="ok")
-    bad = conv(("user", QUESTION), ("assistant", "Network error"), conv_id="bad")
+    ok = conversation(("user", QUESTION), ("assistant", "As an AI language model, fine."), id="ok")
+    bad = conversation(("user", QUESTION), ("assistant", "Network error"), id="bad")
     result = apply_blocked_phrases([ok, bad], config=config)
     assert [c.id for c in result.kept] == ["ok"]
     assert [d.reason for d in result.dropped] == ["blocked_response"]
@@ -557,12 +533,12 @@ def test_secrets_requires_valid_north_american_digits() -> None:
 
 
 def test_secrets_stage_redacts_every_role_and_counts_per_kind() -> None:
-    c = conv(
+    c = conversation(
         ("system", "Support line: (415) 555-2671"),
         ("user", f"My key is {FAKE_KEYS['openai legacy']} and my mail jane@gmail.com"),
         ("assistant", "Never share keys. Write to jane@gmail.com or example@example.com instead."),
     )
-    untouched = conv(("user", QUESTION), ("assistant", ANSWER), conv_id="c2")
+    untouched = conversation(("user", QUESTION), ("assistant", ANSWER), id="c2")
     result = redact_secrets([c, untouched], config=SECRETS)
     assert result.dropped == []
     assert [k.id for k in result.kept] == ["c1", "c2"]
@@ -600,18 +576,18 @@ EN_ONLY = LanguageConfig(allowed=("en",))
 
 
 def test_language_filter_off_keeps_everything_without_detecting() -> None:
-    convs = [conv(("user", FRENCH), ("assistant", ANSWER))]
+    convs = [conversation(("user", FRENCH), ("assistant", ANSWER))]
     assert keep_allowed_languages(convs, config=LanguageConfig()) == StageResult(convs, [], {})
 
 
 def test_language_keeps_english() -> None:
-    c = conv(("user", ENGLISH), ("assistant", ANSWER))
+    c = conversation(("user", ENGLISH), ("assistant", ANSWER))
     assert only_kept(keep_allowed_languages([c], config=EN_ONLY)) == c
 
 
 @pytest.mark.parametrize(("text", "language"), [(FRENCH, "fr"), (CHINESE, "zh")], ids=["fr", "zh"])
 def test_language_drops_other_languages(text: str, language: str) -> None:
-    result = keep_allowed_languages([conv(("user", text), ("assistant", ANSWER))], config=EN_ONLY)
+    result = keep_allowed_languages([conversation(("user", text), ("assistant", ANSWER))], config=EN_ONLY)
     reason, detail = only_drop(result)
     assert reason == "language_not_allowed"
     assert detail.startswith(f"detected={language} ")
@@ -619,13 +595,16 @@ def test_language_drops_other_languages(text: str, language: str) -> None:
 
 
 def test_language_allows_several_languages_and_regional_codes() -> None:
-    convs = [conv(("user", FRENCH), ("assistant", ANSWER)), conv(("user", CHINESE), ("assistant", ANSWER))]
+    convs = [
+        conversation(("user", FRENCH), ("assistant", ANSWER)),
+        conversation(("user", CHINESE), ("assistant", ANSWER)),
+    ]
     result = keep_allowed_languages(convs, config=LanguageConfig(allowed=("en", "fr", "zh-CN")))
     assert len(result.kept) == 2 and result.dropped == []
 
 
 def test_language_share_is_weighed_by_characters() -> None:
-    c = conv(("user", ENGLISH + " " + ENGLISH), ("assistant", ANSWER), ("user", FRENCH), ("assistant", ANSWER))
+    c = conversation(("user", ENGLISH + " " + ENGLISH), ("assistant", ANSWER), ("user", FRENCH), ("assistant", ANSWER))
     assert only_kept(keep_allowed_languages([c], config=LanguageConfig(allowed=("en",), min_share=0.5))) == c
     strict = keep_allowed_languages([c], config=LanguageConfig(allowed=("en",), min_share=0.9))
     reason, detail = only_drop(strict)
@@ -633,7 +612,7 @@ def test_language_share_is_weighed_by_characters() -> None:
 
 
 def test_language_ignores_code_links_and_too_short_turns() -> None:
-    c = conv(
+    c = conversation(
         ("user", "continue"),
         ("assistant", ANSWER),
         ("user", "```python\nimport numpy as np\nx = np.arange(10)\nprint(x.mean())\n```"),
@@ -648,17 +627,17 @@ def test_language_leaves_out_turns_langdetect_is_unsure_about() -> None:
     # langdetect: fr 0.86, en 0.14. Neither side reaches 0.9, so the turn is not judged at all:
     # alone it keeps the conversation, and beside a sure French turn it does not outweigh it.
     unsure = 'What does "je ne sais quoi" mean and how do I use joie de vivre?'
-    alone = conv(("user", unsure), ("assistant", ANSWER))
+    alone = conversation(("user", unsure), ("assistant", ANSWER))
     assert only_kept(keep_allowed_languages([alone], config=EN_ONLY)) == alone
     french = "Merci beaucoup, pourriez-vous donner un autre exemple ?"
-    beside = conv(("user", unsure), ("assistant", ANSWER), ("user", french), ("assistant", ANSWER))
+    beside = conversation(("user", unsure), ("assistant", ANSWER), ("user", french), ("assistant", ANSWER))
     reason, detail = only_drop(keep_allowed_languages([beside], config=EN_ONLY))
     assert reason == "language_not_allowed" and "fr 1.00" in detail
 
 
 def test_language_keeps_terse_english_that_langdetect_would_misjudge() -> None:
     # langdetect calls each of these French or Spanish with probability > 0.99.
-    c = conv(
+    c = conversation(
         ("user", "give more examples"),
         ("assistant", ANSWER),
         ("user", "Are you sure ?"),
@@ -673,7 +652,7 @@ def test_language_detection_is_repeatable_and_leaves_langdetect_global_seed_alon
     assert language_detector_factory().seed == 0
     seed_before = DetectorFactory.seed
     convs = [
-        conv(("user", text), ("assistant", ANSWER), conv_id=str(i))
+        conversation(("user", text), ("assistant", ANSWER), id=str(i))
         for i, text in enumerate([ENGLISH, FRENCH, CHINESE, "Tell me about Idi Amin Dada and Augusto Pinochet."])
     ]
     first = keep_allowed_languages(convs, config=EN_ONLY)

@@ -22,8 +22,8 @@ from curation.clean.markdown import (
     strip_user_capture_noise,
 )
 from schemas.config import MarkdownConfig
-from schemas.conversation import Conversation, Provenance, Role, Turn
 from schemas.ledger import DROP_REASONS
+from tests.helpers.conversations import conversation
 
 WRAPPER = '<div class="markdown prose w-full break-words dark:prose-invert light">{}</div>'
 HEADER = (
@@ -338,36 +338,23 @@ def test_is_truncated_html(html: str, truncated: bool) -> None:
 # --- the stage ----------------------------------------------------------------------------------
 
 
-def conversation(conv_id: str, *turns: tuple[Role, str], record_index: int = 0) -> Conversation:
-    return Conversation(
-        id=conv_id,
-        source="sharegpt_json",
-        turns=tuple(
-            Turn(role=role, content=content, source_role={"user": "human", "assistant": "gpt"}.get(role, role))
-            for role, content in turns
-        ),
-        provenance=Provenance(
-            input_file="in.json", byte_offset=100 * record_index, record_index=record_index, content_hash="h"
-        ),
-    )
-
-
 def test_stage_converts_strips_drops_and_counts() -> None:
     user_html = "<p>keep <b>this</b></p>\n    indented()"
     good = conversation(
-        "good",
         ("system", "2 / 2You are helpful."),
         ("user", "2 / 2" + user_html),
         ("assistant", "1 / 1" + chatgpt("<p>Use my_var.</p>")),
         ("user", "thanks"),
         ("assistant", "You're welcome! 1 / 2 is a half."),
+        id="good",
     )
     cut = conversation(
-        "cut",
         ("user", "hi"),
         ("assistant", chatgpt("<p>fine</p>")),
         ("user", "more"),
         ("assistant", chatgpt("<p>cut off")[:-6]),
+        id="cut",
+        byte_offset=700,
         record_index=7,
     )
     result = convert_assistant_html([good, cut], config=MarkdownConfig())
@@ -390,7 +377,7 @@ def test_stage_converts_strips_drops_and_counts() -> None:
 def test_stage_formats() -> None:
     html_answer = chatgpt("<p>Hi <em>there</em></p>")
     md_answer = "Already *markdown*"
-    conv = conversation("c", ("user", "q"), ("assistant", html_answer), ("user", "q2"), ("assistant", md_answer))
+    conv = conversation(("user", "q"), ("assistant", html_answer), ("user", "q2"), ("assistant", md_answer), id="c")
 
     auto = convert_assistant_html([conv], config=MarkdownConfig(assistant_format="auto")).kept[0]
     assert [t.content for t in auto.turns[1::2]] == ["Hi *there*", md_answer]
@@ -406,7 +393,7 @@ def test_stage_formats() -> None:
 
 
 def test_stage_leaves_clean_conversations_untouched() -> None:
-    conv = conversation("c", ("user", "q"), ("assistant", "a"))
+    conv = conversation(("user", "q"), ("assistant", "a"), id="c")
     result = convert_assistant_html([conv], config=MarkdownConfig())
     assert result.kept[0] is conv
     assert result.changed == {"html_turns_converted": 0, "capture_noise_removed": 0}

@@ -24,10 +24,11 @@ from curation.contamination.embedding_cache import cached_embeddings, model_cach
 from curation.contamination.ngram_overlap import best_overlap, build_ngram_index, char_containment, overlap_evidence
 from curation.contamination.report_html import flagged_pairs_csv
 from curation.contamination.vector_search import DeviceUnavailableError, faiss_gpu_count, flat_ip_index, search_top
-from schemas import Conversation, Provenance, Turn
+from schemas import Conversation
 from schemas.config import ContaminationConfig
 from schemas.contamination import BenchmarkItem, ReviewerDecision
-from tests.curation.contamination.test_report_html import _report as report_with_pairs
+from tests.helpers.contamination_report import sample_report
+from tests.helpers.conversations import alternating
 
 # Benchmark-style items written for these tests.
 ITEMS = [
@@ -49,16 +50,6 @@ ITEMS = [
 ]
 UNRELATED = "How do I configure nginx as a reverse proxy for a Node.js app listening on port 3000?"
 ANSWER = "Here is a careful answer to that."
-
-
-def conversation(cid: str, *texts: str, roles: tuple[str, ...] | None = None) -> Conversation:
-    roles = roles or tuple("user" if i % 2 == 0 else "assistant" for i in range(len(texts)))
-    return Conversation(
-        id=cid,
-        source="sharegpt_json",
-        turns=tuple(Turn(role=r, content=t, source_role=r) for r, t in zip(roles, texts, strict=True)),  # type: ignore[arg-type]
-        provenance=Provenance(input_file="toy.json", record_index=0, content_hash="0" * 32),
-    )
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +104,7 @@ def test_short_items_are_left_out_of_the_fuzzy_tier(embed_units: Any) -> None:
     items = [BenchmarkItem(benchmark="toy", item_id="nmap", text="What is Nmap?")]
     config = ContaminationConfig()
     index = build_benchmark_index(items, embed_units([items[0].text]).vectors, config=config, gpu=False)
-    turn = conversation("scan", "what is nmap -p U:53 <ip?", ANSWER)
+    turn = alternating("what is nmap -p U:53 <ip?", ANSWER, id="scan")
     [finding] = check_contamination([turn], index=index, embed=embed_units, config=config, decisions={}).findings
     assert char_containment("What is Nmap?", "what is nmap -p U:53 <ip?") >= 0.8  # what the tier would see
     assert finding.fuzzy_containment == 0.0 and not finding.flagged
@@ -187,8 +178,8 @@ def test_gpu_and_cpu_indexes_find_the_same_neighbours() -> None:
 
 
 def test_verbatim_copy_is_removed_and_every_turn_keeps_its_best_match(toy_index: BenchmarkIndex, embed_units: Any):
-    copied = conversation("copy", "Context first.\n\n" + ITEMS[0].text + "\n\nThanks!", ANSWER)
-    clean = conversation("clean", UNRELATED, ANSWER)
+    copied = alternating("Context first.\n\n" + ITEMS[0].text + "\n\nThanks!", ANSWER, id="copy")
+    clean = alternating(UNRELATED, ANSWER, id="clean")
     result = run([copied, clean], toy_index, embed_units)
     assert [c.id for c in result.kept] == ["clean"]
     [drop] = result.dropped
@@ -207,8 +198,8 @@ def test_verbatim_copy_is_removed_and_every_turn_keeps_its_best_match(toy_index:
 
 
 def test_rephrased_and_retyped_questions_are_flagged(toy_index: BenchmarkIndex, embed_units: Any) -> None:
-    rephrased = conversation("rephrased", "Why is the sky blue in the daytime, yet red when the sun sets?", ANSWER)
-    retyped = conversation("retyped", "who signed the luoisiana purchase", ANSWER)
+    rephrased = alternating("Why is the sky blue in the daytime, yet red when the sun sets?", ANSWER, id="rephrased")
+    retyped = alternating("who signed the luoisiana purchase", ANSWER, id="retyped")
     result = run([rephrased, retyped], toy_index, embed_units)
     found = {f.conversation_id: f for f in result.findings}
     assert found["rephrased"].matched_item_id == "q3" and found["rephrased"].matched_score >= 0.8
@@ -218,8 +209,8 @@ def test_rephrased_and_retyped_questions_are_flagged(toy_index: BenchmarkIndex, 
 
 
 def test_cut_keeps_the_rounds_before_the_contaminated_one(toy_index: BenchmarkIndex, embed_units: Any) -> None:
-    later = conversation("later", UNRELATED, ANSWER, ITEMS[0].text, ANSWER, "and a follow-up", ANSWER)
-    first = conversation("first", ITEMS[0].text, ANSWER, UNRELATED, ANSWER)
+    later = alternating(UNRELATED, ANSWER, ITEMS[0].text, ANSWER, "and a follow-up", ANSWER, id="later")
+    first = alternating(ITEMS[0].text, ANSWER, UNRELATED, ANSWER, id="first")
     result = run([later, first], toy_index, embed_units, action="cut_before_turn")
     [kept] = result.kept
     assert kept.id == "later" and [t.content for t in kept.turns] == [UNRELATED, ANSWER]
@@ -237,7 +228,7 @@ def test_cut_keeps_the_rounds_before_the_contaminated_one(toy_index: BenchmarkIn
 def test_assistant_turns_are_checked_when_asked_and_cut_with_their_round(
     toy_index: BenchmarkIndex, embed_units: Any
 ) -> None:
-    quoting = conversation("quoting", UNRELATED, ANSWER, "Give me a practice problem", ITEMS[0].text)
+    quoting = alternating(UNRELATED, ANSWER, "Give me a practice problem", ITEMS[0].text, id="quoting")
     assert run([quoting], toy_index, embed_units).kept  # user turns only, by default
     result = run([quoting], toy_index, embed_units, roles=("user", "assistant"), action="cut_before_turn")
     [kept] = result.kept
@@ -245,9 +236,9 @@ def test_assistant_turns_are_checked_when_asked_and_cut_with_their_round(
 
 
 def test_reviewer_decisions_clear_and_force(toy_index: BenchmarkIndex, embed_units: Any) -> None:
-    flagged = conversation("flagged", "Why is the sky blue in the daytime, yet red when the sun sets?", ANSWER)
-    below = conversation("below", "What colour is the sky on Mars at sunset?", ANSWER)
-    absent = conversation("absent", UNRELATED, ANSWER)
+    flagged = alternating("Why is the sky blue in the daytime, yet red when the sun sets?", ANSWER, id="flagged")
+    below = alternating("What colour is the sky on Mars at sunset?", ANSWER, id="below")
+    absent = alternating(UNRELATED, ANSWER, id="absent")
     decisions = decisions_by_conversation(
         [
             ReviewerDecision(conversation_id="flagged", benchmark="toy_qa", item_id="q3", decision="keep"),
@@ -268,7 +259,7 @@ def test_reviewer_decisions_clear_and_force(toy_index: BenchmarkIndex, embed_uni
 
 
 def test_categories_outside_remove_categories_are_kept_and_said_so(toy_index: BenchmarkIndex, embed_units: Any) -> None:
-    rephrased = conversation("rephrased", "Why is the sky blue in the daytime, yet red when the sun sets?", ANSWER)
+    rephrased = alternating("Why is the sky blue in the daytime, yet red when the sun sets?", ANSWER, id="rephrased")
     result = run([rephrased], toy_index, embed_units, remove_categories=("near_verbatim",))
     assert result.kept and result.findings[0].action == "kept_by_config"
     assert result.changed["kept_by_config"] == 1
@@ -297,7 +288,7 @@ def test_embedding_cache_embeds_each_text_once_across_runs(tmp_path: Path, embed
 
 def test_decisions_file_reads_the_exported_csv_and_names_bad_lines(tmp_path: Path) -> None:
     # the exported pairs, with the reviewer's ruling on the first one only
-    rows = list(csv.DictReader(io.StringIO(flagged_pairs_csv(report_with_pairs()))))
+    rows = list(csv.DictReader(io.StringIO(flagged_pairs_csv(sample_report()))))
     assert len(rows) > 1
     for row in rows:
         row["decision"] = ""

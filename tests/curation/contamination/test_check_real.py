@@ -9,7 +9,6 @@ conversations is measured and bounded.
 from __future__ import annotations
 
 import random
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -19,73 +18,15 @@ import pytest
 from curation.contamination.benchmarks import read_benchmark_items, read_benchmarks
 from curation.contamination.check import BenchmarkIndex, ContaminationResult, build_benchmark_index, check_contamination
 from curation.text import normalize_text
-from schemas import Conversation, Provenance, Turn
+from schemas import Conversation
 from schemas.config import LOCAL_BENCHMARK_PRESETS, ContaminationConfig
 from schemas.contamination import BenchmarkItem
+from tests.helpers.planting import light_edit, plant, real_conversation
 
 SEED = 20261121
 UNTOUCHED = 400  # real conversations left as they are
 PLANTS_PER_BENCHMARK = 14  # items planted verbatim, and as many lightly edited
 MMLU_SAMPLE = 600  # MMLU questions indexed (of 14,042), to keep the suite's embedding time down
-ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
-REQUESTS = ("Can you help me with this question? ", "Please answer the following. ", "Quick one for you: ")
-
-
-def _conversation(raw: dict[str, Any], index: int) -> Conversation | None:
-    turns = [
-        Turn(role=ROLES[t["from"]], content=t["value"], source_role=t["from"])  # type: ignore[arg-type]
-        for t in raw["conversations"]
-        if t["from"] in ROLES and t["value"].strip()
-    ]
-    if not any(t.role == "user" for t in turns):
-        return None
-    return Conversation(
-        id=f"real-{index}",
-        source="sharegpt_json",
-        turns=tuple(turns),
-        provenance=Provenance(input_file="sharegpt_sample.json", record_index=index, content_hash=f"{index:032x}"),
-    )
-
-
-def light_edit(text: str, rng: random.Random) -> str:
-    """A light edit of the kind a user makes when retyping a question: case, spacing, one typo,
-    a dropped trailing question mark, a 'please'."""
-    edits = rng.sample(["lower", "spaces", "typo", "punct", "please"], 2)
-    if "typo" in edits:
-        words = [m for m in re.finditer(r"[A-Za-z]{5,}", text)]
-        if words:
-            w = rng.choice(words)
-            i = w.start() + rng.randrange(1, len(w.group()) - 2)
-            text = text[:i] + text[i + 1] + text[i] + text[i + 2 :]
-    if "lower" in edits:
-        text = text.lower()
-    if "spaces" in edits:
-        text = re.sub(r"[ \t]+", "  ", text)
-    if "punct" in edits:
-        text = text.rstrip().rstrip("?.!")
-    if "please" in edits:
-        text = "Please: " + text
-    return text
-
-
-def _plant(host: Conversation, text: str, mode: str, pid: str) -> tuple[Conversation, int]:
-    """`host` with `text` planted; returns it and the index of the turn holding the plant."""
-    turns = list(host.turns)
-    if mode == "new_round":
-        turns += [
-            Turn(role="user", content=text, source_role="human"),
-            Turn(role="assistant", content="Here is a worked answer.", source_role="gpt"),
-        ]
-        at = len(turns) - 2
-    else:
-        at = next(i for i, t in enumerate(turns) if t.role == "user")
-        content = turns[at].content + "\n\n" + text if mode == "paragraph" else rng_request(pid) + text
-        turns[at] = turns[at].model_copy(update={"content": content})
-    return host.model_copy(update={"id": pid, "turns": tuple(turns)}), at
-
-
-def rng_request(pid: str) -> str:
-    return REQUESTS[sum(map(ord, pid)) % len(REQUESTS)]
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +56,7 @@ def planted_run(
     sharegpt_sample: list[dict[str, Any]], real_items: list[BenchmarkItem], real_index: BenchmarkIndex, embed_units: Any
 ) -> dict[str, Any]:
     rng = random.Random(SEED)
-    convs = [c for i, raw in enumerate(sharegpt_sample) if (c := _conversation(raw, i)) is not None]
+    convs = [c for i, raw in enumerate(sharegpt_sample) if (c := real_conversation(raw, i)) is not None]
     rng.shuffle(convs)
     untouched, hosts = convs[:UNTOUCHED], convs[UNTOUCHED:]
     by_benchmark: dict[str, list[BenchmarkItem]] = {}
@@ -133,7 +74,7 @@ def planted_run(
                     else ("new_round", "paragraph")[k % 2]
                 )
                 pid = f"plant-{kind}-{name}-{k}"
-                conv, at = _plant(hosts.pop(), text, mode, pid)
+                conv, at = plant(hosts.pop(), text, mode, pid)
                 plants[pid] = (kind, item, at)
                 planted.append(conv)
     result = check_contamination(

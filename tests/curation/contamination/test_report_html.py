@@ -20,153 +20,8 @@ from curation.contamination.report_html import (
     highlight,
     merge_spans,
 )
-from schemas.contamination import (
-    AppliedDecision,
-    BenchmarkSourceCount,
-    ContaminationReport,
-    FlaggedPair,
-    ReviewerDecision,
-)
-
-GSM8K_Q = (
-    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
-    "How many clips did Natalia sell altogether in April and May?"
-)
-GSM8K_TURN = f"hey can u solve this for me, need it for class tomorrow:\n\n{GSM8K_Q}\n\nshow the steps pls"
-MMLU_ITEM = (
-    "Which of the following is the body cavity that contains the pituitary gland?\n"
-    "A. Abdominal\nB. Cranial\nC. Pleural\nD. Spinal"
-)
-MMLU_TURN = (
-    "Quick anatomy check: the pituitary gland sits in which body cavity - abdominal, cranial, pleural or spinal?"
-)
-SCRIPT = "<script>alert(1)</script>"
-XSS_ITEM = (
-    "Which of the following is an example of a cross-site scripting attack? "
-    "A. Injecting a script into a web page viewed by other users B. Flooding a server with requests"
-)
-XSS_TURN = (
-    "My comment form shows whatever people type. Someone posted this and I got a popup:\n"
-    f"{SCRIPT}\n"
-    "Is that cross-site scripting? Here is the page source:\n"
-    + "\n".join(f'<div class="comment" id="c{i}"><p>comment number {i} &amp; more</p></div>' for i in range(80))
-)
-
-
-def _span(text: str, needle: str) -> tuple[int, int]:
-    start = text.index(needle)
-    return start, start + len(needle)
-
-
-def _report(pairs: bool = True) -> ContaminationReport:
-    flagged = [
-        FlaggedPair(
-            conversation_id="sharegpt-xss-0042",
-            source="sharegpt_v3.json",
-            turn_index=0,
-            role="user",
-            turn_text=XSS_TURN,
-            benchmark="mmlu",
-            item_id="computer_security/17",
-            item_text=XSS_ITEM,
-            score=0.83,
-            ngram_coverage=0.0,
-            category="similar",
-            action="kept_by_reviewer",
-            decision="keep",
-        ),
-        FlaggedPair(
-            conversation_id="sharegpt-mmlu-0777",
-            source="sharegpt_v3.json",
-            turn_index=2,
-            role="user",
-            turn_text=MMLU_TURN,
-            benchmark="mmlu",
-            item_id="anatomy/3",
-            item_text=MMLU_ITEM,
-            score=0.91,
-            ngram_coverage=0.1,
-            category="rephrased",
-            action="removed",
-            turn_spans=(_span(MMLU_TURN, "pituitary gland"),),
-            item_spans=(_span(MMLU_ITEM, "pituitary gland"),),
-        ),
-        FlaggedPair(
-            conversation_id="sharegpt-gsm8k-0001",
-            source="sharegpt_v3.json",
-            turn_index=0,
-            role="user",
-            turn_text=GSM8K_TURN,
-            benchmark="gsm8k",
-            item_id="test/0",
-            item_text=GSM8K_Q,
-            score=0.987,
-            ngram_coverage=1.0,
-            category="near_verbatim",
-            action="removed",
-            # Unsorted, overlapping and out of range, as the matcher may hand them over.
-            turn_spans=(
-                (GSM8K_TURN.index("How many"), GSM8K_TURN.index(GSM8K_Q) + len(GSM8K_Q)),
-                (GSM8K_TURN.index(GSM8K_Q), GSM8K_TURN.index("How many") + 3),
-            ),
-            item_spans=((40, len(GSM8K_Q) + 50), (0, 45)),
-        ),
-    ]
-    return ContaminationReport(
-        run_id="run-2024-06-01T12-00-00",
-        created_at="2024-06-01T12:03:11+00:00",
-        model="all-MiniLM-L6-v2",
-        device="cpu",
-        threshold=0.8,
-        near_verbatim_score=0.95,
-        rephrased_score=0.88,
-        ngram_n=13,
-        ngram_min_coverage=0.5,
-        action="drop_conversation",
-        remove_categories=("near_verbatim", "rephrased", "similar"),
-        benchmarks={"gsm8k": 1319, "mmlu": 14042},
-        conversations_checked=3003 if pairs else 10,
-        turns_checked=11872 if pairs else 12,
-        flagged_turns=3 if pairs else 0,
-        flagged_conversations=3 if pairs else 0,
-        removed_conversations=2 if pairs else 0,
-        counts=[
-            BenchmarkSourceCount(
-                benchmark="gsm8k", source="sharegpt_v3.json", flagged_turns=1, flagged_conversations=1,
-                removed_conversations=1,
-            ),
-            BenchmarkSourceCount(
-                benchmark="mmlu", source="sharegpt_v3.json", flagged_turns=2, flagged_conversations=2,
-                removed_conversations=1,
-            ),
-        ]
-        if pairs
-        else [],
-        score_bins=[round(i * 0.05, 2) for i in range(20)],
-        score_counts=[0, 3, 40, 410, 1800, 3100, 2900, 1900, 980, 420, 180, 80, 35, 14, 6, 2, 1, 1, 0, 1],
-        pairs=flagged if pairs else [],
-        decisions=[
-            AppliedDecision(
-                decision=ReviewerDecision(
-                    conversation_id="sharegpt-xss-0042", benchmark="mmlu", item_id="computer_security/17",
-                    decision="keep", reviewer="ana", note="asks about XSS, does not contain the question",
-                ),
-                applied=True,
-                effect="kept 1 flagged turn",
-            ),
-            AppliedDecision(
-                decision=ReviewerDecision(
-                    conversation_id="sharegpt-gone-9999", benchmark="gsm8k", item_id="test/12", decision="keep",
-                    reviewer="bo",
-                ),
-                applied=False,
-                effect="pair not met in this run",
-            ),
-        ]
-        if pairs
-        else [],
-        calibration="On 200 planted GSM8K edits: 97% of verbatim copies and 81% of rephrasings flagged.",
-    )  # fmt: skip
+from schemas.contamination import ContaminationReport, ReviewerDecision
+from tests.helpers.contamination_report import GSM8K_Q, SCRIPT, sample_report
 
 
 class _Page(HTMLParser):
@@ -212,7 +67,7 @@ def test_highlight_escapes_inside_and_outside_marks() -> None:
 
 
 def test_script_in_a_turn_is_text_not_an_element() -> None:
-    html = contamination_report_html(_report())
+    html = contamination_report_html(sample_report())
     page = _Page(html)
     assert "script" not in page.tags
     assert SCRIPT in page.text
@@ -221,7 +76,7 @@ def test_script_in_a_turn_is_text_not_an_element() -> None:
 
 
 def test_page_is_self_contained_and_has_every_section() -> None:
-    report = _report()
+    report = sample_report()
     html = contamination_report_html(report)
     assert html.startswith("<!DOCTYPE html>")
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in html
@@ -239,7 +94,7 @@ def test_page_is_self_contained_and_has_every_section() -> None:
 
 
 def test_pairs_are_ordered_by_category_then_score_and_evidence_is_marked() -> None:
-    html = contamination_report_html(_report())
+    html = contamination_report_html(sample_report())
     order = [html.index(c) for c in ("sharegpt-gsm8k-0001", "sharegpt-mmlu-0777", "sharegpt-xss-0042")]
     assert order == sorted(order)
     marks = _Page(html).marks
@@ -250,7 +105,7 @@ def test_pairs_are_ordered_by_category_then_score_and_evidence_is_marked() -> No
 
 
 def test_empty_report_renders() -> None:
-    html = contamination_report_html(_report(pairs=False))
+    html = contamination_report_html(sample_report(pairs=False))
     text = _Page(html).text
     assert "Flagged pairs (0)" in text and "No flagged pairs" in text and "Reviewer decisions (0)" in text
     bare = ContaminationReport(
@@ -262,7 +117,7 @@ def test_empty_report_renders() -> None:
 
 
 def test_csv_round_trips_and_serves_as_a_decisions_template() -> None:
-    report = _report()
+    report = sample_report()
     rows = list(csv.DictReader(io.StringIO(flagged_pairs_csv(report))))
     assert len(rows) == 3
     assert set(rows[0]) == set(CSV_COLUMNS) >= {"conversation_id", "benchmark", "item_id", "decision"}
@@ -332,7 +187,7 @@ def _png_colours(path: Path) -> int | None:
 
 def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     binary = _chromium()
-    report = _report()
+    report = sample_report()
     page = tmp_path / "report.html"
     page.write_text(contamination_report_html(report), encoding="utf-8")
     blank = tmp_path / "blank.html"

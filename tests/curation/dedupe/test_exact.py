@@ -34,45 +34,20 @@ from curation.dedupe.exact import (
 )
 from curation.text import normalize_text
 from schemas.config import ExactDedupeConfig
-from schemas.conversation import Conversation, Provenance, Role, Turn
+from schemas.conversation import Conversation
 from schemas.ledger import StageResult
 from tests.conftest import REPO_ROOT
+from tests.helpers.conversations import alternating, conversation, sharegpt_turns
 
 ON = ExactDedupeConfig()
-_SOURCE_BY_ROLE = {"user": "human", "assistant": "gpt", "system": "system"}
-_ROLE_BY_SOURCE: dict[str, Role] = {"human": "user", "gpt": "assistant", "bing": "assistant", "system": "system"}
 
 # --- helpers --------------------------------------------------------------------------------
 
 
-def conv(conv_id: str, *texts: str, model: str | None = None, first: Role = "user", index: int = 0) -> Conversation:
-    """A conversation whose turns alternate user/assistant, starting with `first`."""
-    other: Role = "assistant" if first == "user" else "user"
-    roles = [first if i % 2 == 0 else other for i in range(len(texts))]
-    return conv_of(conv_id, *zip(roles, texts, strict=True), model=model, index=index)
-
-
-def conv_of(conv_id: str, *turns: tuple[Role, str], model: str | None = None, index: int = 0) -> Conversation:
-    return Conversation(
-        id=conv_id,
-        source="sharegpt_json",
-        model=model,
-        turns=tuple(Turn(role=r, content=c, source_role=_SOURCE_BY_ROLE[r]) for r, c in turns),
-        provenance=Provenance(input_file="in.json", record_index=index, content_hash="0"),
-    )
-
-
 def sharegpt_conversations(records: list[dict[str, Any]]) -> list[Conversation]:
     return [
-        Conversation(
-            id=r["id"],
-            source="sharegpt_json",
-            model=r.get("model"),
-            turns=tuple(
-                Turn(role=_ROLE_BY_SOURCE[t["from"]], content=t["value"], source_role=t["from"])
-                for t in r["conversations"]
-            ),
-            provenance=Provenance(input_file="sample", record_index=i, content_hash="0"),
+        conversation(
+            *sharegpt_turns(r["conversations"]), id=r["id"], model=r.get("model"), input_file="sample", record_index=i
         )
         for i, r in enumerate(records)
     ]
@@ -102,7 +77,7 @@ def check_ledger(convs: Sequence[Conversation], result: StageResult) -> None:
 
 
 def test_keys_follow_the_schema_with_one_row_per_conversation() -> None:
-    convs = [conv("a", "Hi", "Hello"), conv("b", "Q", "A", "Q2", "A2", "Q3", "A3")]
+    convs = [alternating("Hi", "Hello", id="a"), alternating("Q", "A", "Q2", "A2", "Q3", "A3", id="b")]
     keys = exact_dedupe_keys(convs, part=3, config=ON)
     assert keys.schema.equals(EXACT_KEYS_SCHEMA)
     assert keys.column("part").to_pylist() == [3, 3]
@@ -113,7 +88,7 @@ def test_keys_follow_the_schema_with_one_row_per_conversation() -> None:
 
 
 def test_full_hash_is_blake2b_of_the_documented_encoding() -> None:
-    c = conv_of("a", ("system", "Be  brief."), ("user", "Straße\tÜBER"), ("assistant", "Ｏｋ\n\n**done**"))
+    c = conversation(("system", "Be  brief."), ("user", "Straße\tÜBER"), ("assistant", "Ｏｋ\n\n**done**"), id="a")
     encoding = "\x1e".join(t.role + "\x1f" + normalize_text(t.content) for t in c.turns)
     prompts = "\x1e".join(t.role + "\x1f" + normalize_text(t.content) for t in c.turns[:2])
     keys = exact_dedupe_keys([c], part=0, config=ON).to_pylist()[0]
@@ -122,16 +97,16 @@ def test_full_hash_is_blake2b_of_the_documented_encoding() -> None:
 
 
 def test_a_prefix_hash_equals_the_full_hash_of_the_opening_rounds() -> None:
-    longer = conv("long", "Q1", "A1", "Q2", "A2", "Q3", "A3")
+    longer = alternating("Q1", "A1", "Q2", "A2", "Q3", "A3", id="long")
     prefix_hashes = exact_dedupe_keys([longer], part=0, config=ON).column("prefix_hashes").to_pylist()[0]
-    openings = [conv("one", "Q1", "A1"), conv("two", "Q1", "A1", "Q2", "A2")]
+    openings = [alternating("Q1", "A1", id="one"), alternating("Q1", "A1", "Q2", "A2", id="two")]
     assert prefix_hashes == exact_dedupe_keys(openings, part=0, config=ON).column("full_hash").to_pylist()
 
 
 def test_separators_inside_text_do_not_make_different_turns_collide() -> None:
     # \x1e and \x1f are whitespace to normalize_text, so text cannot forge a turn boundary.
-    forged = conv("forged", "Q\x1eassistant\x1fA", "B")
-    honest = conv_of("honest", ("user", "Q"), ("assistant", "A"), ("assistant", "B"))
+    forged = alternating("Q\x1eassistant\x1fA", "B", id="forged")
+    honest = conversation(("user", "Q"), ("assistant", "A"), ("assistant", "B"), id="honest")
     assert findings([forged, honest]) == {}
 
 
@@ -169,9 +144,9 @@ def _hash_columns_in_subprocess(convs: Sequence[Conversation], hash_seed: str) -
 
 def test_hashes_are_identical_across_processes_and_runs() -> None:
     convs = [
-        conv("a", "Straße  café", "Ｆｕｌｌ-width **answer**", "again", "and again"),
-        conv("b", "日本語のテキスト", "答え"),
-        conv_of("c", ("system", "sys"), ("user", "hi"), ("assistant", "hello")),
+        alternating("Straße  café", "Ｆｕｌｌ-width **answer**", "again", "and again", id="a"),
+        alternating("日本語のテキスト", "答え", id="b"),
+        conversation(("system", "sys"), ("user", "hi"), ("assistant", "hello"), id="c"),
     ]
     here = _hash_columns(convs)
     assert here == _hash_columns(convs)
@@ -192,7 +167,9 @@ def test_hashes_are_identical_across_processes_and_runs() -> None:
 
 
 def test_findings_are_identical_across_runs() -> None:
-    convs = [conv(f"c{i}", "Q", f"A{i % 3}", "Q2", "A2") for i in range(12)] + [conv("p", "Q", "A0")]
+    convs = [alternating("Q", f"A{i % 3}", "Q2", "A2", id=f"c{i}") for i in range(12)] + [
+        alternating("Q", "A0", id="p")
+    ]
     keys = pl.DataFrame(exact_dedupe_keys(convs, part=0, config=ON))
     first = find_exact_duplicates(keys, config=ON)
     # Shuffled input rows must not change which records are found.
@@ -221,8 +198,10 @@ def test_the_hash_check_catches_a_call() -> None:
 
 
 def test_the_same_conversation_with_other_whitespace_and_case_is_an_exact_duplicate() -> None:
-    a = conv("first", "How do I *sort* a list?", "## Sorting\n\n- Use `sorted(xs)`\n- or **xs.sort()**")
-    b = conv("second", "how do i  *SORT* a list?\n", "##   sorting\n- use `SORTED(xs)`\n\n\n-  or **XS.sort()**  ")
+    a = alternating("How do I *sort* a list?", "## Sorting\n\n- Use `sorted(xs)`\n- or **xs.sort()**", id="first")
+    b = alternating(
+        "how do i  *SORT* a list?\n", "##   sorting\n- use `SORTED(xs)`\n\n\n-  or **XS.sort()**  ", id="second"
+    )
     keep = min([a, b], key=keep_rank)
     drop = b if keep is a else a
     result = drop_exact_duplicates([a, b], config=ON)
@@ -234,25 +213,29 @@ def test_the_same_conversation_with_other_whitespace_and_case_is_an_exact_duplic
 
 
 def test_different_text_is_not_a_duplicate() -> None:
-    assert findings([conv("a", "Sort a list", "sorted(xs)"), conv("b", "Sort a list", "xs.sort()", "Q", "A")]) == {}
+    convs = [
+        alternating("Sort a list", "sorted(xs)", id="a"),
+        alternating("Sort a list", "xs.sort()", "Q", "A", id="b"),
+    ]
+    assert findings(convs) == {}
 
 
 def test_the_gpt4_copy_is_kept_over_a_longer_other_copy() -> None:
-    plain = conv("a-plain", "Question here", "Answer   here with   extra spaces")
-    gpt4 = conv("z-gpt4", "Question here", "Answer here with extra spaces", model=GPT4_MODEL)
+    plain = alternating("Question here", "Answer   here with   extra spaces", id="a-plain")
+    gpt4 = alternating("Question here", "Answer here with extra spaces", id="z-gpt4", model=GPT4_MODEL)
     assert findings([plain, gpt4]) == {0: ("exact_duplicate", "z-gpt4")}
 
 
 def test_more_turns_are_kept_over_fewer_with_the_same_prompts() -> None:
     # The same user turns; one copy lacks its final answer (3 turns against 4).
-    short = conv("a", "Tell me a story", "A long story " * 20, "Another one")
-    full = conv("z", "Tell me a story", "Short story.", "Another one", "Short too.")
+    short = alternating("Tell me a story", "A long story " * 20, "Another one", id="a")
+    full = alternating("Tell me a story", "Short story.", "Another one", "Short too.", id="z")
     assert findings([short, full]) == {0: ("same_prompts", "z")}
 
 
 @pytest.mark.parametrize("order", [("b", "a", "c"), ("c", "b", "a")])
 def test_ties_keep_the_smallest_id_whatever_the_input_order(order: tuple[str, ...]) -> None:
-    convs = [conv(i, "Same question", "Same answer") for i in order]
+    convs = [alternating("Same question", "Same answer", id=i) for i in order]
     found = findings(convs)
     assert sorted(found.values()) == [("exact_duplicate", "a"), ("exact_duplicate", "a")]
     assert convs[next(r for r in range(3) if r not in found)].id == "a"
@@ -272,21 +255,23 @@ def test_the_polars_order_is_keep_rank_order(sharegpt_sample: list[dict[str, Any
 
 
 def test_a_regenerated_answer_is_same_prompts() -> None:
-    best = conv("best", "Write a haiku about rain", "Rain on the tin roof\nslow drums", "Another", "Fog")
-    regen = conv("regen", "Write a haiku about RAIN ", "Grey sky", "another", "Mist")
+    best = alternating("Write a haiku about rain", "Rain on the tin roof\nslow drums", "Another", "Fog", id="best")
+    regen = alternating("Write a haiku about RAIN ", "Grey sky", "another", "Mist", id="regen")
     assert findings([regen, best]) == {0: ("same_prompts", "best")}
 
 
 def test_the_same_first_prompt_with_other_follow_ups_is_not_same_prompts() -> None:
-    assert (
-        findings([conv("a", "Hi", "Hello!", "Tell a joke", "..."), conv("b", "Hi", "Hey", "Weather?", "Sunny")]) == {}
-    )
+    convs = [
+        alternating("Hi", "Hello!", "Tell a joke", "...", id="a"),
+        alternating("Hi", "Hey", "Weather?", "Sunny", id="b"),
+    ]
+    assert findings(convs) == {}
 
 
 def test_the_opening_rounds_of_a_longer_conversation_are_prefix_of_longer() -> None:
-    longer = conv("long", "Plan a trip", "Day 1: museum", "And day 2?", "Day 2: park", "Budget?", "$300")
-    opening = conv("open", "plan a  trip", "Day 1:\nmuseum", "and day 2?", "day 2: PARK")
-    first_round = conv("first", "Plan a trip", "Day 1: museum")
+    longer = alternating("Plan a trip", "Day 1: museum", "And day 2?", "Day 2: park", "Budget?", "$300", id="long")
+    opening = alternating("plan a  trip", "Day 1:\nmuseum", "and day 2?", "day 2: PARK", id="open")
+    first_round = alternating("Plan a trip", "Day 1: museum", id="first")
     assert findings([opening, longer, first_round]) == {
         0: ("prefix_of_longer", "long"),
         2: ("prefix_of_longer", "long"),
@@ -294,10 +279,10 @@ def test_the_opening_rounds_of_a_longer_conversation_are_prefix_of_longer() -> N
 
 
 def test_sharing_only_the_first_user_turn_is_not_a_prefix() -> None:
-    longer = conv("long", "Plan a trip", "Day 1: museum", "And day 2?", "Day 2: park")
-    other_answer = conv("other", "Plan a trip", "Where to?")
+    longer = alternating("Plan a trip", "Day 1: museum", "And day 2?", "Day 2: park", id="long")
+    other_answer = alternating("Plan a trip", "Where to?", id="other")
     # A conversation ending in a user turn opens no round of `long`; it has its prompts, though.
-    unanswered = conv("unanswered", "Plan a trip", "Day 1: museum", "And day 2?")
+    unanswered = alternating("Plan a trip", "Day 1: museum", "And day 2?", id="unanswered")
     assert findings([longer, other_answer, unanswered]) == {2: ("same_prompts", "long")}
     assert findings([longer, other_answer, unanswered], ExactDedupeConfig(match_user_prompts=False)) == {}
 
@@ -307,10 +292,10 @@ def test_sharing_only_the_first_user_turn_is_not_a_prefix() -> None:
 
 def test_repeated_ids_with_different_content_are_told_apart_by_position() -> None:
     convs = [
-        conv("dup", "Question one", "Answer one"),
-        conv_of("dup"),  # the real dumps' empty second copy of an id
-        conv("dup", "Question two", "Answer two"),
-        conv("dup", "QUESTION ONE", "ANSWER ONE"),  # ties with row 0 on every rank: row decides
+        alternating("Question one", "Answer one", id="dup"),
+        conversation(id="dup"),  # the real dumps' empty second copy of an id
+        alternating("Question two", "Answer two", id="dup"),
+        alternating("QUESTION ONE", "ANSWER ONE", id="dup"),  # ties with row 0 on every rank: row decides
     ]
     result = drop_exact_duplicates(convs, config=ON)
     assert len(result.kept) == 3
@@ -322,8 +307,8 @@ def test_repeated_ids_with_different_content_are_told_apart_by_position() -> Non
 
 
 def test_duplicates_are_found_across_parts_by_part_and_row() -> None:
-    part0 = [conv("a", "Q", "A"), conv("b", "Other", "Thing")]
-    part1 = [conv("c", "Q", "A"), conv("a", "Other", "thing")]
+    part0 = [alternating("Q", "A", id="a"), alternating("Other", "Thing", id="b")]
+    part1 = [alternating("Q", "A", id="c"), alternating("Other", "thing", id="a")]
     keys = pl.concat(
         [
             pl.DataFrame(exact_dedupe_keys(part0, part=0, config=ON)),
@@ -340,40 +325,40 @@ def test_duplicates_are_found_across_parts_by_part_and_row() -> None:
 
 
 def test_split_pieces_of_one_conversation_are_not_prefixes_of_each_other() -> None:
-    piece0 = conv("X_0", "Write chapter 1", "Chapter 1 ...", "continue", "Chapter 1, part 2 ...")
-    piece1 = conv("X_1", "continue", "Chapter 2 ...", "continue", "Chapter 3 ...")
+    piece0 = alternating("Write chapter 1", "Chapter 1 ...", "continue", "Chapter 1, part 2 ...", id="X_0")
+    piece1 = alternating("continue", "Chapter 2 ...", "continue", "Chapter 3 ...", id="X_1")
     assert findings([piece0, piece1]) == {}
     # The unsplit original next to its pieces: only the opening piece is contained in it.
-    original = conv("X", *[t.content for t in piece0.turns + piece1.turns])
+    original = alternating(*[t.content for t in piece0.turns + piece1.turns], id="X")
     assert findings([piece0, piece1, original]) == {0: ("prefix_of_longer", "X")}
 
 
 def test_later_split_pieces_whose_user_turns_are_all_continue_are_not_same_prompts() -> None:
     # Pieces `X_N` (N > 0) start inside a conversation; once the shape stage has cut their leading
     # answer, their user turns ("continue") say nothing about what the answers continue.
-    x7 = conv("X_7", "continue", "the essay's second half", "continue", "its third half")
-    y11 = conv("Y_11", "continue", "    return result", "continue", "if __name__ == ...")
-    x9 = conv("X_9", "continue", "the essay's fourth half", "continue", "the end")
+    x7 = alternating("continue", "the essay's second half", "continue", "its third half", id="X_7")
+    y11 = alternating("continue", "    return result", "continue", "if __name__ == ...", id="Y_11")
+    x9 = alternating("continue", "the essay's fourth half", "continue", "the end", id="X_9")
     # chatsift's own split pieces say so in split_index, whatever their source and id.
     ours = [
-        conv(f"doc--p{i}", "continue", f"chapter {i}", "continue", f"chapter {i}b").model_copy(
+        alternating("continue", f"chapter {i}", "continue", f"chapter {i}b", id=f"doc--p{i}").model_copy(
             update={"split_index": i, "source": "messages"}
         )
         for i in (1, 2)
     ]
     assert findings([x7, y11, x9, *ours]) == {}
     # The same pieces still count when identical, or when they open a longer piece.
-    again = conv("Z_7", "Continue", "the essay's second half", "continue", "its third half")
-    opening = conv("W_5", "continue", "The essay's second half")
+    again = alternating("Continue", "the essay's second half", "continue", "its third half", id="Z_7")
+    opening = alternating("continue", "The essay's second half", id="W_5")
     assert findings([x7, again, opening]) == {1: ("exact_duplicate", "X_7"), 2: ("prefix_of_longer", "X_7")}
 
 
 def test_first_pieces_and_other_sources_with_the_same_prompts_are_same_prompts() -> None:
-    a0 = conv("A_0", "Explain quantum computing", "Qubits are ...", "continue", "More on qubits ...")
-    b0 = conv("B_0", "explain quantum computing", "It uses qubits", "continue", "And more")
+    a0 = alternating("Explain quantum computing", "Qubits are ...", "continue", "More on qubits ...", id="A_0")
+    b0 = alternating("explain quantum computing", "It uses qubits", "continue", "And more", id="B_0")
     assert findings([a0, b0]) == {1: ("same_prompts", "A_0")}
     # The `X_N` naming is the ShareGPT release's: other sources' ids are only ids.
-    m3 = conv("m_3", "Explain quantum computing", "Short", "continue", "Short").model_copy(
+    m3 = alternating("Explain quantum computing", "Short", "continue", "Short", id="m_3").model_copy(
         update={"source": "messages"}
     )
     assert findings([a0, m3]) == {1: ("same_prompts", "A_0")}
@@ -381,17 +366,21 @@ def test_first_pieces_and_other_sources_with_the_same_prompts_are_same_prompts()
 
 def test_a_leading_answer_counts_as_context_of_the_prompts() -> None:
     # With shape repair off, a piece keeps its leading answer: it tells pieces apart as well.
-    x = conv("x", "...the first half of a long essay", "continue", "the essay's second half", first="assistant")
-    y = conv("y", "def parse(args): ...", "continue", "    return result", first="assistant")
+    x = alternating(
+        "...the first half of a long essay", "continue", "the essay's second half", id="x", first="assistant"
+    )
+    y = alternating("def parse(args): ...", "continue", "    return result", id="y", first="assistant")
     assert findings([x, y]) == {}
-    x_regen = conv("x-b", "...the first half of a long essay", "continue", "another second half", first="assistant")
+    x_regen = alternating(
+        "...the first half of a long essay", "continue", "another second half", id="x-b", first="assistant"
+    )
     assert findings([x, y, x_regen]) == {2: ("same_prompts", "x")}
 
 
 def test_a_piece_starting_with_an_answer_is_no_round_of_a_longer_one() -> None:
     # "Acknowledged." alone (a real split piece) is not a round, so it is not a prefix.
-    lone = conv("Y_19", "Acknowledged.", first="assistant")
-    longer = conv("Y_21", "Acknowledged.", "Part 9 ...", "Acknowledged, go on.", first="assistant")
+    lone = alternating("Acknowledged.", id="Y_19", first="assistant")
+    longer = alternating("Acknowledged.", "Part 9 ...", "Acknowledged, go on.", id="Y_21", first="assistant")
     assert findings([lone, longer]) == {}
 
 
@@ -399,9 +388,9 @@ def test_a_piece_starting_with_an_answer_is_no_round_of_a_longer_one() -> None:
 
 
 def test_an_exact_copy_of_a_prefix_points_at_the_longer_kept_one() -> None:
-    b = conv("b", "Q1", "A1", model=GPT4_MODEL)  # the best copy of the pair...
-    a = conv("a", "q1", "a1")
-    c = conv("c", "Q1", "A1", "Q2", "A2")  # ...is the opening of c
+    b = alternating("Q1", "A1", id="b", model=GPT4_MODEL)  # the best copy of the pair...
+    a = alternating("q1", "a1", id="a")
+    c = alternating("Q1", "A1", "Q2", "A2", id="c")  # ...is the opening of c
     found = findings([a, b, c])
     assert found == {0: ("exact_duplicate", "c"), 1: ("prefix_of_longer", "c")}
     result = drop_exact_duplicates([a, b, c], config=ON)
@@ -412,10 +401,10 @@ def test_an_exact_copy_of_a_prefix_points_at_the_longer_kept_one() -> None:
 
 
 def test_a_chain_of_all_three_rules_resolves_to_the_kept_record() -> None:
-    exact = conv("a-exact", "q1", "answer one")
-    best_copy = conv("b-copy", "Q1", "Answer one", model=GPT4_MODEL)
-    regen_best = conv("c-regen", "Q1", "A longer answer, regenerated", model=GPT4_MODEL)
-    longest = conv("d-long", "Q1", "A longer answer, regenerated", "Q2", "A2")
+    exact = alternating("q1", "answer one", id="a-exact")
+    best_copy = alternating("Q1", "Answer one", id="b-copy", model=GPT4_MODEL)
+    regen_best = alternating("Q1", "A longer answer, regenerated", id="c-regen", model=GPT4_MODEL)
+    longest = alternating("Q1", "A longer answer, regenerated", "Q2", "A2", id="d-long")
     convs = [exact, best_copy, regen_best, longest]
     assert findings(convs) == {
         0: ("exact_duplicate", "d-long"),
@@ -426,20 +415,20 @@ def test_a_chain_of_all_three_rules_resolves_to_the_kept_record() -> None:
 
 
 def test_nested_prefixes_all_point_at_the_best_longest_one() -> None:
-    one = conv("1", "Q1", "A1")
-    two = conv("2", "Q1", "A1", "Q2", "A2")
-    three_a = conv("3a", "Q1", "A1", "Q2", "A2", "Q3", "A3")
-    three_b = conv("3b", "Q1", "A1", "Q2", "A2", "Q3-other", "A3-other", model=GPT4_MODEL)
+    one = alternating("Q1", "A1", id="1")
+    two = alternating("Q1", "A1", "Q2", "A2", id="2")
+    three_a = alternating("Q1", "A1", "Q2", "A2", "Q3", "A3", id="3a")
+    three_b = alternating("Q1", "A1", "Q2", "A2", "Q3-other", "A3-other", id="3b", model=GPT4_MODEL)
     convs = [one, two, three_a, three_b]
     assert findings(convs) == {0: ("prefix_of_longer", "3b"), 1: ("prefix_of_longer", "3b")}
     check_ledger(convs, drop_exact_duplicates(convs, config=ON))
 
 
 def test_a_prefix_points_at_the_best_longest_one_not_at_a_better_ranked_middle_one() -> None:
-    one = conv("1", "Q1", "A1")
-    middle = conv("2", "Q1", "A1", "Q2", "A2", model=GPT4_MODEL)  # the best-ranked of one's longers
-    after_middle = conv("3", "Q1", "A1", "Q2", "A2", "Q3", "A3")
-    other_branch = conv("4", "Q1", "A1", "Qx", "Ax", "Qy", "Ay", "Qz", "Az")  # more turns than "3"
+    one = alternating("Q1", "A1", id="1")
+    middle = alternating("Q1", "A1", "Q2", "A2", id="2", model=GPT4_MODEL)  # the best-ranked of one's longers
+    after_middle = alternating("Q1", "A1", "Q2", "A2", "Q3", "A3", id="3")
+    other_branch = alternating("Q1", "A1", "Qx", "Ax", "Qy", "Ay", "Qz", "Az", id="4")  # more turns than "3"
     convs = [one, middle, after_middle, other_branch]
     # "1" opens both "3" and "4", which open nothing: the better-ranked of those two is kept for it.
     assert findings(convs) == {0: ("prefix_of_longer", "4"), 1: ("prefix_of_longer", "3")}
@@ -450,11 +439,11 @@ def test_a_prefix_points_at_the_best_longest_one_not_at_a_better_ranked_middle_o
 
 def _one_of_each() -> list[Conversation]:
     return [
-        conv("exact-a", "Q", "A", "Q2", "A2"),
-        conv("exact-b", "q", "a", "q2", "a2"),
-        conv("regen", "Q", "Other answer", "Q2", "A2"),
-        conv("longer", "Q9", "A9", "Q10", "A10"),
-        conv("opening", "Q9", "A9"),
+        alternating("Q", "A", "Q2", "A2", id="exact-a"),
+        alternating("q", "a", "q2", "a2", id="exact-b"),
+        alternating("Q", "Other answer", "Q2", "A2", id="regen"),
+        alternating("Q9", "A9", "Q10", "A10", id="longer"),
+        alternating("Q9", "A9", id="opening"),
     ]
 
 
@@ -498,7 +487,9 @@ def test_without_prefix_matching_an_opening_is_kept() -> None:
 
 
 def test_a_conversation_without_user_turns_has_no_user_hash() -> None:
-    keys = exact_dedupe_keys([conv_of("e"), conv("f", "Only an answer", first="assistant")], part=0, config=ON)
+    keys = exact_dedupe_keys(
+        [conversation(id="e"), alternating("Only an answer", id="f", first="assistant")], part=0, config=ON
+    )
     assert keys.column("user_hash").to_pylist() == [None, None]
     assert isinstance(keys, pa.Table)
 

@@ -36,41 +36,17 @@ from curation.dedupe.minhash import (
     minhash_signatures,
     near_duplicate_removals,
 )
-from schemas import Conversation, Provenance, Turn
+from schemas import Conversation
 from schemas.config import MinHashConfig
 from tests.conftest import REPO_ROOT
+from tests.helpers.conversations import alternating, conversation, sharegpt_turns
 
 CONFIG = MinHashConfig()
-_ROLES = {"human": "user", "gpt": "assistant", "bing": "assistant", "system": "system"}
-
-
-def conv(conv_id: str, *texts: str, model: str | None = None, index: int = 0) -> Conversation:
-    """A conversation of alternating user/assistant turns."""
-    turns = tuple(
-        Turn(role="user" if i % 2 == 0 else "assistant", content=t, source_role="human" if i % 2 == 0 else "gpt")
-        for i, t in enumerate(texts)
-    )
-    return Conversation(
-        id=conv_id,
-        source="sharegpt_json",
-        model=model,
-        turns=turns,
-        provenance=Provenance(input_file="sample", record_index=index, content_hash="0"),
-    )
 
 
 def from_sharegpt(record: dict[str, Any], index: int, conv_id: str) -> Conversation:
-    turns = tuple(
-        Turn(role=_ROLES[t["from"]], content=t["value"], source_role=t["from"])  # type: ignore[arg-type]
-        for t in record["conversations"]
-        if t["from"] in _ROLES
-    )
-    return Conversation(
-        id=conv_id,
-        source="sharegpt_json",
-        turns=turns,
-        provenance=Provenance(input_file="sample", record_index=index, content_hash="0"),
-    )
+    turns = sharegpt_turns(record["conversations"])
+    return conversation(*turns, id=conv_id, input_file="sample", record_index=index)
 
 
 def real_conversations(sample: list[dict[str, Any]]) -> list[Conversation]:
@@ -91,16 +67,16 @@ def pair_set(pairs: pl.DataFrame) -> set[tuple[tuple[int, int], tuple[int, int]]
 
 def test_shingles_are_word_ngrams_of_normalized_text() -> None:
     tokens = [f"w{i}" for i in range(12)]
-    shingles = conversation_shingles(conv("a", words_text(tokens), "ok"), ngram=5)
+    shingles = conversation_shingles(alternating(words_text(tokens), "ok", id="a"), ngram=5)
     assert len(shingles) == 12 + 1 - 5 + 1  # 13 words across both turns: 9 five-grams
     # Case, spacing and Unicode compatibility forms do not matter (normalize_text) ...
-    shouted = conv("b", "\uff370  " + "  ".join(t.upper() for t in tokens[1:]) + "\n\n", "OK")  # full-width W
+    shouted = alternating("\uff370  " + "  ".join(t.upper() for t in tokens[1:]) + "\n\n", "OK", id="b")  # full-width W
     assert conversation_shingles(shouted, ngram=5) == shingles
     # ... word order does.
-    swapped = conv("c", words_text(tokens[1:2] + tokens[:1] + tokens[2:]), "ok")
+    swapped = alternating(words_text(tokens[1:2] + tokens[:1] + tokens[2:]), "ok", id="c")
     assert conversation_shingles(swapped, ngram=5) != shingles
     # No role tags: the same words cut into other turns, or under other roles, are the same text.
-    recut = conv("d", words_text(tokens[:7]), words_text(tokens[7:]) + " ok")
+    recut = alternating(words_text(tokens[:7]), words_text(tokens[7:]) + " ok", id="d")
     assert conversation_shingles(recut, ngram=5) == shingles
     swapped_roles = recut.model_copy(
         update={
@@ -113,20 +89,22 @@ def test_shingles_are_word_ngrams_of_normalized_text() -> None:
 
 
 def test_short_and_empty_texts() -> None:
-    short = conversation_shingles(conv("a", "Hello there", "hi"), ngram=5)
+    short = conversation_shingles(alternating("Hello there", "hi", id="a"), ngram=5)
     assert len(short) == 1  # fewer words than n: one shingle of all of them
-    assert short == conversation_shingles(conv("b", "hello", "THERE hi"), ngram=5)
-    assert short != conversation_shingles(conv("c", "hello there", "ho"), ngram=5)
-    assert conversation_shingles(conv("e", "...", "!!"), ngram=5) == set()
-    table = minhash_signatures([conv("e", "...", "!!"), conv("f", "hello there", "hi")], part=3, config=CONFIG)
+    assert short == conversation_shingles(alternating("hello", "THERE hi", id="b"), ngram=5)
+    assert short != conversation_shingles(alternating("hello there", "ho", id="c"), ngram=5)
+    assert conversation_shingles(alternating("...", "!!", id="e"), ngram=5) == set()
+    table = minhash_signatures(
+        [alternating("...", "!!", id="e"), alternating("hello there", "hi", id="f")], part=3, config=CONFIG
+    )
     assert [len(b) for b in table.column("band_hashes").to_pylist()] == [0, CONFIG.bands]
     # Records without words are nobody's duplicate; exact copies of a short text are.
     result = drop_near_duplicates(
         [
-            conv("e1", "...", "!"),
-            conv("e2", "...", "!"),
-            conv("s1", "Hello there", "hi"),
-            conv("s2", "hello there", "hi"),
+            alternating("...", "!", id="e1"),
+            alternating("...", "!", id="e2"),
+            alternating("Hello there", "hi", id="s1"),
+            alternating("hello there", "hi", id="s2"),
         ],
         config=CONFIG,
     )
@@ -166,7 +144,7 @@ def _word_set_pair(rng: random.Random, tag: str, similarity: float, union: int) 
     a, b = common + only_a, common + only_b
     rng.shuffle(a)
     rng.shuffle(b)
-    return conv(f"{tag}a", words_text(a)), conv(f"{tag}b", words_text(b))
+    return alternating(words_text(a), id=f"{tag}a"), alternating(words_text(b), id=f"{tag}b")
 
 
 def test_measured_detection_rate_matches_the_formula() -> None:
@@ -209,11 +187,11 @@ def test_docs_table_is_the_formula() -> None:
 
 def test_signature_table_sorts_like_keep_rank() -> None:
     convs = [
-        conv("b", "one two", "three"),
-        conv("a", "one two", "three"),
-        conv("z", "x", "y", "z", "w"),
-        conv("c", "short", "q", model="Model: GPT-4"),
-        conv("d", "a much longer text than the others", "yes"),
+        alternating("one two", "three", id="b"),
+        alternating("one two", "three", id="a"),
+        alternating("x", "y", "z", "w", id="z"),
+        alternating("short", "q", id="c", model="Model: GPT-4"),
+        alternating("a much longer text than the others", "yes", id="d"),
     ]
     table = minhash_signatures(convs, part=7, config=CONFIG)
     assert table.schema == MINHASH_SIGNATURE_SCHEMA
@@ -263,9 +241,11 @@ def test_pairs_across_parts_and_empty_input() -> None:
     text = words_text([f"t{i}" for i in range(60)])
     parts = [
         minhash_signatures(
-            [conv("a", text, "ok"), conv("n", "nothing alike here at all", "no")], part=0, config=CONFIG
+            [alternating(text, "ok", id="a"), alternating("nothing alike here at all", "no", id="n")],
+            part=0,
+            config=CONFIG,
         ),
-        minhash_signatures([conv("b", text, "ok")], part=1, config=CONFIG),
+        minhash_signatures([alternating(text, "ok", id="b")], part=1, config=CONFIG),
     ]
     signatures = pl.concat([pl.DataFrame(t) for t in parts])
     assert lsh_candidate_pairs(signatures, config=CONFIG).rows() == [(0, 0, 1, 0)]
@@ -372,9 +352,9 @@ def test_keep_rule_keeps_the_best_ranked_copy() -> None:
     body = [f"w{i}" for i in range(80)]
     variant = body[:40] + ["changed"] + body[41:]
     convs = [
-        conv("longest", words_text(body), "answer " * 30),  # most characters
-        conv("gpt4", words_text(variant), "answer", model="Model: GPT-4"),  # GPT-4 beats length
-        conv("more-turns", words_text(body), "answer", "and", "more"),  # turns beat characters
+        alternating(words_text(body), "answer " * 30, id="longest"),  # most characters
+        alternating(words_text(variant), "answer", id="gpt4", model="Model: GPT-4"),  # GPT-4 beats length
+        alternating(words_text(body), "answer", "and", "more", id="more-turns"),  # turns beat characters
     ]
     result = drop_near_duplicates(convs, config=CONFIG)
     assert [c.id for c in result.kept] == ["gpt4"]
@@ -385,7 +365,9 @@ def test_keep_rule_keeps_the_best_ranked_copy() -> None:
     without_gpt4 = drop_near_duplicates([convs[0], convs[2]], config=CONFIG)
     assert [c.id for c in without_gpt4.kept] == ["more-turns"]
     # Identical ranks: the smallest id.
-    twins = drop_near_duplicates([conv("y", words_text(body)), conv("x", words_text(body))], config=CONFIG)
+    twins = drop_near_duplicates(
+        [alternating(words_text(body), id="y"), alternating(words_text(body), id="x")], config=CONFIG
+    )
     assert [c.id for c in twins.kept] == ["x"]
 
 
@@ -394,23 +376,27 @@ def test_chain_removes_only_records_like_a_kept_one() -> None:
     with B best, both A and C are like B and go."""
     tokens = [f"w{i}" for i in range(240)]
     a, b, c = (words_text(tokens[k : k + 200]) for k in (0, 20, 40))
-    assert jaccard(*(conversation_shingles(conv("", t), ngram=5) for t in (a, b))) == pytest.approx(176 / 216)
-    assert jaccard(*(conversation_shingles(conv("", t), ngram=5) for t in (a, c))) == pytest.approx(156 / 236)
+    assert jaccard(*(conversation_shingles(alternating(t, id=""), ngram=5) for t in (a, b))) == pytest.approx(176 / 216)
+    assert jaccard(*(conversation_shingles(alternating(t, id=""), ngram=5) for t in (a, c))) == pytest.approx(156 / 236)
     # keep_rank: GPT-4 first (then C, which has more characters than B).
     gpt4 = "Model: GPT-4"
-    result = drop_near_duplicates([conv("A", a, model=gpt4), conv("B", b), conv("C", c)], config=CONFIG)
+    result = drop_near_duplicates(
+        [alternating(a, id="A", model=gpt4), alternating(b, id="B"), alternating(c, id="C")], config=CONFIG
+    )
     assert sorted(k.id for k in result.kept) == ["A", "C"]
     assert [(d.conversation_id, d.duplicate_of, d.detail) for d in result.dropped] == [
         ("B", "A", "jaccard=0.815 (part 0 row 0)")
     ]
-    result = drop_near_duplicates([conv("A", a), conv("B", b, model=gpt4), conv("C", c)], config=CONFIG)
+    result = drop_near_duplicates(
+        [alternating(a, id="A"), alternating(b, id="B", model=gpt4), alternating(c, id="C")], config=CONFIG
+    )
     assert [k.id for k in result.kept] == ["B"]
     assert {d.duplicate_of for d in result.dropped} == {"B"}
 
 
 def test_disabled_keeps_everything() -> None:
     text = words_text([f"w{i}" for i in range(50)])
-    convs = [conv("a", text), conv("b", text)]
+    convs = [alternating(text, id="a"), alternating(text, id="b")]
     result = drop_near_duplicates(convs, config=CONFIG.model_copy(update={"enabled": False}))
     assert result.kept == convs and result.dropped == []
     assert len(drop_near_duplicates(convs, config=CONFIG).dropped) == 1
@@ -429,7 +415,7 @@ print(json.dumps(table.column("band_hashes").to_pylist()))
 def determinism_corpus() -> list[Conversation]:
     rng = random.Random(3)
     base = [f"w{rng.randrange(500)}" for _ in range(300)]
-    return [conv(f"c{i}", words_text(base[: 100 + i * 40]), "Ünïcode ﬁne") for i in range(5)]
+    return [alternating(words_text(base[: 100 + i * 40]), "Ünïcode ﬁne", id=f"c{i}") for i in range(5)]
 
 
 def test_signatures_and_removals_are_deterministic() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,6 @@ import polars as pl
 import pytest
 
 from curation.parquet import write_conversations, write_ledger
-from schemas.files import atomic_write_text
 from curation.runs.diff import (
     NEW_INPUT_WHY,
     NOT_IN_B_WHY,
@@ -23,8 +21,10 @@ from curation.runs.diff import (
     run_diff_text,
 )
 from flows.cli import main
-from schemas import Conversation, Dropped, Provenance, RunReport, Turn
+from schemas import Conversation, Dropped, RunReport
 from schemas.config import CurationConfig
+from schemas.files import atomic_write_text
+from tests.helpers.conversations import conversation
 
 
 def _cli(argv: list[str]) -> int:
@@ -36,16 +36,17 @@ def _cli(argv: list[str]) -> int:
 
 
 def _conv(cid: str, *, at: tuple[str, int], parent: str | None = None, index: int | None = None) -> Conversation:
-    return Conversation(
+    """One question and its answer, read from record `at` = (input file, record index)."""
+    return conversation(
+        ("user", "q"),
+        ("assistant", "a"),
         id=cid,
         source="test",
-        turns=(
-            Turn(role="user", content="q", source_role="human"),
-            Turn(role="assistant", content="a", source_role="gpt"),
-        ),
+        input_file=at[0],
+        record_index=at[1],
+        content_hash="0" * 32,
         parent_id=parent,
         split_index=index,
-        provenance=Provenance(input_file=at[0], record_index=at[1], content_hash="0" * 32),
     )
 
 
@@ -261,8 +262,8 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> 
     """A: the demo as shipped. B: contamination off (the planted contaminated conversation enters),
     blocked phrases drop instead of zero-weighting (the refusal leaves), the JSONL input swapped
     for a new one (its conversations leave, the new one enters)."""
-    from flows.curate import curate_flow
     from demo.inputs import DEMO_CONFIG, write_demo_inputs
+    from flows.curate import curate_flow
 
     root = tmp_path_factory.mktemp("runs-diff")
     pages, dump, jsonl = write_demo_inputs(root / "in")

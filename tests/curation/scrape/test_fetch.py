@@ -1,10 +1,9 @@
-"""The pure parts of curation.scrape.fetch: ids, targets, Retry-After, backoff, journal, provenance, ledger."""
+"""The pure parts of curation.scrape.fetch: ids, targets, Retry-After, backoff, resume, provenance, ledger."""
 
 from __future__ import annotations
 
 import asyncio
 import random
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -12,7 +11,6 @@ import pytest
 
 from curation.ingest.read import read_conversations
 from curation.scrape.fetch import (
-    RawPageStore,
     backoff_delay,
     fetch_pages,
     parse_retry_after,
@@ -23,12 +21,13 @@ from curation.scrape.fetch import (
     validate_page_id,
     write_fetched_pages,
 )
+from curation.scrape.store import RawPageStore
 from demo.chatgpt_html import sharegpt_page_html
 from schemas import Conversation
 from schemas.config import IngestConfig, ScrapeConfig
 from schemas.scrape import FetchResult
+from tests.helpers.fetch_results import NOW, fetch_result
 
-NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 LOCAL = ScrapeConfig(allowed_hosts=("127.0.0.1",), url_template="http://127.0.0.1:8000/c/{id}", per_host_rate=0)
 
 
@@ -102,27 +101,6 @@ def test_backoff_is_full_jitter_under_an_exponential_cap() -> None:
         assert max(delays) > 0.8 * cap  # jitter spans the range, not a fixed delay
 
 
-def _result(page_id: str, outcome: str, **extra: object) -> FetchResult:
-    return FetchResult.model_validate({"page_id": page_id, "url": f"http://h/c/{page_id}", "outcome": outcome, **extra})
-
-
-def test_journal_latest_wins_and_a_torn_tail_is_cut(tmp_path: Path) -> None:
-    store = RawPageStore(tmp_path / "store")
-    store.record(_result("a", "failed", reason="fetch_failed", detail="tries=5 last=HTTP 500"))
-    store.record(_result("b", "not_found", reason="not_found"))
-    sha = store.put(b"<html></html>")
-    store.record(_result("a", "fetched", sha256=sha, bytes=13, fetched_at=NOW.isoformat()))
-    with open(store.journal, "a", encoding="utf-8") as f:
-        f.write('{"page_id": "c", "url": "x", "outc')  # killed mid-append
-    reopened = RawPageStore(tmp_path / "store")
-    ended = reopened.ended()
-    assert {k: v.outcome for k, v in ended.items()} == {"a": "fetched", "b": "not_found"}
-    assert reopened.is_final(ended["a"]) and reopened.is_final(ended["b"])
-    assert not reopened.is_final(_result("x", "failed", reason="fetch_failed"))
-    reopened.object_path(sha).unlink()
-    assert not reopened.is_final(ended["a"])  # the bytes are gone: fetch again
-
-
 def test_resume_requests_only_what_had_not_ended(tmp_path: Path) -> None:
     hits: dict[str, int] = {}
 
@@ -167,9 +145,9 @@ def test_a_scraped_page_ingests_with_url_and_fetch_time(tmp_path: Path) -> None:
     store = RawPageStore(tmp_path / "store")
     items = [{"from": "human", "value": "What is 2+2?"}, {"from": "gpt", "value": "<p>4</p>"}]
     sha = store.put(sharegpt_page_html(page_id="abc1234", items=items).encode())
-    fetched = _result("abc1234", "fetched", sha256=sha, bytes=1, fetched_at=NOW.isoformat())
+    fetched = fetch_result("abc1234", "fetched", sha256=sha, bytes=1, fetched_at=NOW.isoformat())
     pages = tmp_path / "pages" / "2024-05-01"
-    written = write_fetched_pages(store, [fetched, _result("nope1", "gone", reason="gone")], pages)
+    written = write_fetched_pages(store, [fetched, fetch_result("nope1", "gone", reason="gone")], pages)
     assert [p.name for p in written] == ["abc1234.html"]
     records = list(read_conversations(tmp_path / "pages", config=IngestConfig()))
     assert len(records) == 1 and isinstance(records[0], Conversation)  # the sidecar is not an input
@@ -188,10 +166,10 @@ def test_a_saved_page_without_sidecar_has_no_fetch_provenance(tmp_path: Path) ->
     assert isinstance(conv, Conversation) and conv.provenance.url is None and conv.provenance.fetched_at is None
 
 
-def test_scrape_dropped_maps_every_non_fetched_result() -> None:
+def test_scrape_dropped_maps_every_non_fetchedfetch_result() -> None:
     results = [
-        _result("a", "fetched", sha256="0" * 64, fetched_at=NOW.isoformat()),
-        _result("b", "gone", reason="gone", detail="HTTP 410", input_file="ids.txt", line_index=4),
+        fetch_result("a", "fetched", sha256="0" * 64, fetched_at=NOW.isoformat()),
+        fetch_result("b", "gone", reason="gone", detail="HTTP 410", input_file="ids.txt", line_index=4),
         FetchResult(
             page_id="",
             url="",

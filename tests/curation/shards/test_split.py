@@ -16,8 +16,9 @@ import pytest
 
 from curation.shards.split import piece_id, plan_pieces, split_long_conversations
 from curation.shards.tokenizer_load import batch_token_counter, load_tokenizer
-from schemas import Conversation, Dropped, Provenance, StageResult, Turn
+from schemas import Conversation, Dropped, StageResult, Turn
 from schemas.config import SplitConfig
+from tests.helpers.conversations import conversation, sharegpt_turns
 
 # --- helpers ------------------------------------------------------------------------------------
 
@@ -33,17 +34,19 @@ def words(n: int, tag: str) -> str:
 
 def conv(conv_id: str, *sizes: int, system: int | None = None) -> Conversation:
     """A shaped conversation: an optional system turn, then rounds of (user, assistant) sizes."""
-    turns = [Turn(role="system", content=words(system, f"{conv_id}.s"), source_role="system")] if system else []
     assert len(sizes) % 2 == 0, "sizes come in (user, assistant) pairs"
+    turns = [("system", words(system, f"{conv_id}.s"))] if system else []
     for i in range(0, len(sizes), 2):
-        turns.append(Turn(role="user", content=words(sizes[i], f"{conv_id}.u{i // 2}"), source_role="human"))
-        turns.append(Turn(role="assistant", content=words(sizes[i + 1], f"{conv_id}.a{i // 2}"), source_role="gpt"))
-    return Conversation(
+        turns.append(("user", words(sizes[i], f"{conv_id}.u{i // 2}")))
+        turns.append(("assistant", words(sizes[i + 1], f"{conv_id}.a{i // 2}")))
+    return conversation(
+        *turns,
         id=conv_id,
-        source="sharegpt_json",
         model="Model: GPT-4",
-        turns=tuple(turns),
-        provenance=Provenance(input_file="dump.json", byte_offset=17, record_index=3, content_hash="ab" * 16),
+        input_file="dump.json",
+        byte_offset=17,
+        record_index=3,
+        content_hash="ab" * 16,
     )
 
 
@@ -261,19 +264,18 @@ def shaped_sample(records: list[dict[str, Any]]) -> list[Conversation]:
     assistant turn) and end with an answer: the shape stage's output, without its repairs."""
     out = []
     for index, record in enumerate(records):
-        turns = [
-            Turn(role=_ROLES[t["from"]], content=t["value"], source_role=t["from"])  # type: ignore[arg-type]
-            for t in record["conversations"]
-            if t["from"] in _ROLES
-        ]
+        turns = sharegpt_turns(record["conversations"], _ROLES)  # type: ignore[arg-type]
         if len(turns) != len(record["conversations"]):
             continue  # a system or unknown role: not this helper's business
         if turns and turns[0].role == "assistant":
             turns = turns[1:]
         alternating = all(t.role == ("user" if i % 2 == 0 else "assistant") for i, t in enumerate(turns))
         if turns and alternating and len(turns) % 2 == 0:
-            provenance = Provenance(input_file="sample.json", record_index=index, content_hash=f"{index:032x}")
-            out.append(Conversation(id=record["id"], source="sharegpt_json", turns=tuple(turns), provenance=provenance))
+            out.append(
+                conversation(
+                    *turns, id=record["id"], input_file="sample.json", record_index=index, content_hash=f"{index:032x}"
+                )
+            )
     return out
 
 

@@ -35,8 +35,9 @@ from curation.shards.tokenization import (
     tokenize_conversations,
 )
 from curation.shards.tokenizer_load import BUILTIN_MISTRAL, load_tokenizer
-from schemas import Conversation, Provenance, Turn
+from schemas import Conversation, Turn
 from schemas.conversation import Role
+from tests.helpers.conversations import conversation, sharegpt_turns
 
 pytestmark = pytest.mark.shared_data
 
@@ -88,18 +89,6 @@ def phi3_config(shared_data: Path) -> Path:
 @pytest.fixture(scope="module")
 def templates(phi3_config: Path) -> dict[str, ChatTemplate]:
     return {name: chat_template_for(name, tokenizer_config=phi3_config) for name in TEMPLATE_NAMES}  # type: ignore[arg-type]
-
-
-def conversation(*turns: tuple[Role, str] | tuple[Role, str, float | None], conv_id: str = "c1") -> Conversation:
-    return Conversation(
-        id=conv_id,
-        source="sharegpt_json",
-        turns=tuple(
-            Turn(role=t[0], content=t[1], source_role=t[0], weight=t[2] if len(t) > 2 else None)  # type: ignore[misc]
-            for t in turns
-        ),
-        provenance=Provenance(input_file="dump.json", byte_offset=42, record_index=7, content_hash="ab" * 16),
-    )
 
 
 SYNTHETIC = [
@@ -183,9 +172,7 @@ def real_conversations(sharegpt_sample: list[dict[str, Any]]) -> list[Conversati
         mapped = [roles.get(m["from"]) for m in messages]
         alternating = all(role == ("user", "assistant")[i % 2] for i, role in enumerate(mapped))
         if messages and alternating and "assistant" in mapped:
-            kept.append(
-                conversation(*[(roles[m["from"]], m["value"]) for m in messages], conv_id=record["id"])  # type: ignore[misc]
-            )
+            kept.append(conversation(*sharegpt_turns(messages, roles), id=record["id"]))
         if len(kept) == 300:
             break
     assert len(kept) == 300
@@ -311,9 +298,16 @@ def test_a_weight_zero_answer_is_context_only(
 def test_a_conversation_with_nothing_to_train_on_is_dropped(
     tokenizers_by_name: dict[str, Tokenizer], templates: dict[str, ChatTemplate], template_name: str
 ) -> None:
-    trained = conversation(("user", "Q"), ("assistant", "A"), conv_id="trained")
+    trained = conversation(("user", "Q"), ("assistant", "A"), id="trained")
     all_zero = conversation(
-        ("user", "Q"), ("assistant", "A", 0.0), ("user", "Q2"), ("assistant", "B", 0.0), conv_id="z"
+        ("user", "Q"),
+        ("assistant", "A", 0.0),
+        ("user", "Q2"),
+        ("assistant", "B", 0.0),
+        id="z",
+        input_file="dump.json",
+        byte_offset=42,
+        record_index=7,
     )
     kept, dropped = tokenize_conversations(
         [trained, all_zero], tokenizer=tokenizers_by_name["mistral"], template=templates[template_name]
