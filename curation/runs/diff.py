@@ -21,8 +21,8 @@ import polars as pl
 from pydantic import ValidationError
 
 from curation.parquet import SchemaVersionError, check_parquet_kind
-from schemas.ledger import RunReport, Stage
 from schemas.errors import InputError
+from schemas.ledger import RunReport, Stage
 
 __all__ = [
     "ConfigChange",

@@ -1,4 +1,4 @@
-"""What a run records about itself: the code version and fingerprint, and lineage.json (inputs, config, code, outputs)."""
+"""What a run records about itself: the code version and fingerprint, and lineage.json (inputs, config, outputs)."""
 
 from __future__ import annotations
 
