@@ -20,7 +20,7 @@ from curation.clean.batch import clean_batch
 from curation.ingest.groups import partition_records
 from curation.ingest.read import read_conversations
 from curation.runs.stage_reports import merge_stage_reports
-from demo.chatgpt_html import markdown_to_chatgpt_html
+from demo.chatgpt_html import as_captured
 from schemas.config import CurationConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,16 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 def write_scaled_dump(sample: list[dict], scale: int, html: bool, dest: Path) -> int:
     """Write `scale` re-identified copies of the sample as one JSON array; returns bytes written."""
     if html:
-        sample = [
-            {
-                **c,
-                "conversations": [
-                    {**t, "value": markdown_to_chatgpt_html(t["value"]) if t["from"] == "gpt" else t["value"]}
-                    for t in c["conversations"]
-                ],
-            }
-            for c in sample
-        ]
+        sample = [{**c, "conversations": as_captured(c["conversations"])} for c in sample]
     with open(dest, "w", encoding="utf-8") as f:
         f.write("[")
         first = True

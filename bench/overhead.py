@@ -84,6 +84,8 @@ if TYPE_CHECKING:  # Prefect is imported only after PREFECT_HOME is set (in main
     from flows.execution import PlainCalls
     from schemas import RunReport
 
+from tests.helpers.runs import manifest_without_run, output_files
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -185,23 +187,7 @@ def recorded_runs(flow_run_id: Any, *, timeout: float = 180.0) -> Recorded:
 
 
 # ---------------------------------------------------------------------------------------------
-# Output comparison.
-
-
-def _output_files(run: Path) -> dict[str, bytes]:
-    files = {}
-    for sub in ("conversations", "ledger", "shards"):
-        for f in sorted((run / sub).rglob("*")):
-            if f.is_file() and f.name != "manifest.json":
-                files[str(f.relative_to(run))] = f.read_bytes()
-    return files
-
-
-def _manifest_without_run(run: Path) -> dict:
-    manifest = json.loads((run / "shards" / "manifest.json").read_text())
-    for key in ("run_id", "created_at"):
-        manifest.pop(key, None)
-    return manifest
+# Output comparison (the files a trainer or reviewer reads, as the tests compare them).
 
 
 def _lineage_without_run(run: Path) -> dict | None:
@@ -223,12 +209,12 @@ def _counts(report: Any) -> list[tuple]:
 
 def outputs_differ(a: Path, b: Path, report_a: Any, report_b: Any) -> list[str]:
     """What differs between two runs' outputs (file bytes, manifest, report counts); empty when they match."""
-    files_a, files_b = _output_files(a), _output_files(b)
+    files_a, files_b = output_files(a), output_files(b)
     problems = [f"only in one run: {name}" for name in sorted(set(files_a) ^ set(files_b))]
     problems += [
         f"bytes differ: {name}" for name in sorted(set(files_a) & set(files_b)) if files_a[name] != files_b[name]
     ]
-    if _manifest_without_run(a) != _manifest_without_run(b):
+    if manifest_without_run(a) != manifest_without_run(b):
         problems.append("manifest.json differs (beyond run_id and created_at)")
     lineage_a, lineage_b = _lineage_without_run(a), _lineage_without_run(b)
     if lineage_a is None or lineage_b is None:

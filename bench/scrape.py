@@ -32,7 +32,7 @@ import httpx
 
 from curation.scrape.fetch import fetch_pages, targets_from_ids
 from curation.scrape.store import RawPageStore
-from demo.chatgpt_html import markdown_to_chatgpt_html, sharegpt_page_html
+from demo.chatgpt_html import as_captured, sharegpt_page_html
 from schemas.config import ScrapeConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -61,10 +61,7 @@ def build_pages(count: int, sample: Path) -> tuple[dict[str, bytes], str]:
     pages: dict[str, bytes] = {}
     for i in range(count):
         record = records[i % len(records)]
-        items = [
-            {"from": t["from"], "value": markdown_to_chatgpt_html(t["value"]) if t["from"] == "gpt" else t["value"]}
-            for t in record["conversations"]
-        ]
+        items = as_captured(record["conversations"])
         page_id = f"p{i:06d}"
         pages[page_id] = sharegpt_page_html(page_id=page_id, items=items, title=f"bench {i}").encode("utf-8")
     return pages, source

@@ -204,3 +204,11 @@ def markdown_to_chatgpt_html(md: str) -> str:
         # markdown-it puts a newline after each block tag only for tokens marked as blocks.
         token.block = False
     return CHATGPT_WRAPPER_OPEN + parser.renderer.render(tokens, parser.options, {}) + "</div>"
+
+
+def as_captured(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """ShareGPT {from, value} messages as the extension captured them: gpt values rendered into
+    ChatGPT's HTML, every other value kept as the text it is."""
+    return [
+        {**m, "value": markdown_to_chatgpt_html(m["value"]) if m["from"] == "gpt" else m["value"]} for m in messages
+    ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from demo.chatgpt_html import markdown_to_chatgpt_html, sharegpt_page_html
+from demo.chatgpt_html import as_captured, sharegpt_page_html
 from schemas.config import BenchmarkSpec, ContaminationConfig, CurationConfig, SplitConfig
 from schemas.files import atomic_write_text
 
@@ -40,7 +40,7 @@ PAGE_COUNT = 8
 
 def _items(turns: list[list[str]]) -> list[dict[str, str]]:
     # The extension stored human turns as plain text and gpt turns as the rendered HTML.
-    return [{"from": role, "value": markdown_to_chatgpt_html(text) if role == "gpt" else text} for role, text in turns]
+    return as_captured([{"from": role, "value": text} for role, text in turns])
 
 
 def write_demo_inputs(dest: Path) -> list[Path]:

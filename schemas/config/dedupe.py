@@ -10,69 +10,49 @@ from schemas.config._base import ConfigSection
 class ExactDedupeConfig(ConfigSection):
     """[dedupe_exact]: exact duplicates by stable hashes of normalized, role-tagged turns."""
 
-    enabled: bool = Field(
-        default=True,
-        description="Remove exact duplicates (after normalization) across all inputs; on, as in FastChat and "
-        "OpenChat (docs/defaults.md#dedupe_exact).",
-    )
-    match_user_prompts: bool = Field(
-        default=True,
-        description="Also match conversations whose user turns are identical but whose answers differ (ChatGPT's "
-        '"regenerate"); FastChat matches on the first prompt and answer only (docs/defaults.md#dedupe_exact).',
-    )
-    match_prefixes: bool = Field(
-        default=True,
-        description="Also match a conversation that is the opening of a longer one (a share made before the "
-        "conversation went on), keeping the longer (docs/defaults.md#dedupe_exact).",
-    )
+    enabled: bool = True
+    """Remove exact duplicates (after normalization) across all inputs; on, as in FastChat and OpenChat
+    (docs/defaults.md#dedupe_exact).
+    """
+    match_user_prompts: bool = True
+    """Also match conversations whose user turns are identical but whose answers differ (ChatGPT's "regenerate");
+    FastChat matches on the first prompt and answer only (docs/defaults.md#dedupe_exact).
+    """
+    match_prefixes: bool = True
+    """Also match a conversation that is the opening of a longer one (a share made before the conversation went on),
+    keeping the longer (docs/defaults.md#dedupe_exact).
+    """
 
 
 class MinHashConfig(ConfigSection):
     """[dedupe_minhash]: near duplicates by MinHash LSH over word n-gram shingles, verified by exact Jaccard."""
 
-    enabled: bool = Field(
-        default=True,
-        description="Remove near duplicates; neither FastChat nor OpenChat does (docs/defaults.md#dedupe_minhash).",
-    )
-    threshold: float = Field(
-        default=0.8,
-        gt=0.0,
-        le=1.0,
-        description="Jaccard similarity of shingle sets at or above which two conversations are duplicates, checked "
-        "exactly for every candidate pair. 0.8, as NeMo Curator, text-dedup and data-juicer "
-        "(docs/defaults.md#dedupe_minhash).",
-    )
-    ngram: int = Field(
-        default=5,
-        ge=1,
-        description="Words per shingle, after normalization. 5, as datatrove, text-dedup and data-juicer "
-        "(docs/defaults.md#dedupe_minhash).",
-    )
+    enabled: bool = True
+    """Remove near duplicates; neither FastChat nor OpenChat does (docs/defaults.md#dedupe_minhash)."""
+    threshold: float = Field(default=0.8, gt=0.0, le=1.0)
+    """Jaccard similarity of shingle sets at or above which two conversations are duplicates, checked exactly for every
+    candidate pair. 0.8, as NeMo Curator, text-dedup and data-juicer (docs/defaults.md#dedupe_minhash).
+    """
+    ngram: int = Field(default=5, ge=1)
+    """Words per shingle, after normalization. 5, as datatrove, text-dedup and data-juicer
+    (docs/defaults.md#dedupe_minhash).
+    """
     # The curve sits well left of the threshold on purpose: verification makes a false candidate cost
     # only time, while a missed one leaves a duplicate in the data (docs/minhash.md).
-    bands: int = Field(
-        default=24,
-        ge=1,
-        description="LSH bands; bands x rows permutations. 24 x 7 makes a pair at Jaccard 0.8 a candidate with "
-        "P = 0.9965, where a library's automatic choice catches ~40% (docs/defaults.md#dedupe_minhash).",
-    )
-    rows: int = Field(
-        default=7,
-        ge=1,
-        description="MinHash values per band. 7 rather than 6 halves the candidates below Jaccard 0.5 on the real "
-        "sample for +10% signature time (docs/defaults.md#dedupe_minhash).",
-    )
-    seed: int = Field(
-        default=1,
-        description="Seed of the MinHash permutations; fixed so that signatures are reproducible "
-        "(docs/defaults.md#dedupe_minhash).",
-    )
+    bands: int = Field(default=24, ge=1)
+    """LSH bands; bands x rows permutations. 24 x 7 makes a pair at Jaccard 0.8 a candidate with P = 0.9965, where a
+    library's automatic choice catches ~40% (docs/defaults.md#dedupe_minhash).
+    """
+    rows: int = Field(default=7, ge=1)
+    """MinHash values per band. 7 rather than 6 halves the candidates below Jaccard 0.5 on the real sample for +10%
+    signature time (docs/defaults.md#dedupe_minhash).
+    """
+    seed: int = 1
+    """Seed of the MinHash permutations; fixed so that signatures are reproducible (docs/defaults.md#dedupe_minhash)."""
     # Pairs and removals never depend on bands_per_pass, only memory and time do: each pass re-reads
     # the signature files.
-    bands_per_pass: int = Field(
-        default=8,
-        ge=1,
-        description="Bands per pass of the global candidate search over the signature files: fewer bands need less "
-        "memory and more time. 8 (three passes) takes about the time of one pass for 2.7x less memory "
-        "(bench/dedupe.py, docs/defaults.md#dedupe_minhash).",
-    )
+    bands_per_pass: int = Field(default=8, ge=1)
+    """Bands per pass of the global candidate search over the signature files: fewer bands need less memory and more
+    time. 8 (three passes) takes about the time of one pass for 2.7x less memory (bench/dedupe.py,
+    docs/defaults.md#dedupe_minhash).
+    """

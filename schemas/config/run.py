@@ -12,43 +12,30 @@ from schemas.config._base import ConfigSection
 class RunConfig(ConfigSection):
     """[run]: how a run is cut into tasks, whether finished work is reused, and where tasks execute."""
 
-    batch_size: int = Field(
-        default=5000,
-        gt=0,
-        description="Conversations per part, and so per task. A task run costs ~42 ms inside curate, so 5000 keeps "
-        "Prefect to a few percent of a run (docs/defaults.md#run).",
-    )
-    cache: bool = Field(
-        default=True,
-        description="Reuse finished per-part work from a content-addressed cache keyed on the input's content, the "
-        "stage's options and the code, so a re-run or a resumed run redoes only what changed "
-        "(docs/defaults.md#run).",
-    )
-    cache_dir: str | None = Field(
-        default=None,
-        description="Where the stage cache lives; None: <out_dir>/cache, shared by the runs of one output folder.",
-    )
-    task_runner: Literal["threads", "dask"] = Field(
-        default="threads",
-        description='"threads": Prefect\'s thread pool in the flow\'s process, its default runner. "dask": '
-        "Prefect's Dask task runner (prefect-dask), which costs ~4 s to start (docs/defaults.md#run).",
-    )
-    max_workers: int | None = Field(
-        default=None,
-        gt=0,
-        description='Thread-pool size for task_runner "threads"; None: Prefect\'s default.',
-    )
-    dask_address: str | None = Field(
-        default=None,
-        description='The Dask scheduler that task_runner "dask" sends tasks to ("tcp://host:8786"); None: a '
-        "LocalCluster of dask_workers processes is started for the run.",
-    )
-    dask_workers: int = Field(
-        default=2,
-        gt=0,
-        description="Worker processes of the LocalCluster started when dask_address is None. 2, the cores of the "
-        "machine the Dask runs were measured on (docs/defaults.md#run).",
-    )
+    batch_size: int = Field(default=5000, gt=0)
+    """Conversations per part, and so per task. A task run costs ~42 ms inside curate, so 5000 keeps Prefect to a few
+    percent of a run (docs/defaults.md#run).
+    """
+    cache: bool = True
+    """Reuse finished per-part work from a content-addressed cache keyed on the input's content, the stage's options and
+    the code, so a re-run or a resumed run redoes only what changed (docs/defaults.md#run).
+    """
+    cache_dir: str | None = None
+    """Where the stage cache lives; None: <out_dir>/cache, shared by the runs of one output folder."""
+    task_runner: Literal["threads", "dask"] = "threads"
+    """ "threads": Prefect's thread pool in the flow's process, its default runner. "dask": Prefect's Dask task runner
+    (prefect-dask), which costs ~4 s to start (docs/defaults.md#run).
+    """
+    max_workers: int | None = Field(default=None, gt=0)
+    """Thread-pool size for task_runner "threads"; None: Prefect's default."""
+    dask_address: str | None = None
+    """The Dask scheduler that task_runner "dask" sends tasks to ("tcp://host:8786"); None: a LocalCluster of
+    dask_workers processes is started for the run.
+    """
+    dask_workers: int = Field(default=2, gt=0)
+    """Worker processes of the LocalCluster started when dask_address is None. 2, the cores of the machine the Dask runs
+    were measured on (docs/defaults.md#run).
+    """
 
 
 # RunConfig options that decide how a run executes, never what it writes.

@@ -12,44 +12,34 @@ from schemas.config._base import ConfigSection
 class TokenizerConfig(ConfigSection):
     """[tokenizer]: the tokenizer used to count tokens (split) and to build training rows."""
 
-    spec: str = Field(
-        default="mistral-7b-v0.1",
-        description='A tokenizer.json path, a folder holding one, the built-in "mistral-7b-v0.1" (shipped by the PyPI '
-        "package mistral-common, so it works offline), or a hub name (needs network) "
-        "(docs/defaults.md#tokenizer).",
-    )
+    spec: str = "mistral-7b-v0.1"
+    """A tokenizer.json path, a folder holding one, the built-in "mistral-7b-v0.1" (shipped by the PyPI package
+    mistral-common, so it works offline), or a hub name (needs network) (docs/defaults.md#tokenizer).
+    """
 
 
 class SplitConfig(ConfigSection):
     """[split]: splitting long conversations at round boundaries."""
 
-    max_tokens: int = Field(
-        default=2048,
-        gt=0,
-        description="Token budget of one piece; longer conversations are split into whole rounds. 2048, FastChat's "
-        "max_length (4096 in its full recipe; docs/defaults.md#split).",
-    )
-    turn_overhead_tokens: int = Field(
-        default=6,
-        ge=0,
-        description="Tokens a chat template adds per turn (role header, end of turn), counted on top of the text. 6, "
-        "as FastChat counts (docs/defaults.md#split).",
-    )
-    repeat_system_prompt: bool = Field(
-        default=False,
-        description="Repeat a leading system turn at the start of every piece (its tokens then count in each). Off: "
-        "it opens the first piece only (docs/defaults.md#split).",
-    )
+    max_tokens: int = Field(default=2048, gt=0)
+    """Token budget of one piece; longer conversations are split into whole rounds. 2048, FastChat's max_length (4096 in
+    its full recipe; docs/defaults.md#split).
+    """
+    turn_overhead_tokens: int = Field(default=6, ge=0)
+    """Tokens a chat template adds per turn (role header, end of turn), counted on top of the text. 6, as FastChat
+    counts (docs/defaults.md#split).
+    """
+    repeat_system_prompt: bool = False
+    """Repeat a leading system turn at the start of every piece (its tokens then count in each). Off: it opens the first
+    piece only (docs/defaults.md#split).
+    """
     # One round alone may still fill max_tokens, so a lower ratio never loses text; it trades context
     # for packing, since a conversation over half a packed row shares it with nothing.
-    piece_target_ratio: float = Field(
-        default=1.0,
-        gt=0.0,
-        le=1.0,
-        description="Conversations longer than max_tokens x this are split, into pieces closed at that size. 1.0 is "
-        "FastChat's rule (split only what does not fit); bench/shards.py measures 97.5% packing at 1.0 and "
-        "99.8% at 0.6 (docs/defaults.md#split).",
-    )
+    piece_target_ratio: float = Field(default=1.0, gt=0.0, le=1.0)
+    """Conversations longer than max_tokens x this are split, into pieces closed at that size. 1.0 is FastChat's rule
+    (split only what does not fit); bench/shards.py measures 97.5% packing at 1.0 and 99.8% at 0.6
+    (docs/defaults.md#split).
+    """
 
 
 ChatTemplateName = Literal["llama2", "chatml", "vicuna", "openchat", "tulu", "phi3", "tokenizer"]
@@ -58,42 +48,32 @@ ChatTemplateName = Literal["llama2", "chatml", "vicuna", "openchat", "tulu", "ph
 class ShardsConfig(ConfigSection):
     """[shards]: tokenization with a chat template, packing, and the training shards."""
 
-    template: ChatTemplateName = Field(
-        default="llama2",
-        description='The chat template. "llama2" ([INST] ... [/INST] answer </s>) is the native format of the '
-        'default Mistral 7B tokenizer; "tokenizer" uses the jinja chat_template of the tokenizer\'s '
-        "tokenizer_config.json (docs/defaults.md#shards).",
-    )
-    max_seq_len: int = Field(
-        default=2048,
-        gt=0,
-        description="Tokens per training row; split.max_tokens should not exceed it. 2048, as FastChat trains (4096 "
-        "in its full recipe; docs/defaults.md#shards).",
-    )
-    layout: Literal["packed", "unpacked"] = Field(
-        default="packed",
-        description='"packed": whole conversations best-fit into rows of max_seq_len (~99.9% of slots filled); '
-        '"unpacked": one conversation per row, for a trainer that packs (docs/defaults.md#shards).',
-    )
-    overlong: Literal["drop", "truncate"] = Field(
-        default="drop",
-        description="What to do with a conversation still longer than max_seq_len after splitting. Drop, so that no "
-        "row ends mid-answer (docs/defaults.md#shards).",
-    )
-    seed: int = Field(
-        default=0,
-        description="Seed of the row shuffle after packing (best-fit emits rows ordered by length); fixed so shards "
-        "are reproducible (docs/defaults.md#shards).",
-    )
-    rows_per_row_group: int = Field(
-        default=1024,
-        gt=0,
-        description="Rows per Parquet row group. 512-1024 rows let ranks and loader workers split a shard evenly, "
-        "where pyarrow's default of ~1M rows is far too large (docs/defaults.md#shards).",
-    )
-    target_shard_bytes: int = Field(
-        default=200 * 1024 * 1024,
-        gt=0,
-        description="Largest size of a shard file in bytes: a row group that would take the file past it opens the "
-        "next shard. 200 MiB, within the usual 100-250 MB (docs/defaults.md#shards).",
-    )
+    template: ChatTemplateName = "llama2"
+    """The chat template. "llama2" ([INST] ... [/INST] answer </s>) is the native format of the default Mistral 7B
+    tokenizer; "tokenizer" uses the jinja chat_template of the tokenizer's tokenizer_config.json
+    (docs/defaults.md#shards).
+    """
+    max_seq_len: int = Field(default=2048, gt=0)
+    """Tokens per training row; split.max_tokens should not exceed it. 2048, as FastChat trains (4096 in its full
+    recipe; docs/defaults.md#shards).
+    """
+    layout: Literal["packed", "unpacked"] = "packed"
+    """ "packed": whole conversations best-fit into rows of max_seq_len (~99.9% of slots filled); "unpacked": one
+    conversation per row, for a trainer that packs (docs/defaults.md#shards).
+    """
+    overlong: Literal["drop", "truncate"] = "drop"
+    """What to do with a conversation still longer than max_seq_len after splitting. Drop, so that no row ends
+    mid-answer (docs/defaults.md#shards).
+    """
+    seed: int = 0
+    """Seed of the row shuffle after packing (best-fit emits rows ordered by length); fixed so shards are reproducible
+    (docs/defaults.md#shards).
+    """
+    rows_per_row_group: int = Field(default=1024, gt=0)
+    """Rows per Parquet row group. 512-1024 rows let ranks and loader workers split a shard evenly, where pyarrow's
+    default of ~1M rows is far too large (docs/defaults.md#shards).
+    """
+    target_shard_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    """Largest size of a shard file in bytes: a row group that would take the file past it opens the next shard. 200
+    MiB, within the usual 100-250 MB (docs/defaults.md#shards).
+    """

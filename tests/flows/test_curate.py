@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from curation.shards.verify import verify_shards
-from demo.chatgpt_html import markdown_to_chatgpt_html, sharegpt_page_html
+from demo.chatgpt_html import as_captured, sharegpt_page_html
 from demo.inputs import DEMO_CONFIG, write_demo_inputs
 from flows.cli import main
 from flows.curate import curate_flow
@@ -103,10 +103,7 @@ def test_real_sample_and_its_html_pages_curate_without_loss(
     pages = tmp_path / "pages"
     pages.mkdir()
     for conv in sharegpt_sample[:300]:
-        items = [
-            {"from": t["from"], "value": markdown_to_chatgpt_html(t["value"]) if t["from"] == "gpt" else t["value"]}
-            for t in conv["conversations"]
-        ]
+        items = as_captured(conv["conversations"])
         (pages / f"{conv['id']}.html").write_text(sharegpt_page_html(page_id=conv["id"], items=items), "utf-8")
     dump = tmp_path / "dump.json.gz"
     with gzip.open(dump, "wt", encoding="utf-8") as f:

@@ -22,17 +22,14 @@ from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from demo.chatgpt_html import markdown_to_chatgpt_html, sharegpt_page_html
+from demo.chatgpt_html import as_captured, sharegpt_page_html
 
 HUGE_BYTES = 60 * 1024 * 1024
 SLOW_SECONDS = 2.0
 
 
 def page_bytes(page_id: str, conversation: dict) -> bytes:
-    items = [
-        {"from": t["from"], "value": markdown_to_chatgpt_html(t["value"]) if t["from"] == "gpt" else t["value"]}
-        for t in conversation["conversations"]
-    ]
+    items = as_captured(conversation["conversations"])
     return sharegpt_page_html(page_id=page_id, items=items).encode("utf-8")
 
 
