@@ -136,7 +136,7 @@ def plant_items(
     convs: list[Conversation], items: list[BenchmarkItem], n: int, rng: random.Random
 ) -> tuple[list[Conversation], dict[str, tuple[str, BenchmarkItem, int]]]:
     """n items (round robin over the benchmarks) planted verbatim and n lightly edited, each into
-    a copy of a random real conversation (as tests/test_contamination_real.py does)."""
+    a copy of a random real conversation (as tests/curation/contamination/test_check_real.py does)."""
     by_benchmark: dict[str, list[BenchmarkItem]] = {}
     for item in items:
         by_benchmark.setdefault(item.benchmark, []).append(item)

@@ -3,7 +3,7 @@
 The flows run a stage only through its declaration: `stage.call(data, config=config, ...)` hands the
 function the declared sections and nothing else, and `stage.config_key(config)` is the part of the
 stage cache's key that covers options. So the options a stage can read and the options its cached
-output is keyed on are the same by construction; tests/curation/test_stage_declarations.py changes
+output is keyed on are the same by construction; tests/flows/test_stage_declarations.py changes
 every other option and checks that neither the output nor the key moves.
 """
 

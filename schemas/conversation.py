@@ -39,7 +39,7 @@ class Provenance(BaseModel):
     # blake2b-128 hex of the raw record bytes as read, before any cleaning.
     content_hash: str
     # For a scraped page: the URL it was fetched from and when (ISO 8601 UTC), from the fetch
-    # sidecar the scraper writes beside the page (curation/scrape.py). None for other inputs.
+    # sidecar the scraper writes beside the page (curation/scrape/fetch.py). None for other inputs.
     url: str | None = None
     fetched_at: str | None = None
 

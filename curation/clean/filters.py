@@ -2,7 +2,7 @@
 
 Each stage is `fn(convs, *, config) -> StageResult`: the conversations it keeps (possibly
 repaired), a Dropped record with a bounded reason for every one it removes, and counts of the
-changes it made to kept ones. Secret redaction, which never drops, lives in curation/secrets.py.
+changes it made to kept ones. Secret redaction, which never drops, lives in curation/clean/secrets.py.
 """
 
 from __future__ import annotations

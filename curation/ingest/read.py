@@ -3,7 +3,7 @@
 Formats (the container by file extension, the record shape by content):
 - saved ShareGPT pages (`.html`, `.htm`): the Next.js `__NEXT_DATA__` script's props.pageProps;
 - JSON dumps (`.json`, `.json.gz`): an array of records, one record, or records back to back,
-  streamed (curation/json_stream.py);
+  streamed (curation/ingest/json_stream.py);
 - JSON Lines (`.jsonl`, `.jsonl.gz`): one record a line;
 - any other extension: sniffed from the first bytes ("<" a page, "[" or "{" a JSON dump).
 Records are ShareGPT {id, model?, conversations: [{from, value}]}, Alpaca {instruction, input?,

@@ -1,4 +1,4 @@
-"""Tests for curation/text.py, curation/filters.py and curation/secrets.py.
+"""Tests for curation/text.py, curation/clean/filters.py and curation/clean/secrets.py.
 
 Small hand-built conversations pin each rule and every drop reason; the real ShareGPT sample
 checks that every stage accounts for each conversation it is given.
@@ -39,7 +39,7 @@ from tests.helpers.conversations import conversation, sharegpt_turns
 
 
 def sharegpt_conversations(records: list[dict[str, Any]]) -> list[Conversation]:
-    """The real sample's records as Conversations (a local stand-in for curation/ingest.py)."""
+    """The real sample's records as Conversations (a local stand-in for curation/ingest/read.py)."""
     return [
         conversation(*sharegpt_turns(record["conversations"]), id=record["id"], input_file="sample", record_index=i)
         for i, record in enumerate(records)

@@ -1,4 +1,4 @@
-"""Tests for curation/dedupe_exact.py.
+"""Tests for curation/dedupe/exact.py.
 
 Small hand-built conversations pin each rule; the real ShareGPT sample is checked against a
 plain-Python reference that compares normalized turns directly (no hashes, no polars), and with
