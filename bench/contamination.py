@@ -19,7 +19,14 @@ each timed on its own with time.perf_counter (nothing here asserts a timing):
 5. what the check flags on the untouched real conversations, every flagged pair listed so a
    person can judge it;
 6. with --plants N: N items planted verbatim and N lightly edited into copies of real
-   conversations (tests/helpers/planting.py), and the recall of each.
+   conversations (tests/helpers/planting.py), and the recall of each;
+7. with --rephrased: every GPT-4 rephrasing of rephrased_dev.jsonl planted the same way, and the
+   recall per benchmark, in-sample and on the held-out fifth (tests/helpers/planting.held_out).
+   The rephrase tier's rules were calibrated on this file, so even the held-out figure is only
+   out of the calibration's sample, not out of its distribution.
+
+The false-positive rate (FPR) is figure 5's: flagged turns of the untouched conversations'
+checked turns (some are true copies: read the list).
 
 Peak RSS (resource.getrusage) is printed after each phase; the last line is for the README.
 """
@@ -44,6 +51,7 @@ import numpy as np
 from curation.contamination.benchmarks import read_benchmarks
 from curation.contamination.check import (
     ContaminationResult,
+    benchmark_views,
     build_benchmark_index,
     check_contamination,
     turn_units,
@@ -55,7 +63,7 @@ from flows.resources import contamination_devices, embed_normalized, embedder_fo
 from schemas import Conversation
 from schemas.config import LOCAL_BENCHMARK_PRESETS, ContaminationConfig
 from schemas.contamination import BenchmarkItem
-from tests.helpers.planting import light_edit, plant, real_conversation
+from tests.helpers.planting import held_out, light_edit, plant, read_rephrasings, real_conversation
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -161,6 +169,58 @@ def plant_items(
     return planted, plants
 
 
+def rephrased_recall(
+    shared: Path,
+    convs: list[Conversation],
+    index: Any,
+    cached: Any,
+    config: ContaminationConfig,
+    rng: random.Random,
+) -> str:
+    """Figure 7: each rephrasing planted in a copy of a random real conversation (new round, paragraph, request
+    phrase in turn), recall per benchmark in-sample and held out; returns the README line's part."""
+    rows = {(i.benchmark, i.item_id) for i in index.items}
+    rephrasings = [r for r in read_rephrasings(shared / "data" / "benchmarks" / "rephrased_dev.jsonl")]
+    rephrasings = [r for r in rephrasings if (r.benchmark, r.item_id) in rows]
+    planted: list[Conversation] = []
+    plants: dict[str, tuple[Any, int]] = {}
+    for k, r in enumerate(rephrasings):
+        pid = f"rephrased-{r.benchmark}-{k}"
+        conv, at = plant(rng.choice(convs), r.rephrased, ("new_round", "paragraph", "request")[k % 3], pid)
+        plants[pid] = (r, at)
+        planted.append(conv)
+    started = time.perf_counter()
+    result = check_contamination(planted, index=index, embed=cached, config=config, decisions={})
+    seconds = time.perf_counter() - started
+    hits = {(f.conversation_id, f.turn_index): f for f in result.findings if f.flagged}
+    found: Counter[tuple[str, bool]] = Counter()
+    right: Counter[tuple[str, bool]] = Counter()
+    by_tier: Counter[str] = Counter()
+    total = Counter((r.benchmark, held_out(r)) for r, _ in plants.values())
+    for pid, (r, at) in plants.items():
+        hit = hits.get((pid, at))
+        if hit is None:
+            continue
+        found[(r.benchmark, held_out(r))] += 1
+        right[(r.benchmark, held_out(r))] += (hit.matched_benchmark, hit.matched_item_id) == (r.benchmark, r.item_id)
+        by_tier["rephrase tier" if hit.rephrase_item_id == hit.matched_item_id else "other tiers"] += 1
+    print(f"\n7. rephrased: {len(planted)} conversations checked in {seconds:.1f} s; flagged by {dict(by_tier)}")
+    macro: dict[bool, list[float]] = {False: [], True: []}
+    for name in sorted({b for b, _ in total}):
+        for held in (False, True):
+            n = total[(name, held)]
+            if n:
+                macro[held].append(found[(name, held)] / n)
+                print(
+                    f"   {name:<10} {'held out' if held else 'in-sample'}: recall {found[(name, held)]}/{n} = "
+                    f"{found[(name, held)] / n:.1%}, matched the right item {right[(name, held)]}"
+                )
+    means = {held: sum(v) / len(v) for held, v in macro.items() if v}
+    label = {False: "in-sample", True: "held out"}
+    print("   mean over benchmarks: " + ", ".join(f"{label[h]} {m:.1%}" for h, m in means.items()))
+    return "; rephrased recall " + ", ".join(f"{m:.0%} {label[h]}" for h, m in means.items())
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
@@ -168,6 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--mmlu-sample", type=int, default=0, help="index N MMLU questions (default 0: all 14,042)")
     ap.add_argument("--units-sample", type=int, default=3000, help="units embedded for figure 2 (0: all)")
     ap.add_argument("--plants", type=int, default=0, help="items planted verbatim and as many edited (default 0)")
+    ap.add_argument("--rephrased", action="store_true", help="also plant rephrased_dev.jsonl's rephrasings")
     ap.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     ap.add_argument("--show", type=int, default=100, help="flagged pairs listed at most (default 100)")
     args = ap.parse_args(argv)
@@ -201,12 +262,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\n1. benchmark items: {len(items):,}" + (" (MMLU subsampled)" if args.mmlu_sample else ""))
     for name in LOCAL_BENCHMARK_PRESETS:
         print(f"   {name:<14}{counts[name]:>7,}")
+    views = benchmark_views(items, config)
     started = time.perf_counter()
     item_vectors = embed([i.text for i in items])
     items_s = time.perf_counter() - started
     print(f"   embedded in {items_s:.1f} s = {rate(len(items), items_s)} items/s")
+    view_vectors = embed([text for _, _, text in views])
+    print(f"   second views (question lines, docstrings): {len(views):,} {dict(Counter(v for _, v, _ in views))}")
     started = time.perf_counter()
-    index = build_benchmark_index(items, item_vectors, config=config, gpu=faiss_gpu)
+    index = build_benchmark_index(items, item_vectors, config=config, gpu=faiss_gpu, view_vectors=view_vectors)
     print(f"   index (FAISS flat IP + n-grams) built in {time.perf_counter() - started:.1f} s")
     phase_done("the items")
 
@@ -308,9 +372,12 @@ def main(argv: list[str] | None = None) -> None:
         flagged = [f for f in result.findings if f.flagged]
         flagged_convs = {f.conversation_id for f in flagged}
         flag_rate = len(flagged_convs) / len(convs) if convs else 0.0
+        fpr = len(flagged) / len(result.findings) if result.findings else 0.0
         print(
             f"\n5. untouched real conversations: {len(flagged_convs)}/{len(convs):,} flagged ({flag_rate:.2%}), "
-            f"{len(flagged)} flagged turns of {len(result.findings):,} checked; by category "
+            f"{len(flagged)} flagged turns of {len(result.findings):,} checked (FPR {fpr:.2%}); by tier "
+            f"{dict(Counter('rephrase' if f.rephrase_item_id == f.matched_item_id else 'other' for f in flagged))}; "
+            "by category "
             f"{dict(sorted(Counter(f.category for f in flagged).items(), key=str))}; "
             f"dropped {len(result.dropped)}, kept {len(result.kept):,}"
         )
@@ -337,6 +404,12 @@ def main(argv: list[str] | None = None) -> None:
                     else ""
                 )
                 + f"       item: {texts.get(key, '')[:100]!r}"
+                + (
+                    f"\n       rephrase tier: {f.rephrase_view} cosine {f.rephrase_score:.3f}, "
+                    f"anchor share {f.rephrase_anchor_share:.2f}"
+                    if f.rephrase_item_id is not None
+                    else ""
+                )
             )
         if len(flagged) > args.show:
             print(f"   ... {len(flagged) - args.show} more (--show)")
@@ -376,6 +449,11 @@ def main(argv: list[str] | None = None) -> None:
                 f"{found[kind] / total[kind]:.0%} {kind}" for kind in ("exact", "edited")
             )
             phase_done("the plants")
+
+        # 7. Rephrased benchmark items.
+        if args.rephrased:
+            recall_line += rephrased_recall(args.shared, convs, index, cached, config, rng)
+            phase_done("the rephrasings")
 
     peak = peak_rss_mib()
     print(f"\npeak RSS {peak:,.0f} MiB")

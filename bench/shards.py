@@ -2,9 +2,11 @@
 
 For max_seq_len 2048 and 4096: clean the 3003 real conversations, split them at that length,
 tokenize with the default chat template and tokenizer (encode_batch: all cores), pack with
-best-fit decreasing, and print tokens/second, packing efficiency against the lower bound, and
-peak RSS. Splitting is shown at piece_target_ratio 1.0 (the default: split only
-what does not fit) and 0.6 (split earlier: less context per piece, fewer rows over half full).
+best-fit decreasing, and print tokens/second, packing efficiency against the best any packing
+could do (packing_lower_bound), the pieces' mean and median tokens (context per piece), and peak
+RSS. Splitting is shown at piece_target_ratio 1.0 (FastChat's rule: split only what does not fit),
+0.8, 0.6 (the default) and 0.5: splitting earlier costs context per piece and leaves fewer pieces
+over half a row, which no packing can pair.
 Usage: python -m bench.shards [--shared ../shared] [--tokenizer SPEC] [--template NAME]
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -47,7 +50,7 @@ def main() -> None:
         f"{len(convs)} cleaned real conversations; tokenizer {args.tokenizer}; template {args.template}; "
         f"{os.cpu_count()} cores"
     )
-    for max_seq_len, ratio in ((2048, 1.0), (2048, 0.6), (4096, 1.0), (4096, 0.6)):
+    for max_seq_len, ratio in ((m, r) for m in (2048, 4096) for r in (1.0, 0.8, 0.6, 0.5)):
         split_config = SplitConfig(
             max_tokens=max_seq_len, turn_overhead_tokens=config.split.turn_overhead_tokens, piece_target_ratio=ratio
         )
@@ -61,11 +64,13 @@ def main() -> None:
         rows, dropped, info = pack_conversations(with_unique_ids(tokenized), config=shards_config)
         pack_seconds = time.perf_counter() - started
         lengths = [len(t.input_ids) for t in tokenized if len(t.input_ids) <= max_seq_len]
+        fewest_rows = packing_lower_bound(lengths, capacity=max_seq_len)
         print(
-            f"max_seq_len {max_seq_len}, split.piece_target_ratio {ratio}: {len(split)} conversations/pieces, "
-            f"{tokens:,} tokens tokenized at "
-            f"{tokens / seconds:,.0f} tokens/s; packed into {info.rows} rows (lower bound {info.lower_bound_rows}, "
-            f"stronger bound {packing_lower_bound(lengths, capacity=max_seq_len)}) in {pack_seconds:.2f} s, "
+            f"max_seq_len {max_seq_len}, split.piece_target_ratio {ratio}: {len(split)} conversations/pieces "
+            f"(tokens mean {statistics.mean(lengths):.0f}, median {statistics.median(lengths):.0f}), "
+            f"{tokens:,} tokens tokenized at {tokens / seconds:,.0f} tokens/s; packed into {info.rows} rows "
+            f"(volume bound {info.lower_bound_rows}, no packing fewer than {fewest_rows}: at most "
+            f"{100 * sum(lengths) / (fewest_rows * max_seq_len):.2f}%) in {pack_seconds:.2f} s, "
             f"efficiency {100 * info.efficiency:.2f}%, {len(dropped)} dropped as longer than max_seq_len"
         )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -17,7 +17,7 @@ import numpy as np
 from prefect import flow, task
 
 from curation.contamination.benchmarks import read_benchmark_items_parquet, read_benchmarks, write_benchmark_items
-from curation.contamination.check import BENCHMARK_INDEX, CONTAMINATION, BenchmarkIndex
+from curation.contamination.check import BENCHMARK_INDEX, CONTAMINATION, BenchmarkIndex, benchmark_views
 from curation.contamination.decisions import decisions_by_conversation, read_decisions
 from curation.contamination.report import (
     CONTAMINATION_REPORT,
@@ -43,6 +43,7 @@ class BenchmarkFiles:
     """The run's benchmark items and their vectors, as files beside the run's stages."""
 
     items: str
+    # One row per item, then one per second view (curation.contamination.check.benchmark_views).
     vectors: str
     # Items embedded now (not found in the embedding cache).
     embedded: int
@@ -54,7 +55,10 @@ class BenchmarkFiles:
 def _benchmark_index(items_path: str, vectors_path: str, config: CurationConfig) -> BenchmarkIndex:
     _, gpu = contamination_devices(config.contamination.device)
     items = read_benchmark_items_parquet(Path(items_path))
-    return BENCHMARK_INDEX.call(items, np.load(vectors_path), config=config, gpu=gpu)
+    vectors = np.load(vectors_path)
+    return BENCHMARK_INDEX.call(
+        items, vectors[: len(items)], config=config, gpu=gpu, view_vectors=vectors[len(items) :]
+    )
 
 
 @task(name="contamination-benchmarks-global", retries=1, retry_delay_seconds=2)
@@ -65,7 +69,8 @@ def index_benchmarks_global(paths: RunPaths, config: CurationConfig) -> Benchmar
     folder = paths.stage_dir("contamination")
     items_path, vectors_path = folder / "benchmark_items.parquet", folder / "benchmark_vectors.npy"
     write_benchmark_items(items_path, items)
-    cached = embed_with_cache([i.text for i in items], config.contamination)
+    views = benchmark_views(items, c)
+    cached = embed_with_cache([i.text for i in items] + [text for _, _, text in views], config.contamination)
     with atomic_target(vectors_path) as tmp, open(tmp, "wb") as f:
         np.save(f, cached.vectors)
     run_logger().info(

@@ -1,7 +1,18 @@
-"""The `curate` flow: every stage in order, then the run report and the ledger check."""
+"""The `curate` flow: every stage in order, then the ledger check, and only then the published outputs.
+
+The final conversations and the shards are written under temporary names (schemas.run_layout.
+staging_name) and renamed into place once `inputs == kept + dropped` holds; lineage.json,
+report.json and report.md follow. A run that fails (its ledger balance or anything else) records
+"failed" and the error in run.json and leaves no conversations/, shards/ or report. The ingest
+parts, which hold the input's unredacted text, are removed once cleaning has read them
+(RunConfig.keep_raw_intermediates keeps them).
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,16 +29,20 @@ from flows.resources import check_inputs, check_resources
 from flows.runners import task_runners
 from flows.shards import shards_flow
 from flows.split import split_flow
-from flows.stage_cache import StageCache
+from flows.stage_cache import StageCache, rejected_cache_entries
 from schemas import RunReport
 from schemas.config import CurationConfig
 from schemas.errors import ChatsiftError
 from schemas.files import atomic_write_text
-from schemas.run_layout import RunPaths, new_run_id, publish_parts, run_record_json
+from schemas.run_layout import RunPaths, new_run_id, publish_parts, record_run_end, run_record_json, staging_name
 
 
 class LedgerImbalanceError(ChatsiftError, RuntimeError):
     """Records were lost or invented: a bug in chatsift, never a property of the input."""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @flow(name="curate", log_prints=True)
@@ -43,7 +58,7 @@ def curate_flow(
     check_resources(config)
     out_dir = Path(out_dir)
     paths = RunPaths.for_run(out_dir, run_id or new_run_id(), config)
-    started = datetime.now(UTC).isoformat(timespec="seconds")
+    started = _now()
     # A run id used before (a resumed run) starts from a clean folder: finished work comes back
     # from the stage cache, so nothing an earlier attempt wrote can be left over twice.
     paths.clear_outputs()
@@ -53,19 +68,57 @@ def curate_flow(
     logger = run_logger()
     if removed:
         logger.info("removed %d unfinished cache entries left by a killed run", removed)
+    try:
+        report = _curate(inputs, paths, config, started)
+    except Exception as e:
+        # Anything the run wrote stays for a look (stages/, ledger/), but nothing that looks finished.
+        for folder in (paths.conversations_dir, paths.shards_dir):
+            shutil.rmtree(staging_name(folder), ignore_errors=True)
+        record_run_end(paths.run_json, "failed", finished_at=_now(), error=f"{type(e).__name__}: {e}")
+        raise
+    finally:
+        if not config.run.keep_raw_intermediates:
+            paths.remove_raw_intermediates()
+    record_run_end(paths.run_json, "finished", finished_at=report.finished_at)
+    if report.cache_entries_rejected:
+        stages = sorted({r.stage for r in report.cache_entries_rejected})
+        logger.warning(
+            "replaced %d damaged stage-cache entries (%s): see cache_entries_rejected in %s",
+            len(report.cache_entries_rejected),
+            ", ".join(stages),
+            paths.report_json,
+        )
+    logger.info(
+        "run %s: read %d, kept %d, dropped %d → %s",
+        report.run_id,
+        report.records_read,
+        report.kept,
+        report.dropped,
+        paths.root,
+    )
+    return report
 
-    # The pipeline, in order; each stage is a subflow on the run's task runner.
+
+def _curate(inputs: list[Path], paths: RunPaths, config: CurationConfig, started: str) -> RunReport:
+    """The pipeline, the ledger check, then the published outputs; raises LedgerImbalanceError before publishing."""
+    staged_conversations = staging_name(paths.conversations_dir)
+    staged = replace(paths, shards_staged=True)
+    # Each stage is a subflow on the run's task runner.
     with task_runners(config.run) as on_runner, subflows_on(on_runner):
         ingest_parts, ingest_report, input_groups = run_subflow(ingest_flow, inputs, paths, config)
         clean_parts, clean_reports = run_subflow(clean_flow, ingest_parts, paths, config)
+        # Cleaning (the secrets stage) has read the raw text: nothing later needs it, and a resumed
+        # run computes it again, so it is on disk no longer than it must be.
+        if not config.run.keep_raw_intermediates:
+            paths.remove_raw_intermediates()
         exact_parts, exact_report = run_subflow(dedupe_exact_flow, clean_parts, paths, config)
         near_parts, near_report = run_subflow(dedupe_minhash_flow, exact_parts, paths, config)
         checked_parts, contamination_report, contamination_files = run_subflow(
             contamination_check_flow, near_parts, paths, config
         )
         split_parts, split_report = run_subflow(split_flow, checked_parts, paths, config)
-        final_parts = publish_parts(split_parts, paths.conversations_dir)
-        manifest, shard_reports = run_subflow(shards_flow, final_parts, paths, config)
+        final_parts = publish_parts(split_parts, staged_conversations)
+        staged_manifest, shard_reports = run_subflow(shards_flow, final_parts, staged, config)
 
     stages = [
         ingest_report,
@@ -77,10 +130,11 @@ def curate_flow(
         *shard_reports,
     ]
     kept, dropped = count_source_records([Path(p) for p in final_parts], sorted(paths.ledger_dir.glob("*.parquet")))
+    manifest = str(paths.shards_dir / Path(staged_manifest).name)
     report = RunReport(
         run_id=paths.run_id,
         started_at=started,
-        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        finished_at=_now(),
         inputs=[str(p) for p in inputs],
         config_hash=config.config_hash(),
         code_version=code_version(),
@@ -98,24 +152,22 @@ def curate_flow(
             "parts": str(len(final_parts)),
             **{f"contamination_{kind}": path for kind, path in contamination_files.items()},
         },
+        cache_entries_rejected=rejected_cache_entries(paths),
     )
-    atomic_write_text(paths.report_json, report.model_dump_json(indent=2))
+    errors = ledger_balance_errors(report)
+    if errors:
+        raise LedgerImbalanceError("; ".join(errors))
+    # Publish: the staged folders renamed into place (clear_outputs removed any of an earlier attempt),
+    # then what describes them; report.json, what `runs list` reads, last.
+    for folder, final in ((staged_conversations, paths.conversations_dir), (staged.shards_dir, paths.shards_dir)):
+        if folder.exists():
+            os.replace(folder, final)
     lineage = run_lineage(paths=paths, inputs=inputs, config_hash=report.config_hash, input_groups=input_groups)
     atomic_write_text(paths.lineage_json, lineage.model_dump_json(indent=2))
     markdown = run_report_markdown(report)
     atomic_write_text(paths.report_md, markdown)
+    atomic_write_text(paths.report_json, report.model_dump_json(indent=2))
     _publish_run_artifacts(report, markdown, manifest, contamination_files)
-    errors = ledger_balance_errors(report)
-    if errors:
-        raise LedgerImbalanceError("; ".join(errors))
-    logger.info(
-        "run %s: read %d, kept %d, dropped %d → %s",
-        report.run_id,
-        report.records_read,
-        report.kept,
-        report.dropped,
-        paths.root,
-    )
     return report
 
 

@@ -4,10 +4,13 @@ that load them before any work, so a missing resource fails the run first with t
 from __future__ import annotations
 
 import os
+import socket
+import tempfile
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -15,7 +18,7 @@ from tokenizers import Tokenizer
 from curation.contamination.embedding_cache import CachedEmbeddings, cached_embeddings, model_cache_dir
 from curation.shards.chat_templates import ChatTemplate, chat_template_for
 from curation.shards.tokenizer_load import load_tokenizer
-from schemas.config import ContaminationConfig, CurationConfig
+from schemas.config import ContaminationConfig, CurationConfig, RunConfig
 from schemas.errors import ChatsiftError, ConfigError, InputError, ResourceError
 
 if TYPE_CHECKING:
@@ -120,9 +123,71 @@ def check_inputs(inputs: list[Path]) -> None:
 
 
 def check_resources(config: CurationConfig) -> None:
-    """Load what the run needs (tokenizer, benchmarks, embedder) before any work, so a missing one fails first."""
+    """Everything a curate run needs, before any work, so a bad option or a missing resource fails first:
+    options that agree, a usable cache folder and Dask scheduler, then the tokenizer, benchmarks and embedder."""
+    config.check_curate_run()
+    check_cache_dir(config.run)
+    check_dask_scheduler(config.run)
     check_tokenizer(config)
     check_contamination_resources(config, require_benchmarks=False)
+
+
+def check_cache_dir(run: RunConfig) -> None:
+    """run.cache_dir is a folder this process can create and write in, or a ConfigError naming it.
+
+    Checked by writing a nameless temporary file in it, or in the nearest folder above it that
+    exists, since permissions alone do not tell (root may write anywhere but /proc); nothing is
+    left behind. <out>/cache (no cache_dir) is left to the run.
+    """
+    if not run.cache or run.cache_dir is None:
+        return
+    folder = Path(run.cache_dir)
+    fix = "point run.cache_dir at a writable folder, or remove it to use <out>/cache"
+    # "/" or "." ends the parents, and both exist.
+    nearest = next(p for p in (folder, *folder.parents) if p.exists())
+    if not nearest.is_dir():
+        raise ConfigError(f"run.cache_dir={run.cache_dir!r}: {nearest} is a file, not a folder: {fix}")
+    try:
+        with tempfile.TemporaryFile(dir=nearest):
+            pass
+    except OSError as e:
+        raise ConfigError(
+            f"run.cache_dir={run.cache_dir!r} is not writable: no file can be created in {nearest} "
+            f"({e.strerror or e}): {fix}"
+        ) from e
+
+
+# Dask's default scheduler port, as `dask scheduler` listens on.
+DASK_SCHEDULER_PORT = 8786
+# A scheduler on a reachable host accepts at once; a dropped packet would otherwise wait for the
+# OS's connect timeout (minutes) and distributed's own (30 s), after the run folder is written.
+DASK_CONNECT_TIMEOUT_S = 3.0
+
+
+def check_dask_scheduler(run: RunConfig) -> None:
+    """A scheduler listens at run.dask_address (a TCP connect within DASK_CONNECT_TIMEOUT_S), or a
+    ResourceError naming it. Only tcp:// and tls:// addresses are checked; Dask's others (ucx://,
+    inproc://) are left to Dask."""
+    if run.task_runner != "dask" or run.dask_address is None:
+        return
+    address = run.dask_address if "://" in run.dask_address else f"tcp://{run.dask_address}"
+    parsed = urlsplit(address)
+    if parsed.scheme not in ("tcp", "tls"):
+        return
+    try:
+        host, port = parsed.hostname, parsed.port or DASK_SCHEDULER_PORT
+    except ValueError as e:  # a port that is not a number
+        raise ConfigError(f"run.dask_address={run.dask_address!r} is not host:port ({e})") from e
+    if not host:
+        raise ConfigError(f"run.dask_address={run.dask_address!r} names no host: write tcp://host:port")
+    try:
+        socket.create_connection((host, port), timeout=DASK_CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        raise ResourceError(
+            f"run.dask_address={run.dask_address!r}: no Dask scheduler answers at {host}:{port} "
+            f"within {DASK_CONNECT_TIMEOUT_S:g} s ({e.strerror or e}): start one (`dask scheduler`), fix the "
+            "address, or remove dask_address to start a LocalCluster for the run"
+        ) from e
 
 
 def check_tokenizer(config: CurationConfig) -> None:

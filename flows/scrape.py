@@ -22,7 +22,6 @@ from prefect import flow, task
 from curation.parquet import write_ledger
 from curation.scrape.fetch import (
     FETCH_PAGES,
-    scrape_config_problem,
     scrape_dropped,
     targets_from_ids,
     targets_from_urls,
@@ -39,17 +38,15 @@ from schemas.scrape import FetchResult, ScrapeTarget
 T = TypeVar("T")
 
 
-def check_scrape_arguments(ids_file: Path | None, urls_file: Path | None, config: ScrapeConfig) -> Path:
-    """The list file to read, or a ConfigError before any request."""
+def check_scrape_arguments(ids_file: Path | None, urls_file: Path | None) -> Path:
+    """The list file to read, or a ConfigError / InputError before any request. The [scrape] options,
+    allow-list and url_template included, were checked when the config was made."""
     if (ids_file is None) == (urls_file is None):
         raise ConfigError("scrape needs exactly one of --ids FILE or --urls FILE")
     source = ids_file if ids_file is not None else urls_file
     assert source is not None
     if not source.is_file():
         raise InputError(f"scrape list not found: {source}")
-    problem = scrape_config_problem(config)
-    if problem is not None:
-        raise ConfigError(problem)
     return source
 
 
@@ -116,10 +113,11 @@ def scrape_flow(
     """Fetch every listed page into out_dir/pages (saved-page form, with provenance); every id that
     did not become a page is in out_dir/<run_id>/ledger with its reason."""
     scrape = config.scrape
-    source = check_scrape_arguments(ids_file, urls_file, scrape)
+    source = check_scrape_arguments(ids_file, urls_file)
     run_id = run_id or new_run_id()
     folder = ScrapePaths(Path(out_dir))
-    lines = source.read_text(encoding="utf-8").splitlines()
+    # Raw lines: one that is not UTF-8 becomes a ledger row, not a crash (bytes split on \n, \r, \r\n only).
+    lines = source.read_bytes().splitlines()
     build = targets_from_ids if ids_file is not None else targets_from_urls
     listed = build(lines, scrape, input_file=str(source))
     # Invalid lines are not journaled: they are found again from the list on every run, and a

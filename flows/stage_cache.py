@@ -1,19 +1,23 @@
 """Finished per-part work kept across runs: a content-addressed cache of a task's output files.
 
 A per-part task's key is its stage's name, the code fingerprint, the options its declaration
-covers (curation.stage.Stage.config_key) and the content of what it read. A hit hard-links the
+covers (curation.stage.Stage.config_key) and the content of what it read. A hit copies the
 cached files into the run directory and returns the task's recorded PartResult, so a re-run over
 the same inputs, a run over grown inputs, or a run resumed after its process was killed redoes
 only the parts that changed.
 
 An entry is written as a temporary folder renamed into place after its files and result are
 complete: a run killed while storing leaves no entry, only a temporary folder later runs remove.
+Its record (result.json) holds each file's size and blake2b, and a hit is verified file by file
+before anything is copied: an entry damaged since (a file cut short, changed or missing, a record
+that does not parse) is removed, the part is computed again, and the run report lists it
+(RunReport.cache_entries_rejected). Files are copied both ways, never hard-linked, so damage to a
+run's files cannot reach the cache, nor damage to the cache a finished run.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import time
@@ -22,12 +26,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from curation.runs.lineage import code_fingerprint
 from curation.stage import Stage
+from flows.execution import run_logger
 from flows.parts import PartResult
 from schemas import StageReport
 from schemas.config import CurationConfig
-from schemas.files import TEMP_PREFIX, file_digest, link_or_copy
+from schemas.files import TEMP_PREFIX, atomic_write_text, copy_file_atomic, file_digest
+from schemas.ledger import CacheRejection
 from schemas.run_layout import RunPaths
 
 # Results name files inside the run directory; stored relative to it so a later run gets its own paths.
@@ -62,6 +70,53 @@ def _decode(record: dict[str, Any], root: Path) -> PartResult:
     )
 
 
+class _CachedFile(BaseModel):
+    """One file of an entry: where it goes in the run, and what it must be to be reused."""
+
+    path: str  # relative to the run directory
+    size: int
+    blake2b: str
+
+
+class _Record(BaseModel):
+    """An entry's result.json."""
+
+    files: dict[str, _CachedFile]
+    result: dict[str, Any]
+    stored_at: float
+
+
+class DamagedEntry(Exception):
+    """A cache entry that cannot be trusted; it has been removed, and `reason` says what was wrong."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _verified_record(entry: Path) -> _Record:
+    """The entry's record, once every file it names has its recorded size and digest; else DamagedEntry."""
+    try:
+        record = _Record.model_validate_json((entry / "result.json").read_bytes())
+    except FileNotFoundError:
+        raise DamagedEntry("result.json is missing") from None
+    except ValidationError as e:
+        # Truncated or edited JSON, or a record of an older chatsift without sizes and digests.
+        raise DamagedEntry(f"result.json is unreadable ({e.errors()[0]['msg']})") from None
+    for name, expected in record.files.items():
+        if Path(expected.path).is_absolute() or ".." in Path(expected.path).parts:
+            raise DamagedEntry(f"{name} would be copied outside the run directory ({expected.path})")
+        try:
+            size = (entry / name).stat().st_size
+        except FileNotFoundError:
+            raise DamagedEntry(f"{name} is missing") from None
+        if size != expected.size:
+            raise DamagedEntry(f"{name} is {size} bytes, the record says {expected.size}")
+        if file_digest(entry / name) != expected.blake2b:
+            raise DamagedEntry(f"{name}'s blake2b differs from the record (same size, other bytes)")
+    return record
+
+
 @dataclass(frozen=True)
 class StageCache:
     """The cache folder; `root=None` turns caching off (every lookup misses, nothing is stored)."""
@@ -79,21 +134,30 @@ class StageCache:
         return self.root / stage / key[:2] / key
 
     def fetch(self, stage: str, key: str, run_root: Path) -> PartResult | None:
-        """The recorded result with its files linked back into `run_root`; None when not cached."""
+        """The recorded result with its files copied into `run_root`; None when not cached.
+
+        A damaged entry is removed and raises DamagedEntry, so the caller computes the part again.
+        """
         if self.root is None:
             return None
         entry = self.entry(stage, key)
-        try:
-            record = json.loads((entry / "result.json").read_text(encoding="utf-8"))
-            for name, relative in record["files"].items():
-                link_or_copy(entry / name, run_root / relative)
-        except FileNotFoundError:
-            # No entry, or one whose files were removed by hand: recompute.
+        if not entry.is_dir():
             return None
-        return _decode(record["result"], run_root)
+        try:
+            record = _verified_record(entry)
+            result = _decode(record.result, run_root)
+        except DamagedEntry:
+            self._discard(entry)
+            raise
+        except (KeyError, TypeError, ValueError) as e:
+            self._discard(entry)
+            raise DamagedEntry(f"result.json does not describe a part result ({type(e).__name__}: {e})") from None
+        for name, file in record.files.items():
+            copy_file_atomic(entry / name, run_root / file.path)
+        return result
 
     def store(self, stage: str, key: str, run_root: Path, result: PartResult) -> None:
-        """Record `result` and its files (inside `run_root`) under `key`; of concurrent stores, the first wins."""
+        """Record `result` and copies of its files (inside `run_root`) under `key`; the first of two stores wins."""
         if self.root is None:
             return
         entry = self.entry(stage, key)
@@ -102,18 +166,30 @@ class StageCache:
         tmp = entry.with_name(f"{TEMP_PREFIX}{key}.{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        names = {}
+        files = {}
         for i, path in enumerate(result.files()):
             name = f"file-{i:03d}{path.suffix}"
-            link_or_copy(path, tmp / name)
-            names[name] = str(path.relative_to(run_root))
-        record = {"files": names, "result": _encode(result, run_root), "stored_at": time.time()}
-        (tmp / "result.json").write_text(json.dumps(record), encoding="utf-8")
+            copy_file_atomic(path, tmp / name)
+            # Sized and digested from the copy: what a later fetch checks is what the entry holds.
+            files[name] = _CachedFile(
+                path=str(path.relative_to(run_root)), size=(tmp / name).stat().st_size, blake2b=file_digest(tmp / name)
+            )
+        record = _Record(files=files, result=_encode(result, run_root), stored_at=time.time())
+        (tmp / "result.json").write_text(record.model_dump_json(), encoding="utf-8")
         try:
             os.rename(tmp, entry)
         except OSError:
             # Another worker stored the same key first: its entry is equivalent.
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def _discard(self, entry: Path) -> None:
+        """Remove a damaged entry: renamed aside first (a temporary name), so no run reads it half-deleted."""
+        aside = entry.with_name(f"{TEMP_PREFIX}damaged-{entry.name}.{os.getpid()}")
+        try:
+            os.rename(entry, aside)
+        except OSError:
+            return  # another run removed it first
+        shutil.rmtree(aside, ignore_errors=True)
 
     def remove_temporaries(self) -> int:
         """Delete temporary folders left by runs killed while storing; returns how many."""
@@ -123,6 +199,11 @@ class StageCache:
         for p in stale:
             shutil.rmtree(p, ignore_errors=True)
         return len(stale)
+
+
+def rejected_cache_entries(paths: RunPaths) -> list[CacheRejection]:
+    """The damaged cache entries this run replaced, by stage and key (what cached_part recorded)."""
+    return [CacheRejection.model_validate_json(f.read_bytes()) for f in sorted(paths.cache_rejected_dir.glob("*.json"))]
 
 
 def cached_part(
@@ -146,7 +227,15 @@ def cached_part(
         stage.name, stage.config_key(config, extra_key), *(f"{label}\0{file_digest(f)}" for label, f in inputs)
     )
     started = time.perf_counter()
-    result = cache.fetch(stage.name, key, paths.root)
+    try:
+        result = cache.fetch(stage.name, key, paths.root)
+    except DamagedEntry as e:
+        result = None
+        run_logger().warning("stage cache: %s entry %s rejected (%s); computing the part again", stage.name, key, e)
+        # A file per rejection, not a return value: tasks may run in other processes (Dask), and
+        # curate collects the files into the run report.
+        rejection = CacheRejection(stage=stage.name, key=key, reason=e.reason)
+        atomic_write_text(paths.cache_rejected_dir / f"{stage.name}-{key}.json", rejection.model_dump_json())
     reused = result is not None
     if result is None:
         result = compute()

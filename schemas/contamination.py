@@ -75,6 +75,14 @@ class TurnFinding(BaseModel):
     fuzzy_item_id: str | None = None
     fuzzy_benchmark: str | None = None
     fuzzy_containment: float = 0.0
+    # The rephrase tier's match (curation.contamination.rephrase): the item a unit is near (cosine rephrase_score to
+    # its text or to its second view, rephrase_view: "text", "question" or "docstring") and the share of the item's
+    # anchor terms (numbers, names, rare words) the unit holds; None when no item met its benchmark's rule.
+    rephrase_benchmark: str | None = None
+    rephrase_item_id: str | None = None
+    rephrase_score: float = 0.0
+    rephrase_anchor_share: float = 0.0
+    rephrase_view: str | None = None
     # The pair a reviewer sees: the stronger of the two matches, with its own score.
     flagged: bool = False
     category: Category | None = None
@@ -106,6 +114,9 @@ class FlaggedPair(BaseModel):
     ngram_coverage: float
     category: Category
     fuzzy_containment: float = 0.0
+    # Set when the rephrase tier matched this item: the view compared and the share of its anchor terms in the turn.
+    rephrase_view: str | None = None
+    rephrase_anchor_share: float = 0.0
     action: TurnAction
     decision: Literal["keep", "remove"] | None = None
     # Character spans [start, end) of the verbatim n-gram evidence in each text.

@@ -38,8 +38,13 @@ DropReason = Literal[
     "invalid_record",  # a known format with fields of the wrong type
     "unsafe_id",  # an id that could escape a directory or is not printable
     "unknown_role",  # a turn whose role maps to none of system/user/assistant
+    "too_deeply_nested",  # JSON nested deeper than IngestConfig.max_json_depth (parsing it would recurse)
+    "not_a_readable_file",  # an input path that is no regular file open() takes: FIFO, socket, device, dead link
+    "corrupt_compression",  # gzip data damaged or cut off; byte_offset is in the compressed file
     # markdown
     "truncated_html",  # an assistant turn whose HTML ends inside an open block element
+    "html_too_deep",  # an assistant turn's HTML nests deeper than MarkdownConfig.max_html_depth
+    "html_too_large",  # an assistant turn's HTML holds more elements than MarkdownConfig.max_html_elements
     # shape
     "no_turns",  # zero turns (21 of the 3003 real conversations)
     "empty_turn",  # a turn with no text after cleaning
@@ -69,10 +74,12 @@ DropReason = Literal[
     "no_supervised_tokens",  # nothing left to train on (every assistant turn has weight 0)
     # pack
     "longer_than_max_seq_len",  # still longer than shards.max_seq_len after splitting (overlong="drop")
-    # scrape: a requested page id that did not become a fetched page (conversation_id = page id)
+    # scrape: a requested page id that did not become a fetched page (conversation_id = page id).
+    # A 200 page with no bytes or without a whole __NEXT_DATA__ script is empty_input / no_next_data.
     "invalid_id",  # not a ShareGPT page id (empty, too long, "/", "..", "\\", NUL...): never a file name
-    "host_not_allowed",  # the URL's host is not on ScrapeConfig.allowed_hosts: never requested
-    "redirect_off_allowlist",  # a redirect pointed to a host off the allow-list (or too many hops)
+    "invalid_url",  # a listed URL whose resolved path is not url_template's shape (/c/../x, /c/): never requested
+    "host_not_allowed",  # the URL's origin (scheme, host, port) is not on the allow-list: never requested
+    "redirect_off_allowlist",  # a redirect pointed to an origin off the allow-list (or too many hops)
     "not_found",  # HTTP 404: the share was never there or was deleted
     "gone",  # HTTP 410: the share was removed for good
     "blocked",  # HTTP 401/403/451: the server refuses us this page
@@ -99,8 +106,10 @@ class Dropped(BaseModel):
     record_index: int | None = None
     # For duplicates: the id of the copy that was kept.
     duplicate_of: str | None = None
-    # "conversation": the record left the pipeline. "round": one round was cut out of a record
-    # whose other rounds go on (split), so it does not count as a dropped record.
+    # "conversation": the record left the pipeline; for a split piece ("<id>--pN"), that piece
+    # left, and the record counts as dropped only when none of its pieces is kept.
+    # "round": one round was cut out of a record whose other rounds go on (split), so it does not
+    # count as a dropped record.
     scope: Literal["conversation", "round"] = "conversation"
 
     @classmethod
@@ -151,6 +160,17 @@ class StageReport(BaseModel):
     # taken from the stage cache instead of being computed again.
     parts: int = 0
     parts_reused: int = 0
+    # What a person should know that dropped nothing: an input file reached twice and read once.
+    warnings: list[str] = Field(default_factory=list)
+
+
+class CacheRejection(BaseModel):
+    """A stage-cache entry a run found damaged (a file missing, cut short or changed, an unreadable
+    record) and removed; the run computed that part again."""
+
+    stage: str
+    key: str
+    reason: str
 
 
 class RunReport(BaseModel):
@@ -173,6 +193,8 @@ class RunReport(BaseModel):
     dropped: int = 0
     stages: list[StageReport] = Field(default_factory=list)
     outputs: dict[str, str] = Field(default_factory=dict)
+    # Damaged stage-cache entries this run removed and computed again, by stage and key.
+    cache_entries_rejected: list[CacheRejection] = Field(default_factory=list)
 
 
 class InputGroup(BaseModel):

@@ -11,17 +11,19 @@ folder per scrape run with its ledger and report.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ValidationError
 
 from schemas.config import CurationConfig
-from schemas.errors import InputError
-from schemas.files import link_or_copy
+from schemas.errors import ConfigError, InputError
+from schemas.files import TEMP_PREFIX, atomic_write_text, copy_file_atomic
 
 REPORT_NAME = "report.json"
 REPORT_MD_NAME = "report.md"
@@ -34,6 +36,11 @@ SHARDS_DIR = "shards"
 STAGES_DIR = "stages"
 CONTAMINATION_DIR = "contamination"
 CACHE_DIR = "cache"
+# Stage-cache entries a run found damaged, one JSON file each, collected into report.json.
+CACHE_REJECTED_DIR = "cache-rejected"
+# The stages whose parts hold the input's raw text (before the secrets stage redacts it): removed
+# when the run ends unless RunConfig.keep_raw_intermediates (docs/defaults.md#run).
+RAW_STAGES = ("ingest",)
 # What a run publishes: lineage.json digests every file in these folders.
 PUBLISHED_DIRS = (CONVERSATIONS_DIR, LEDGER_DIR, SHARDS_DIR)
 PART_GLOB = "part-*.parquet"
@@ -42,6 +49,21 @@ PART_GLOB = "part-*.parquet"
 def new_run_id() -> str:
     """A sortable, unique run id: UTC time plus a short random suffix."""
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+# A run id names a folder under the output folder, never a path: the rule of a safe conversation id
+# (curation.ingest.read.is_safe_id), so neither "../x" nor "/abs" can write outside it.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
+
+
+def check_run_id(run_id: str) -> str:
+    """`run_id` when it is a plain folder name, else a ConfigError that says what a run id may hold."""
+    if _SAFE_NAME.fullmatch(run_id) is None or ".." in run_id:
+        raise ConfigError(
+            f"run id {run_id!r} is not a folder name: use letters, digits, '_', '.' and '-' (first a letter or "
+            "digit, at most 128, no '..'), or leave --run-id out for a new one"
+        )
+    return run_id
 
 
 def part_name(part: str | Path) -> str:
@@ -54,13 +76,21 @@ def conversation_parts(folder: Path) -> list[str]:
     return sorted(str(p) for p in Path(folder).glob(PART_GLOB))
 
 
+RunStatus = Literal["running", "finished", "failed"]
+
+
 class RunRecord(BaseModel):
-    """run.json: what `chatsift curate --resume` needs to run the same work again (with config.json)."""
+    """run.json: what `chatsift curate --resume` needs to run the same work again (with config.json),
+    and how the run ended: "running" until then, and after a kill, which records nothing."""
 
     run_id: str
     inputs: list[str]
     out_dir: str
     started_at: str
+    status: RunStatus = "running"
+    finished_at: str = ""
+    # A failed run's error, as `ExceptionType: message`.
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,10 +100,14 @@ class RunPaths:
     root: Path
     # Where finished per-part work is kept across runs (None: caching off).
     cache_root: Path | None = None
+    # True while curate builds the shards: they are written under a temporary name and renamed to
+    # shards/ only once the ledger balance holds, so a failed run leaves no shards that verify.
+    shards_staged: bool = False
 
     @classmethod
     def create(cls, out_dir: Path, run_id: str, *, cache_dir: Path | None = None) -> RunPaths:
-        return cls(root=Path(out_dir) / run_id, cache_root=cache_dir)
+        """The paths of run `run_id` under `out_dir`; a ConfigError when the id is not a folder name."""
+        return cls(root=Path(out_dir) / check_run_id(run_id), cache_root=cache_dir)
 
     @classmethod
     def for_run(cls, out_dir: Path, run_id: str, config: CurationConfig) -> RunPaths:
@@ -84,6 +118,14 @@ class RunPaths:
     @property
     def run_id(self) -> str:
         return self.root.name
+
+    def refuse_if_taken(self) -> None:
+        """A ConfigError when a new run would replace an earlier one under the same id (only --resume may)."""
+        if self.root.exists():
+            raise ConfigError(
+                f"run id {self.run_id!r} is taken by {self.root}: pass --resume {self.root} to continue it, "
+                f"choose another --run-id, or remove {self.root}"
+            )
 
     def stage_dir(self, stage: str) -> Path:
         return self.root / STAGES_DIR / stage
@@ -105,8 +147,14 @@ class RunPaths:
 
     @property
     def shards_dir(self) -> Path:
-        """Training shards (Parquet) and their manifest.json."""
-        return self.root / SHARDS_DIR
+        """Training shards (Parquet) and their manifest.json (under their staging name while staged)."""
+        final = self.root / SHARDS_DIR
+        return staging_name(final) if self.shards_staged else final
+
+    @property
+    def cache_rejected_dir(self) -> Path:
+        """One JSON file (a schemas.ledger.CacheRejection) per damaged cache entry this run replaced."""
+        return self.root / CACHE_REJECTED_DIR
 
     @property
     def contamination_dir(self) -> Path:
@@ -136,31 +184,54 @@ class RunPaths:
 
     def clear_outputs(self) -> None:
         """Remove what an earlier (killed or finished) run under this id wrote, so nothing is left over twice."""
-        for name in (STAGES_DIR, LEDGER_DIR, CONVERSATIONS_DIR, SHARDS_DIR, CONTAMINATION_DIR):
+        for name in (STAGES_DIR, LEDGER_DIR, CONVERSATIONS_DIR, SHARDS_DIR, CONTAMINATION_DIR, CACHE_REJECTED_DIR):
             shutil.rmtree(self.root / name, ignore_errors=True)
+            shutil.rmtree(staging_name(self.root / name), ignore_errors=True)
         for name in (REPORT_NAME, REPORT_MD_NAME, LINEAGE_NAME):
             (self.root / name).unlink(missing_ok=True)
+
+    def remove_raw_intermediates(self) -> None:
+        """Delete the parts of the stages that hold the input's unredacted text (RAW_STAGES)."""
+        for stage in RAW_STAGES:
+            shutil.rmtree(self.stage_dir(stage), ignore_errors=True)
 
     def published_files(self) -> list[Path]:
         """Every file the run publishes (what lineage.json digests), folder by folder, in name order."""
         return [f for folder in PUBLISHED_DIRS for f in sorted((self.root / folder).glob("*")) if f.is_file()]
 
 
+def staging_name(folder: Path) -> Path:
+    """The temporary name `folder` is filled under before it is renamed into place (hidden, so globs skip it)."""
+    return folder.with_name(f"{TEMP_PREFIX}{folder.name}")
+
+
 def publish_parts(parts: list[str], dest: Path) -> list[str]:
-    """Give the final stage's parts their published names under `dest` (hard links when possible)."""
+    """Copy the final stage's parts under `dest` with their published names (copies: schemas.files.copy_file_atomic)."""
     dest.mkdir(parents=True, exist_ok=True)
     published = []
     for i, part in enumerate(parts):
         target = dest / f"part-{i:05d}.parquet"
-        link_or_copy(Path(part), target)
+        copy_file_atomic(Path(part), target)
         published.append(str(target))
     return published
 
 
 def run_record_json(run_id: str, inputs: list[Path], out_dir: Path, started_at: str) -> str:
-    """run.json's text."""
-    record = RunRecord(run_id=run_id, inputs=[str(p) for p in inputs], out_dir=str(out_dir), started_at=started_at)
+    """run.json's text; paths resolved, so that --resume finds the inputs from any working directory."""
+    record = RunRecord(
+        run_id=run_id,
+        inputs=[str(Path(p).resolve()) for p in inputs],
+        out_dir=str(Path(out_dir).resolve()),
+        started_at=started_at,
+    )
     return json.dumps(record.model_dump(), indent=2)
+
+
+def record_run_end(run_json: Path, status: RunStatus, *, finished_at: str, error: str = "") -> None:
+    """Mark run.json "finished" or "failed" (with the error), keeping what the run started with."""
+    record = RunRecord.model_validate_json(run_json.read_text(encoding="utf-8"))
+    ended = record.model_copy(update={"status": status, "finished_at": finished_at, "error": error})
+    atomic_write_text(run_json, json.dumps(ended.model_dump(), indent=2))
 
 
 def read_run_to_resume(run_dir: Path) -> tuple[list[Path], Path, CurationConfig, str]:
@@ -177,7 +248,26 @@ def read_run_to_resume(run_dir: Path) -> tuple[list[Path], Path, CurationConfig,
         raise InputError(
             f"{run_dir}: {RUN_RECORD_NAME} or {CONFIG_NAME} is unreadable ({e}); start a new run instead"
         ) from e
-    return [Path(p) for p in record.inputs], run_dir.parent, config, run_dir.name
+    return _recorded_inputs(record, run_dir), run_dir.parent, config, run_dir.name
+
+
+def _recorded_inputs(record: RunRecord, run_dir: Path) -> list[Path]:
+    """The run's inputs as absolute paths. run.json written before paths were resolved holds them
+    relative to the directory the run started in: that is the run folder's parent less the recorded
+    relative out_dir ("runs" in /work/runs/<id> gives /work), else the working directory."""
+    inputs = [Path(p) for p in record.inputs]
+    bases = [Path.cwd()]
+    out_dir, parent = Path(record.out_dir), run_dir.resolve().parent
+    if not out_dir.is_absolute() and ".." not in out_dir.parts:
+        started = parent
+        for _ in out_dir.parts:
+            started = started.parent
+        if started / out_dir == parent:
+            bases.insert(0, started)
+    for base in bases:
+        if all((base / p).exists() for p in inputs):
+            return [base / p for p in inputs]
+    return [Path.cwd() / p for p in inputs]
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict
 from schemas.ledger import DropReason
 
 # fetched: the raw page is in the store. not_found (404), gone (410), blocked (401/403/451) and
-# invalid (bad id or host, never requested) are final answers. failed: no page after max_tries,
-# or an answer that retrying cannot change (another 4xx, too large, redirected off the allow-list).
+# invalid (bad id, URL or origin, never requested) are final answers. failed: no page after
+# max_tries, or an answer that retrying now cannot change (another 4xx, too large, redirected off
+# the allow-list, a 200 that is empty or has no whole __NEXT_DATA__ script).
 FetchOutcome = Literal["fetched", "not_found", "gone", "blocked", "failed", "invalid"]
 
 # Outcomes a re-run does not request again: the page is stored or the server answered for good.

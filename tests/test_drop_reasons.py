@@ -56,6 +56,11 @@ def _ingest(tmp: Path, name: str, data: bytes, config: IngestConfig = IngestConf
     return [r for r in read_conversations(path, config=config) if isinstance(r, Dropped)]
 
 
+def _dangling_link(tmp: Path) -> list[Dropped]:
+    (tmp / "gone.json").symlink_to(tmp / "nowhere.json")
+    return [r for r in read_conversations(tmp, config=IngestConfig()) if isinstance(r, Dropped)]
+
+
 def _clean(conv: Conversation, config: CurationConfig = CurationConfig()) -> list[Dropped]:
     return clean_batch([conv], config=config)[1]
 
@@ -151,11 +156,26 @@ TRIGGERS: dict[str, Callable[[Path], list[Dropped]]] = {
     "unknown_role": lambda t: _ingest(
         t, "x.jsonl", json.dumps({"id": "a", "conversations": [*GOOD, {"from": "tool", "value": "{}"}]}).encode()
     ),
+    "too_deeply_nested": lambda t: _ingest(t, "deep.jsonl", b"[" * 1000 + b"]" * 1000 + b"\n"),
+    "not_a_readable_file": lambda t: _dangling_link(t),
+    # the gzip trailer cut off: the record before it is kept, the damage is the one drop
+    "corrupt_compression": lambda t: _ingest(
+        t, "cut.jsonl.gz", gzip.compress(b'{"id": "a", "conversations": []}\n')[:-4]
+    ),
     "truncated_html": lambda t: _clean(
         conversation(
             ("user", "Show me a list please."),
             ("assistant", '<div class="markdown prose w-full break-words dark:prose-invert light"><ol><li><p>one</p>'),
         )
+    ),
+    "html_too_deep": lambda t: _clean(
+        conversation(
+            ("user", "Say x inside many spans."),
+            ("assistant", '<div class="markdown prose">' + "<span>" * 1000 + "x" + "</span>" * 1000 + "</div>"),
+        )
+    ),
+    "html_too_large": lambda t: _clean(
+        conversation(("user", "Break the line a lot."), ("assistant", "<p>" + "a<br>" * 100_001 + "</p>"))
     ),
     "no_turns": lambda t: _clean(conversation()),
     "empty_turn": lambda t: _clean(
@@ -216,6 +236,7 @@ TRIGGERS: dict[str, Callable[[Path], list[Dropped]]] = {
         config=ShardsConfig(max_seq_len=8),
     )[1],
     "invalid_id": lambda t: scrape_dropped(targets_from_ids(["../../etc/passwd"], SCRAPE).dropped),
+    "invalid_url": lambda t: scrape_dropped(targets_from_urls(["http://127.0.0.1:9/c/../etc"], SCRAPE).dropped),
     "host_not_allowed": lambda t: scrape_dropped(targets_from_urls(["https://evil.example/c/abc1234"], SCRAPE).dropped),
     "redirect_off_allowlist": lambda t: _scrape(
         t, lambda r: httpx.Response(302, headers={"location": "https://evil.example/c/abc1234"})

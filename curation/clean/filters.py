@@ -16,6 +16,7 @@ from langdetect.lang_detect_exception import LangDetectException
 
 from curation.text import is_blank, normalize_text
 from schemas.config import BlockedConfig, LanguageConfig, ModelConfig, ShapeConfig
+from schemas.config.clean import base_language
 from schemas.conversation import Conversation, Turn
 from schemas.ledger import Dropped, DropReason, Stage, StageResult
 
@@ -360,7 +361,7 @@ def keep_allowed_languages(convs: Iterable[Conversation], *, config: LanguageCon
     """
     if config.allowed is None:
         return StageResult(kept=list(convs), dropped=[], changed={})
-    allowed = frozenset(code.lower().split("-")[0] for code in config.allowed)
+    allowed = frozenset(base_language(code) for code in config.allowed)
     factory = language_detector_factory()
     kept: list[Conversation] = []
     dropped: list[Dropped] = []

@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from html.parser import HTMLParser
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from bs4 import BeautifulSoup, NavigableString, Tag
 from markdown_it import MarkdownIt
@@ -31,7 +31,7 @@ from curation.clean.markdown_escape import (
 )
 from schemas.config import MarkdownConfig
 from schemas.conversation import Conversation, Turn
-from schemas.ledger import Dropped, StageResult
+from schemas.ledger import Dropped, DropReason, StageResult
 
 
 def chatgpt_markdown_parser() -> MarkdownIt:
@@ -44,37 +44,74 @@ def chatgpt_markdown_parser() -> MarkdownIt:
 # The regeneration counter as the extension captured it: "k / n" glued to the text ("2 / 2Sure").
 # Not before a digit or ".,)/": in "2 / 21. Write" the split is ambiguous, so nothing is cut.
 _GLUED_COUNTER = re.compile(r"(\d{1,3}) / (\d{1,3})(?=[^\s\d.,)/])")
-# Extension widgets glued to the end of a captured turn: "Copy1 chars / 1 words", and
-# "지금 번역하기CopyCopy HTMLRead Aloud⏹️ Stop7 chars | 2 words" in the real sample.
+# The counter at the end, where ChatGPT shows it under an edited prompt: glued to the text
+# ("the group.4 / 4", "PLANNER2 / 2"), but not to a digit, an operator or a decimal point, where it
+# would be arithmetic ("x+1 / 2", "3.1 / 2"); or after whitespace ("isn't it? 2 / 2", "...\n\n2 / 2"),
+# where "n / n" only is taken, since "What is 3 / 4" is a question.
+_TRAILING_COUNTER = re.compile(r"(?:(?<=[^\s\d+\-*/=^(×÷<>%])(?<!\d[.,])|(?P<space>\s+))(\d{1,3}) / (\d{1,3})\s*\Z")
+# Extension widgets at the end of a captured turn: "Copy1 chars / 1 words", and
+# "지금 번역하기CopyCopy HTMLRead Aloud⏹️ Stop7 chars | 2 words" in the real sample; the count alone
+# where the Copy button was a <button> (glued to the text, or on its own line, never "has 3 chars
+# / 1 words"); the Korean "translate now" link alone (64 real user turns end with it).
 _WIDGET_TAIL = re.compile(
-    r"(?:지금 번역하기)?(?:Copy)+(?: HTML)?(?:Read Aloud)?(?:⏹️ Stop)?\d+ chars [/|] \d+ words\s*\Z"
+    r"(?:(?:지금 번역하기)?(?:Copy)+(?: HTML)?(?:Read Aloud)?(?:⏹️ Stop)?|(?<=[^\s\d])|\n\s*)"
+    r"\d+ chars [/|] \d+ words\s*\Z|\s*지금 번역하기\s*\Z"
 )
 _WIDGET_TAIL_MAX_CHARS = 120
 # A counter in front of the first tag of a captured HTML value ("2 / 2<div class=...").
 _HTML_LEADING_COUNTER = re.compile(r"\A\s*\d{1,3} / \d{1,3}\s*(?=<)")
+# A converted block that is nothing but a counter or a widget: chrome, not part of the answer.
+_NOISE_BLOCK = re.compile(
+    r"\A(?:(?P<k>\d{1,3}) / (?P<n>\d{1,3})|(?:지금 번역하기)?(?:Copy)*(?: HTML)?(?:Read Aloud)?(?:⏹️ Stop)?"
+    r"\d+ chars [/|] \d+ words)\Z"
+)
+
+
+def _is_counter(k: str, n: str) -> bool:
+    return 1 <= int(k) <= int(n)
 
 
 def strip_user_capture_noise(text: str) -> str:
-    """`text` less a regeneration counter glued to its start and an extension widget at its end.
+    """`text` less a regeneration counter glued to its start, and a counter and widgets at its end.
 
     Narrow on purpose, since everything else a user typed (HTML, indented code, "1 / 2 cup flour")
-    must survive byte for byte: "k / n" (k <= n) is removed only when text follows it with no space
-    between, as the extension captured it (and not before a digit or ".,)/", where the split would be
-    a guess); the widget only as the exact "Copy…N chars / N words" string ending the value.
+    must survive byte for byte: at the start, "k / n" (k <= n) is removed only when text follows it
+    with no space between, as the extension captured it (and not before a digit or ".,)/", where the
+    split would be a guess); at the end, see _TRAILING_COUNTER and _WIDGET_TAIL.
     "1 / 2cup" would lose its "1 / 2": no such prompt is in the sample.
     """
     counter = _GLUED_COUNTER.match(text)
-    if counter and 1 <= int(counter[1]) <= int(counter[2]):
+    if counter and _is_counter(counter[1], counter[2]):
         text = text[counter.end() :]
-    # The widget is short and anchored at the end: search only the tail, not the whole turn.
+    # Both are short and anchored at the end: search only the tail, not the whole turn. The
+    # widget goes first: in "text2 / 2Copy7 chars / 2 words" the counter is before it.
     tail_start = max(0, len(text) - _WIDGET_TAIL_MAX_CHARS)
     widget = _WIDGET_TAIL.search(text, tail_start)
-    return text[: widget.start()] if widget else text
+    text = text[: widget.start()] if widget else text
+    counter = _TRAILING_COUNTER.search(text, max(0, len(text) - _WIDGET_TAIL_MAX_CHARS))
+    if counter and _is_counter(counter[2], counter[3]) and (not counter["space"] or counter[2] == counter[3]):
+        text = text[: counter.start()]
+    return text
 
 
 def strip_assistant_capture_noise(md: str) -> str:
-    """An assistant markdown value less the glued counter and widget tail (the user rule, same reasons)."""
+    """An assistant markdown value less the counter and widgets at its ends (the user rule, same reasons)."""
     return strip_user_capture_noise(md)
+
+
+def _strip_noise_blocks(blocks: list[str]) -> list[str]:
+    """Converted blocks less the counters and widgets that open the turn as blocks of their own.
+
+    A converted turn is then cleaned as text (strip_user_capture_noise), which takes what is glued
+    to either end, and a last block "n / n". A first block "k / n" before the answer is always the
+    counter; the last block only when k = n, so a math answer may still end on "1 / 2".
+    """
+    start = 0
+    while start < len(blocks) - 1 and (noise := _NOISE_BLOCK.match(blocks[start])):
+        if noise["k"] is not None and not _is_counter(noise["k"], noise["n"]):
+            break
+        start += 1
+    return blocks[start:]
 
 
 # --- detection -----------------------------------------------------------------------------------
@@ -98,38 +135,67 @@ def is_chatgpt_html(text: str) -> bool:
 _VOID_ELEMENTS = frozenset("area base br col embed hr img input link meta param source track wbr".split())
 
 
+class HtmlScan(NamedTuple):
+    """What one HTMLParser pass over a turn's HTML finds, before any tree is built."""
+
+    truncated: bool  # it ends inside an open element or a half-written tag
+    depth: int  # the deepest nesting of elements
+    elements: int  # the elements it opens (counting stops just past max_elements)
+
+
 class _OpenElementTracker(HTMLParser):
-    """The stack of elements opened and not yet closed."""
+    """The stack of elements opened and not yet closed, the deepest it got, and the elements seen."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.open_elements: list[str] = []
+        self._open_counts: Counter[str] = Counter()  # so an end tag finds its element in O(1)
+        self.depth = 0
+        self.elements = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements += 1
         if tag not in _VOID_ELEMENTS:
             self.open_elements.append(tag)
+            self._open_counts[tag] += 1
+            self.depth = max(self.depth, len(self.open_elements))
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        pass  # "<x/>" opens nothing
+        self.elements += 1  # "<x/>" opens nothing, but bs4 still makes an element of it
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in self.open_elements:  # an end tag for something never opened is ignored
-            while self.open_elements.pop() != tag:
-                pass
+        if self._open_counts[tag]:  # an end tag for something never opened is ignored
+            while (closed := self.open_elements.pop()) != tag:
+                self._open_counts[closed] -= 1
+            self._open_counts[tag] -= 1
 
 
-def is_truncated_html(html: str) -> bool:
-    """Whether captured HTML ends inside an open element or a half-written tag (the capture was cut off).
+_SCAN_CHUNK_CHARS = 1 << 16
+
+
+def scan_html(html: str, *, max_elements: int | None = None) -> HtmlScan:
+    """Truncation, nesting depth and element count of `html`, in one streaming pass.
 
     Captures are DOM outerHTML, which closes every element explicitly, so anything left open
-    means the value was cut.
+    means the value was cut. The pass stops once more than `max_elements` are seen: past that
+    the turn is refused anyway, and its truncation is then not looked for.
     """
     tracker = _OpenElementTracker()
-    tracker.feed(html)
+    for start in range(0, len(html), _SCAN_CHUNK_CHARS):
+        tracker.feed(html[start : start + _SCAN_CHUNK_CHARS])
+        if max_elements is not None and tracker.elements > max_elements:
+            return HtmlScan(truncated=False, depth=tracker.depth, elements=tracker.elements)
     # HTMLParser holds back an incomplete construct ("<p cla", "<!-- x") until close().
     cut_inside_tag = tracker.rawdata.lstrip().startswith("<")
     tracker.close()
-    return bool(tracker.open_elements) or cut_inside_tag
+    return HtmlScan(
+        truncated=bool(tracker.open_elements) or cut_inside_tag, depth=tracker.depth, elements=tracker.elements
+    )
+
+
+def is_truncated_html(html: str) -> bool:
+    """Whether captured HTML ends inside an open element or a half-written tag (the capture was cut off)."""
+    return scan_html(html).truncated
 
 
 # --- HTML to markdown ----------------------------------------------------------------------------
@@ -167,6 +233,24 @@ def _code_language(pre: Tag, code: Tag | None) -> str:
     return label.get_text().strip() if isinstance(label, Tag) else ""
 
 
+# Schemes that run or carry a document: javascript: and vbscript: run script, and a data: URL can
+# hold HTML or SVG with script. Images may keep a data: raster (markdown-it allows those too).
+_SCRIPT_SCHEME = re.compile(r"(?:javascript|vbscript|data):", re.IGNORECASE)
+_RASTER_DATA_IMAGE = re.compile(r"data:image/(?:png|gif|jpeg|webp)[;,]", re.IGNORECASE)
+_URL_IGNORED = re.compile(r"[\t\n\r]")
+_URL_LEADING = "".join(chr(code) for code in range(0x21))  # C0 controls and space
+
+
+def _is_script_url(url: str, *, image: bool = False) -> bool:
+    """Whether a browser would read `url` as a script or document scheme.
+
+    Entities are decoded by the parser already ("java&#x09;script:"); like a browser (WHATWG URL),
+    tabs and newlines anywhere and controls and spaces in front are ignored, and case is.
+    """
+    url = _URL_IGNORED.sub("", url).lstrip(_URL_LEADING)
+    return bool(_SCRIPT_SCHEME.match(url)) and not (image and _RASTER_DATA_IMAGE.match(url))
+
+
 def _link_destination(href: str) -> str:
     if not href or re.search(r"[\s<>]", href):
         return "<" + re.sub(r"([<>\\])", r"\\\1", href) + ">"
@@ -188,7 +272,7 @@ def _touching_edges(child: Tag, parent: Tag) -> str:
     return "both" if first and last else "first" if first else "last" if last else ""
 
 
-def _emphasis_char(el: Tag) -> str:
+def _emphasis_char(el: Tag, known: dict[int, str]) -> str:
     """`*`, or `_` where delimiters touching another emphasis's would read differently.
 
     Touching delimiters form one run, so nesting is spelled the way markdown-it reads it back:
@@ -196,7 +280,30 @@ def _emphasis_char(el: Tag) -> str:
     "**_x_**", <em><em> "*_x_*", and a same-kind child at one edge needs the parent in
     underscores ("_*x*y_"). Emphasis right after the same kind alternates ("*a*_b_").
     Underscores do not work inside words, so these are kept to where they are needed.
+    `known` holds the characters chosen so far (by id), so a long run of siblings is walked
+    back one step, not to its start (that recursed once per sibling).
     """
+    run: list[Tag] = []  # el, then each same-kind emphasis right before, until one is decided
+    current = el
+    while (char := known.get(id(current)) or _nested_emphasis_char(current)) is None:
+        run.append(current)
+        previous = current.previous_sibling
+        if (
+            not isinstance(previous, Tag)
+            or previous.name not in _EMPHASIS_TAGS
+            or _is_strong(previous) != _is_strong(el)
+        ):
+            break
+        current = previous
+    for member in reversed(run):  # the first of the run is "*" unless decided; the rest alternate
+        char = "*" if char is None else "_" if char == "*" else "*"
+        known[id(member)] = char
+    assert char is not None  # the loop above gave every member of the run a character
+    return char
+
+
+def _nested_emphasis_char(el: Tag) -> str | None:
+    """The delimiter character that `el`'s nesting with other emphasis decides, or None."""
     parent = el.parent
     if isinstance(parent, Tag) and parent.name in _EMPHASIS_TAGS and parent.contents:
         edges = _touching_edges(el, parent)
@@ -208,10 +315,7 @@ def _emphasis_char(el: Tag) -> str:
         if isinstance(child, Tag) and child.name in _EMPHASIS_TAGS and _is_strong(child) == _is_strong(el):
             if _touching_edges(child, el) in ("first", "last"):
                 return "_"
-    previous = el.previous_sibling
-    if isinstance(previous, Tag) and previous.name in _EMPHASIS_TAGS and _is_strong(previous) == _is_strong(el):
-        return "_" if _emphasis_char(previous) == "*" else "*"
-    return "*"
+    return None
 
 
 def _emphasis(text: str, delimiter: str) -> str:
@@ -236,6 +340,10 @@ def _indent(text: str, first: str, rest: str) -> str:
 
 class _ChatGPTMarkdownConverter(MarkdownConverter):
     """markdownify's inline conversions; block structure, text escaping and code blocks are ours."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._emphasis_chars: dict[int, str] = {}  # by id(): valid while this converter's tree lives
 
     def blocks(self, node: Tag) -> list[str]:
         """The markdown of each block in `node`, in order; a run of inline content is a paragraph."""
@@ -387,23 +495,25 @@ class _ChatGPTMarkdownConverter(MarkdownConverter):
         return f"{delimiter} {content} {delimiter}" if pad else f"{delimiter}{content}{delimiter}"
 
     def convert_em(self, el: Tag, text: str, parent_tags: set[str]) -> str:
-        return _emphasis(text, _emphasis_char(el))
+        return _emphasis(text, _emphasis_char(el, self._emphasis_chars))
 
     def convert_strong(self, el: Tag, text: str, parent_tags: set[str]) -> str:
-        return _emphasis(text, _emphasis_char(el) * 2)
+        return _emphasis(text, _emphasis_char(el, self._emphasis_chars) * 2)
 
     convert_i = convert_em
     convert_b = convert_strong
 
     def convert_a(self, el: Tag, text: str, parent_tags: set[str]) -> str:
         href = el.get("href")
-        if href is None:
-            return text
+        if href is None or _is_script_url(str(href)):
+            return text  # the text stays; a script link would run when the markdown is rendered
         # Brackets in link text must be balanced or escaped: escape them.
         text = text.replace(STAND_INS["["], "\\[").replace(STAND_INS["]"], "\\]")
         return f"[{text}]({_link_destination(str(href))}{_title_part(el.get('title'))})"
 
     def convert_img(self, el: Tag, text: str, parent_tags: set[str]) -> str:
+        if _is_script_url(str(el.get("src", "")), image=True):
+            return str(el.get("alt", "")).translate(MARK_LITERALS)
         alt = re.sub(r"([\\*_`\[\]<&!])", r"\\\1", str(el.get("alt", "")))
         return f"![{alt}]({_link_destination(str(el.get('src', '')))}{_title_part(el.get('title'))})"
 
@@ -414,20 +524,29 @@ def html_to_markdown(html: str) -> str:
     Code blocks keep their language and exact text. Dropped: the Copy-code header, a regeneration
     counter before the first tag, an extension widget at the end, and anything outside ChatGPT's
     `markdown` div when the turn has one. Unicode noncharacters U+FDD0-U+FDDA, which the
-    converter uses internally and no text uses, become U+FFFD.
+    converter uses internally and no text uses, become U+FFFD. The tree is built and walked
+    recursively: the stage bounds a turn's depth and size first (scan_html).
     """
+    return _markdown_from_prepared(_prepared_html(html))
+
+
+def _prepared_html(html: str) -> str:
+    """The HTML the tree is built from: no leading counter, no highlight spans, no stand-in characters."""
     html = _HTML_LEADING_COUNTER.sub("", html, count=1).translate(OUR_NONCHARACTERS)
     # Highlight spans carry no text, and code text holds no raw "<": dropping the spans before
     # parsing keeps every code body and halves the tree BeautifulSoup has to build.
-    html = _CODE_ELEMENT.sub(lambda m: m[1] + _HIGHLIGHT_SPAN.sub("", m[2]) + m[3], html)
+    return _CODE_ELEMENT.sub(lambda m: m[1] + _HIGHLIGHT_SPAN.sub("", m[2]) + m[3], html)
+
+
+def _markdown_from_prepared(html: str) -> str:
     # html.parser: as fast as lxml here (measured on the sample's 26 MB of generated HTML) and,
     # unlike it, keeps every character of a code body ("\r", NUL) as the capture holds it.
     soup = BeautifulSoup(html, "html.parser")
     wrappers = soup.find_all("div", class_="markdown")
     roots = [div for div in wrappers if not div.find_parent("div", class_="markdown")] or [soup]
     converter = _ChatGPTMarkdownConverter()
-    md = "\n\n".join(block for root in roots for block in converter.blocks(root))
-    md = _WIDGET_TAIL.sub("", md).rstrip()
+    blocks = _strip_noise_blocks([block for root in roots for block in converter.blocks(root)])
+    md = strip_assistant_capture_noise("\n\n".join(blocks)).rstrip()
     # A last code body without a final newline stays exact only in a fence left open.
     md = re.sub(NO_FINAL_NEWLINE + r"\n[ >]*(?:`{3,}|~{3,})\Z", "", md)
     return md.replace(NO_FINAL_NEWLINE, "")
@@ -437,11 +556,12 @@ def html_to_markdown(html: str) -> str:
 
 
 def convert_assistant_html(convs: Iterable[Conversation], *, config: MarkdownConfig) -> StageResult:
-    """Assistant HTML turns as markdown, capture noise removed; a conversation with cut-off HTML is dropped.
+    """Assistant HTML turns as markdown, capture noise removed; a conversation with HTML that is cut
+    off, nested deeper than config.max_html_depth or holding more than config.max_html_elements is dropped.
 
     Which assistant turns are HTML follows `config.assistant_format`: "auto" asks is_chatgpt_html,
     "html" converts every one, "markdown" none. User turns get only strip_user_capture_noise, and
-    system turns are left alone. A drop's detail names the 0-based index of the cut-off turn.
+    system turns are left alone. A drop's detail names the 0-based index of the refused turn.
     """
     kept: list[Conversation] = []
     dropped: list[Dropped] = []
@@ -449,14 +569,16 @@ def convert_assistant_html(convs: Iterable[Conversation], *, config: MarkdownCon
     for conv in convs:
         turns: list[Turn] = []
         changes: Counter[str] = Counter()
-        truncated_turn: int | None = None
+        refused: tuple[int, DropReason, str] | None = None  # turn index, reason, why
         for index, turn in enumerate(conv.turns):
             content = turn.content
             if turn.role == "assistant" and _is_html(content, config.assistant_format):
-                if is_truncated_html(content):
-                    truncated_turn = index
+                prepared = _prepared_html(content)
+                refusal = _refused_html(scan_html(prepared, max_elements=config.max_html_elements), config)
+                if refusal is not None:
+                    refused = (index, *refusal)
                     break
-                content = html_to_markdown(content)
+                content = _markdown_from_prepared(prepared)
                 changes["html_turns_converted"] += 1
             elif turn.role == "assistant":
                 content = strip_assistant_capture_noise(content)
@@ -465,13 +587,30 @@ def convert_assistant_html(convs: Iterable[Conversation], *, config: MarkdownCon
                 content = strip_user_capture_noise(content)
                 changes["capture_noise_removed"] += content != turn.content
             turns.append(turn if content == turn.content else turn.model_copy(update={"content": content}))
-        if truncated_turn is not None:
-            dropped.append(Dropped.of(conv, stage="markdown", reason="truncated_html", detail=f"turn={truncated_turn}"))
+        if refused is not None:
+            index, reason, why = refused
+            detail = f"turn={index} {why}" if why else f"turn={index}"
+            dropped.append(Dropped.of(conv, stage="markdown", reason=reason, detail=detail))
             continue
         changed.update(changes)
         modified = any(new is not old for new, old in zip(turns, conv.turns, strict=True))
         kept.append(conv.model_copy(update={"turns": tuple(turns)}) if modified else conv)
     return StageResult(kept=kept, dropped=dropped, changed=dict(changed))
+
+
+def _refused_html(scan: HtmlScan, config: MarkdownConfig) -> tuple[DropReason, str] | None:
+    """Why a turn's HTML is not converted (a reason and the figures behind it), or None to convert it.
+
+    The element bound keeps the tree's memory in check (~1 KB an element); the depth bound keeps
+    the recursive conversion clear of Python's recursion limit.
+    """
+    if scan.elements > config.max_html_elements:
+        return "html_too_large", f"elements>{config.max_html_elements} (max_html_elements={config.max_html_elements})"
+    if scan.truncated:
+        return "truncated_html", ""
+    if scan.depth > config.max_html_depth:
+        return "html_too_deep", f"depth={scan.depth} (max_html_depth={config.max_html_depth})"
+    return None
 
 
 def _is_html(content: str, assistant_format: Literal["auto", "html", "markdown"]) -> bool:

@@ -30,7 +30,9 @@ CALIBRATION = (
     "benchmark questions planted verbatim and 100% on light edits inside real ShareGPT conversations; on 2,952 "
     "untouched real conversations 25 (0.85%) were flagged, of which 6 near-verbatim copies, 10 rephrased "
     "(7 of them one generic prompt) and 9 similar-only (same topic, different question): review the "
-    "'similar' pairs first."
+    "'similar' pairs first. GPT-4 rephrasings (rephrased_dev, held out from calibration): 98% of GSM8K, 82% of MMLU "
+    "and 80% of HumanEval found; the rephrase tier adds at most 12 flagged turns of 10,099 (same-topic quiz "
+    "questions): check its pairs' anchor share."
 )
 # Lower edges of the score histogram's bins: 0.00, 0.05, ..., 0.95.
 SCORE_BINS = [round(i * 0.05, 2) for i in range(20)]
@@ -41,6 +43,14 @@ def write_findings(path: Path, findings: Sequence[TurnFinding]) -> int:
     rows = [f.model_dump(mode="python") for f in findings]
     atomic_write_table(path, pa.Table.from_pylist(rows, schema=FINDINGS_SCHEMA), schema=FINDINGS_SCHEMA)
     return len(rows)
+
+
+def rephrase_matched(row: Mapping[str, object]) -> bool:
+    """Whether a findings row's rephrase-tier match is the pair shown to reviewers."""
+    return row["rephrase_item_id"] is not None and (row["rephrase_benchmark"], row["rephrase_item_id"]) == (
+        row["matched_benchmark"],
+        row["matched_item_id"],
+    )
 
 
 def build_contamination_report(
@@ -97,6 +107,8 @@ def build_contamination_report(
             ngram_coverage=r["ngram_coverage"] if r["ngram_item_id"] == r["matched_item_id"] else 0.0,
             category=r["category"],
             fuzzy_containment=r["fuzzy_containment"] if r["fuzzy_item_id"] == r["matched_item_id"] else 0.0,
+            rephrase_view=r["rephrase_view"] if rephrase_matched(r) else None,
+            rephrase_anchor_share=r["rephrase_anchor_share"] if rephrase_matched(r) else 0.0,
             action=r["action"],
             decision=r["decision"],
             turn_spans=tuple(tuple(s) for s in r["turn_spans"]),

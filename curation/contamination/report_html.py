@@ -24,6 +24,8 @@ CSV_COLUMNS = (
     "score",
     "ngram_coverage",
     "fuzzy_containment",
+    "rephrase_view",
+    "rephrase_anchor_share",
     "category",
     "action",
     "decision",
@@ -153,7 +155,13 @@ def _pair_html(p: FlaggedPair) -> str:
         f'<span class="badge {escape(p.category)}">{escape(p.category)}</span>'
         f"score <b>{p.score:.3f}</b> · n-gram coverage <b>{p.ngram_coverage:.2f}</b> · "
         f"fuzzy containment <b>{p.fuzzy_containment:.2f}</b> · "
-        f"action <b>{escape(p.action)}</b> · reviewer decision <b>{escape(decision)}</b></div>"
+        + (
+            f"rephrase tier: the item's {escape(p.rephrase_view)} at this score, "
+            f"<b>{p.rephrase_anchor_share:.0%}</b> of its anchor terms (numbers, names, rare words) in the turn · "
+            if p.rephrase_view
+            else ""
+        )
+        + f"action <b>{escape(p.action)}</b> · reviewer decision <b>{escape(decision)}</b></div>"
         f'<div class="sides"><div class="side"><h4>Training turn: conversation '
         f"<code>{escape(p.conversation_id)}</code> · source {escape(p.source)} · turn {p.turn_index} · "
         f'{escape(p.role)}</h4><pre class="text">{highlight(p.turn_text, p.turn_spans)}</pre></div>'
@@ -267,6 +275,8 @@ def flagged_pairs_csv(report: ContaminationReport) -> str:
                 f"{p.score:.6f}",
                 f"{p.ngram_coverage:.6f}",
                 f"{p.fuzzy_containment:.6f}",
+                p.rephrase_view or "",
+                f"{p.rephrase_anchor_share:.6f}",
                 p.category,
                 p.action,
                 p.decision or "",

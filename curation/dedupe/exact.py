@@ -7,8 +7,8 @@ keep_rank components; `find_exact_duplicates` reads the keys of all parts and li
 Three rules, applied in order, each record getting at most one reason:
 1. exact_duplicate: the same normalized, role-tagged turns as a better-ranked record;
 2. same_prompts: among the survivors, the same user turns (and any turns before the first of
-   them) as a better-ranked one: a regenerated answer. Later pieces of a split conversation are
-   left out of this rule (see conversation_hashes);
+   them) as a better-ranked one: a regenerated answer. Only when a user turn is evidence of one
+   (prompt_is_evidence): user turns that all ask to "continue", or are short, match nothing;
 3. prefix_of_longer: among the survivors, its turns are the opening rounds of a longer one.
 
 Chains are resolved so `duplicate_of` always names a record that is kept (see
@@ -18,8 +18,8 @@ Chains are resolved so `duplicate_of` always names a record that is kept (see
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import polars as pl
@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from curation.dedupe.common import FINDINGS_SCHEMA, RANK_ORDER, Removal, ranked_record, remove_listed
 from curation.stage import Stage
-from curation.text import normalize_text
+from curation.text import normalize_text, words
 from schemas import Conversation, StageResult
 from schemas.arrow import EXACT_KEYS_SCHEMA
 from schemas.config import ExactDedupeConfig
@@ -42,10 +42,6 @@ _ROLE_SEP = "\x1f"
 _TURN_SEP = b"\x1e"
 # 128-bit digests: a collision among even 10^9 records has probability ~1e-21.
 _DIGEST_BYTES = 16
-
-# The ShareGPT split release names the piece of share X that starts at turn N `X_N` (notes:
-# FastChat's splitter); N > 0 is a piece that starts inside a conversation.
-_SHAREGPT_LATER_PIECE_ID = re.compile(r"[A-Za-z0-9]+_[1-9][0-9]*")
 
 _REASONS: dict[str, DropReason] = {
     "exact_duplicate": "exact_duplicate",
@@ -64,34 +60,45 @@ def _new_hasher() -> hashlib.blake2b:
     return hashlib.blake2b(digest_size=_DIGEST_BYTES)
 
 
-def starts_inside_a_conversation(conv: Conversation) -> bool:
-    """Whether `conv` is a later piece of a split conversation: its answers depend on turns that
-    are not in it, so its prompts alone cannot show a regenerated answer."""
-    if conv.split_index:
-        return True
-    return conv.source.startswith("sharegpt") and _SHAREGPT_LATER_PIECE_ID.fullmatch(conv.id) is not None
+@lru_cache(maxsize=8)
+def _continuation_openers(prompts: tuple[str, ...]) -> tuple[frozenset[tuple[str, ...]], int]:
+    """The continuation prompts as word tuples, and the longest one's length in words."""
+    openers = frozenset(tuple(words(p)) for p in prompts) - {()}
+    return openers, max(map(len, openers), default=0)
 
 
-def conversation_hashes(
-    conv: Conversation, *, match_user_prompts: bool, match_prefixes: bool
-) -> tuple[str, str | None, list[str]]:
+def prompt_is_evidence(text: str, *, config: ExactDedupeConfig) -> bool:
+    """Whether a user turn can show that two conversations are one prompt answered twice.
+
+    Not when it is shorter than config.min_prompt_chars ("hi", "thank you", "繼續"), nor when its
+    words are, or begin with, one of config.continuation_prompts ("Continue.", "continue in
+    Geomancy field: for a quiz ..."): such a turn asks for more of an answer before it, so pieces
+    of one long output, and of unrelated ones, share it without being regenerations. On the real
+    sample, counting them took same_prompts to ~42 such false matches after the shape stage.
+    """
+    prompt_words = words(text)
+    if len(" ".join(prompt_words)) < config.min_prompt_chars:
+        return False
+    openers, longest = _continuation_openers(config.continuation_prompts)
+    return not any(tuple(prompt_words[:n]) in openers for n in range(1, min(longest, len(prompt_words)) + 1))
+
+
+def conversation_hashes(conv: Conversation, *, config: ExactDedupeConfig) -> tuple[str, str | None, list[str]]:
     """(full_hash, user_hash, prefix_hashes) of one conversation, as hex.
 
     full_hash: blake2b-128 of `role \\x1f normalize_text(content)` per turn, joined by \\x1e.
     user_hash: the same over the user turns and whatever precedes the first of them (a system
-    prompt, or the leading assistant turn of a split piece), None when off, when there is no
-    user turn, or for a later piece of a split conversation (starts_inside_a_conversation).
-    Such pieces' user turns are often all "continue", so pieces of one share and of unrelated
-    shares would pass for regenerations of one another: on the real sample these two rules take
-    same_prompts from 75 matches to 13 as read (56 to 12 after the shape stage, which cuts a
-    piece's leading answer); what they remove are pieces of long outputs and prompts a user
-    repeated within one share, not regenerations (one piece with an empty answer aside).
+    prompt, or the leading assistant turn of a split piece), None when match_user_prompts is
+    off or when no user turn is evidence (prompt_is_evidence). Every user turn stays in the hash,
+    "continue" included, so other follow-ups make another conversation; the rule reads content
+    only, never ids, so it holds for split pieces of any source.
     prefix_hashes: the full_hash that each proper prefix ending after an assistant turn would
-    have (rounds 1..k for k < the number of rounds); empty when off.
+    have (rounds 1..k for k < the number of rounds); empty when match_prefixes is off.
     """
     full = _new_hasher()
     prompt = _new_hasher()
     n_user = 0
+    has_evidence = False
     prefixes: list[str] = []
     last = len(conv.turns) - 1
     for i, turn in enumerate(conv.turns):
@@ -106,12 +113,12 @@ def conversation_hashes(
             prompt.update(encoded)
         if turn.role == "user":
             n_user += 1
+            has_evidence = has_evidence or prompt_is_evidence(turn.content, config=config)
         # The hasher's state after turn i is exactly the full_hash of turns[:i + 1]. A boundary
         # counts once a user turn was seen, so a prefix holds at least one whole round.
-        if match_prefixes and turn.role == "assistant" and n_user and i < last:
+        if config.match_prefixes and turn.role == "assistant" and n_user and i < last:
             prefixes.append(full.copy().hexdigest())
-    has_own_prompts = n_user > 0 and not starts_inside_a_conversation(conv)
-    user_hash = prompt.hexdigest() if match_user_prompts and has_own_prompts else None
+    user_hash = prompt.hexdigest() if config.match_user_prompts and has_evidence else None
     return full.hexdigest(), user_hash, prefixes
 
 
@@ -119,9 +126,7 @@ def exact_dedupe_keys(convs: Sequence[Conversation], *, part: int, config: Exact
     """One EXACT_KEYS_SCHEMA row per conversation of part `part`, `row` being its position."""
     columns: dict[str, list[Any]] = {name: [] for name in EXACT_KEYS_SCHEMA.names}
     for row, conv in enumerate(convs):
-        full_hash, user_hash, prefix_hashes = conversation_hashes(
-            conv, match_user_prompts=config.match_user_prompts, match_prefixes=config.match_prefixes
-        )
+        full_hash, user_hash, prefix_hashes = conversation_hashes(conv, config=config)
         record = ranked_record(part, row, conv) | {
             "full_hash": full_hash,
             "user_hash": user_hash,

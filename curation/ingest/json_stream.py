@@ -12,7 +12,13 @@ finds the same boundaries as a scan of the text. That gives exact byte offsets f
 each record is decoded on its own: a record with invalid UTF-8 becomes one "invalid_utf8"
 problem while the records around it still read.
 
-Offsets are positions in the stream as read: for a gzip file, in the decompressed bytes.
+Offsets are positions in the stream as read: for a gzip file, in the decompressed bytes; only a
+"corrupt_compression" problem (the gzip data stopped decompressing) gives its offset in the
+compressed file, where the damage is.
+
+Nesting is bounded: a record whose arrays and objects nest deeper than `max_depth` is one
+"too_deeply_nested" problem, found by counting brackets (never by recursion) before json.loads,
+which recurses once per level and fails near Python's recursion limit.
 
 Recovery from a broken record:
 - a record whose brackets balance but whose JSON does not parse: that record only, or, when a
@@ -32,9 +38,14 @@ import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any, Literal, Protocol
 
-StreamProblemReason = Literal["invalid_json", "invalid_utf8", "record_too_large"]
+from curation.ingest.compressed import CompressedDataError
+
+StreamProblemReason = Literal[
+    "invalid_json", "invalid_utf8", "record_too_large", "too_deeply_nested", "corrupt_compression"
+]
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 # Between values: JSON whitespace, plus commas (see the module docstring on lenient separators).
@@ -56,7 +67,10 @@ _MAX_SCALAR_BYTES = 4096
 _RECORD_START = re.compile(rb'[,\n][ \t\r\n]{0,64}(\{)[ \t\r\n]{0,64}"(?:id|conversations|instruction|messages|model)"')
 # Bytes kept at the end of the buffer while searching, so a start split across two reads is found.
 _RECORD_START_OVERLAP = 256
-# Errors a decompressing stream raises on a corrupt or cut-off file.
+# For counting nesting: strings are removed first, so the brackets inside them do not count.
+_STRING = re.compile(rb'"[^"\\]*(?:\\[\s\S][^"\\]*)*"?')
+_NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+# Errors a stream raises on a file that cannot be read to its end (CompressedDataError is an OSError).
 _READ_ERRORS = (OSError, EOFError, zlib.error)
 
 
@@ -90,6 +104,32 @@ class ByteStream(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
     def readline(self, size: int = -1, /) -> bytes: ...
+
+
+def excess_nesting(raw: bytes, max_depth: int) -> int | None:
+    """How deep the arrays and objects of the JSON `raw` nest when that is over `max_depth`, else None.
+
+    Strings are cut out and the brackets left are counted, with no recursion; a record with few
+    brackets in all is passed at the cost of counting them.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= max_depth:
+        return None
+    brackets = _STRING.sub(b"", raw).translate(None, _NOT_A_BRACKET)
+    deepest = max(accumulate(1 if b == _OPEN_BRACE or b == _OPEN_BRACKET else -1 for b in brackets), default=0)
+    return deepest if deepest > max_depth else None
+
+
+def too_deep_detail(depth: int, max_depth: int) -> str:
+    """The detail of a too_deeply_nested drop."""
+    return f"arrays and objects nested {depth} deep, over ingest.max_json_depth={max_depth}; not parsed"
+
+
+def damage_detail(err: CompressedDataError, lost_from: int) -> str:
+    """The detail of a corrupt_compression drop: where the damage is, and what it cost."""
+    return (
+        f"gzip data {err.why} at compressed byte {err.compressed_offset}: every record that decompressed whole "
+        f"before it was read; the rest, from decompressed byte {lost_from}, is lost"
+    )
 
 
 def parse_value_bytes(index: int, byte_offset: int, raw: bytes) -> StreamItem:
@@ -127,7 +167,7 @@ class _Window:
         self.buf = bytearray()
         self.start = 0  # stream offset of buf[0]
         self.eof = False
-        self.read_error: str | None = None
+        self.read_error: Exception | None = None
 
     @property
     def end(self) -> int:
@@ -147,7 +187,7 @@ class _Window:
         try:
             data = self._stream.read(self._chunk_bytes)
         except _READ_ERRORS as err:
-            self.read_error = f"{type(err).__name__}: {err}"
+            self.read_error = err
             data = b""
         if not data:
             self.eof = True
@@ -171,12 +211,14 @@ class _Scan:
     stop: int
     why: str
     too_large: bool
+    depth: int = 0  # how deep its arrays and objects nest
 
 
 class _ValueReader:
-    def __init__(self, stream: ByteStream, chunk_bytes: int, max_value_bytes: int) -> None:
+    def __init__(self, stream: ByteStream, chunk_bytes: int, max_value_bytes: int, max_depth: int) -> None:
         self._w = _Window(stream, chunk_bytes)
         self._max = max_value_bytes
+        self._max_depth = max_depth
         self._index = 0
 
     def values(self) -> Iterator[StreamItem]:
@@ -200,15 +242,23 @@ class _ValueReader:
                 in_array = False
                 pos += 1
                 continue
-            item, pos, last_cut_by_eof = self._read_one(pos)
+            item, next_pos, last_cut_by_eof = self._read_one(pos)
+            if last_cut_by_eof and isinstance(w.read_error, CompressedDataError):
+                # Cut by the damage, not by the file's end: the damage drop stands for this record too.
+                self._index = item.index
+                break
             yield item
-        if w.read_error is not None:
+            pos = next_pos
+        if isinstance(w.read_error, CompressedDataError):
+            err = w.read_error
+            yield self._problem(err.compressed_offset, 0, "corrupt_compression", damage_detail(err, pos))
+        elif w.read_error is not None:
             yield self._problem(
                 pos,
                 0,
                 "invalid_json",
-                f"reading stopped at byte {w.end} of the decompressed stream ({w.read_error}); "
-                "the rest of the file is unreadable",
+                f"reading stopped at byte {w.end} of the decompressed stream "
+                f"({type(w.read_error).__name__}: {w.read_error}); the rest of the file is unreadable",
             )
         elif in_array and not last_cut_by_eof:
             yield self._problem(
@@ -250,6 +300,9 @@ class _ValueReader:
             size = scan.end - start
             detail = f"record of {size} bytes is over max_record_bytes={self._max}; skipped unread"
             return self._problem(start, size, "record_too_large", detail), scan.end, False
+        if scan.end is not None and scan.depth > self._max_depth:
+            detail = too_deep_detail(scan.depth, self._max_depth)
+            return self._problem(start, scan.end - start, "too_deeply_nested", detail), scan.end, False
         if scan.end is None:
             return self._resynchronise(start, scan)
         raw = bytes(w.buf[start - w.start : scan.end - w.start])
@@ -298,7 +351,7 @@ class _ValueReader:
 
     def _scan_container(self, start: int) -> _Scan:
         w = self._w
-        depth = 0
+        depth = deepest = 0
         pos = start
         in_string = False
         too_large = False
@@ -327,10 +380,11 @@ class _ValueReader:
                 in_string = m.group(1) is None
             elif token == _OPEN_BRACE or token == _OPEN_BRACKET:
                 depth += 1
+                deepest = max(deepest, depth)
             elif token == _CLOSE_BRACE or token == _CLOSE_BRACKET:
                 depth -= 1
                 if depth == 0:
-                    return _Scan(pos, pos, "", too_large or pos - start > self._max)
+                    return _Scan(pos, pos, "", too_large or pos - start > self._max, deepest)
             else:
                 return _Scan(None, pos - 1, f"unexpected byte 0x{token:02x} outside a string", too_large)
 
@@ -363,15 +417,19 @@ class _ValueReader:
             w.fill(start)
 
 
-def iter_json_values(stream: ByteStream, *, chunk_bytes: int, max_value_bytes: int) -> Iterator[StreamItem]:
+def iter_json_values(
+    stream: ByteStream, *, chunk_bytes: int, max_value_bytes: int, max_depth: int
+) -> Iterator[StreamItem]:
     """Each top-level value of a JSON array (or of values back to back), in order.
 
     Yields nothing for a stream with no values; the caller decides what an empty input means.
     """
-    return _ValueReader(stream, chunk_bytes, max_value_bytes).values()
+    return _ValueReader(stream, chunk_bytes, max_value_bytes, max_depth).values()
 
 
-def iter_json_lines(stream: ByteStream, *, chunk_bytes: int, max_value_bytes: int) -> Iterator[StreamItem]:
+def iter_json_lines(
+    stream: ByteStream, *, chunk_bytes: int, max_value_bytes: int, max_depth: int
+) -> Iterator[StreamItem]:
     """Each non-blank line of a JSON Lines stream as one value; blank lines are not records."""
     offset = 0
     index = 0
@@ -379,6 +437,9 @@ def iter_json_lines(stream: ByteStream, *, chunk_bytes: int, max_value_bytes: in
     while True:
         try:
             line = stream.readline(max_value_bytes + 1)
+        except CompressedDataError as err:
+            yield StreamProblem(index, err.compressed_offset, 0, "corrupt_compression", damage_detail(err, offset))
+            return
         except _READ_ERRORS as err:
             yield StreamProblem(
                 index,
@@ -420,5 +481,9 @@ def iter_json_lines(stream: ByteStream, *, chunk_bytes: int, max_value_bytes: in
         body = line.rstrip(b"\r\n")
         if not body.strip():
             continue
-        yield parse_value_bytes(index, start, body)
+        depth = excess_nesting(body, max_depth)
+        if depth is None:
+            yield parse_value_bytes(index, start, body)
+        else:
+            yield StreamProblem(index, start, len(body), "too_deeply_nested", too_deep_detail(depth, max_depth))
         index += 1

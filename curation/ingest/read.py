@@ -6,32 +6,47 @@ Formats (the container by file extension, the record shape by content):
   streamed (curation/ingest/json_stream.py);
 - JSON Lines (`.jsonl`, `.jsonl.gz`): one record a line;
 - any other extension: sniffed from the first bytes ("<" a page, "[" or "{" a JSON dump).
+Compression is told by the first bytes, not the name: gzip is read whatever the file is called (a
+".gz" suffix is dropped before the extension is looked at), a file named .gz that is not gzip is
+read as it is, and zstd/bzip2/xz/zip content is one unknown_format drop that names it.
 Records are ShareGPT {id, model?, conversations: [{from, value}]}, Alpaca {instruction, input?,
 output} or OpenAI/TÜLU {id?, messages: [{role, content}]}.
 
-Provenance.byte_offset is the record's offset in the file as read; for a `.gz` file that is the
-offset in the decompressed stream. content_hash is blake2b-128 of the record's bytes (the whole
-file for a page). Turn values are kept exactly as read: ShareGPT's assistant HTML is converted
-by a later stage.
+Only regular files are read (a link to one is followed): a FIFO, socket, device, dangling or
+looping link, a link to a directory, or a file open() refuses is one not_a_readable_file drop,
+found while listing, before anything opens it. A file reached twice (the same path given twice,
+another spelling of it, a link to it, or a folder holding it) is read once, and listed as repeated.
+
+Provenance.byte_offset is the record's offset in the file as read; for a gzip file that is the
+offset in the decompressed stream (a corrupt_compression drop's is in the compressed file, where
+the damage is). content_hash is blake2b-128 of the record's bytes (the whole file for a page).
+Turn values are kept exactly as read: ShareGPT's assistant HTML is converted by a later stage.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import os
 import re
-import zlib
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 
-from curation.ingest.json_stream import StreamItem, StreamProblem, iter_json_lines, iter_json_values
+from curation.ingest.compressed import CompressedDataError, GzipStream, compression_of, open_input
+from curation.ingest.json_stream import (
+    StreamItem,
+    StreamProblem,
+    damage_detail,
+    excess_nesting,
+    iter_json_lines,
+    iter_json_values,
+    too_deep_detail,
+)
 from curation.stage import Stage
 from schemas.config import IngestConfig
 from schemas.conversation import Conversation, Provenance, Role, Turn
@@ -60,8 +75,14 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 _PAGE_SUFFIXES = (".html", ".htm")
 _MAX_DETAIL_CHARS = 400
 _SNIFF_BYTES = 512
-# What reading a corrupt or cut-off .gz raises.
-_GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
+# What an input path that is no regular file is, by its stat mode, for the drop's detail.
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISDIR, "a directory"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,17 +109,37 @@ class _Reject(Exception):
         self.conversation_id = conversation_id
 
 
+@dataclass(frozen=True, slots=True)
+class InputListing:
+    """What a run's input paths hold: each readable file once, in order, and what cannot be read."""
+
+    # In input order: a regular file to read, or the drop of an entry that is none.
+    entries: tuple[Path | Dropped, ...]
+    # One line per path that reached a file already listed: that file is read once.
+    repeated: tuple[str, ...]
+
+    @property
+    def files(self) -> list[Path]:
+        return [e for e in self.entries if isinstance(e, Path)]
+
+    @property
+    def dropped(self) -> list[Dropped]:
+        return [e for e in self.entries if isinstance(e, Dropped)]
+
+
 def read_conversations(path: Path, *, config: IngestConfig) -> Iterator[Conversation | Dropped]:
     """Every record under `path` (a file, or a directory read recursively in sorted order, hidden
     files skipped) as a Conversation or an ingest Dropped record, streamed in input order."""
-    for file in list_input_files(path):
-        yield from _read_file(file, config)
+    return ingest_paths([path], config=config)
 
 
 def ingest_paths(paths: Sequence[Path], *, config: IngestConfig) -> Iterator[Conversation | Dropped]:
-    """read_conversations over several paths, in the order given."""
-    for path in paths:
-        yield from read_conversations(path, config=config)
+    """read_conversations over several paths, in the order given, each file read once (see list_inputs)."""
+    for entry in list_inputs(paths).entries:
+        if isinstance(entry, Dropped):
+            yield entry
+        else:
+            yield from _read_file(entry, config)
 
 
 def is_safe_id(conversation_id: str) -> bool:
@@ -106,18 +147,72 @@ def is_safe_id(conversation_id: str) -> bool:
     return _SAFE_ID.fullmatch(conversation_id) is not None and ".." not in conversation_id
 
 
-def list_input_files(path: Path) -> Iterator[Path]:
-    """The files read for `path`: itself, or every file below it in sorted order, hidden ones skipped."""
+def list_input_files(path: Path) -> list[Path]:
+    """The regular files read for `path`: itself, or every one below it in sorted order, hidden ones skipped."""
+    return list_inputs([path]).files
+
+
+def list_inputs(paths: Sequence[Path]) -> InputListing:
+    """The entries of `paths` in order (a directory's in sorted order, hidden ones skipped): each regular
+    file once by its real path (the first spelling wins), and a drop for each entry that is no readable file.
+
+    Nothing is opened but regular files, so a FIFO cannot block the listing. A given path that does
+    not exist raises FileNotFoundError; a dangling link, given or found in a directory, is a drop.
+    """
+    entries: list[Path | Dropped] = []
+    repeated: list[str] = []
+    first_seen: dict[str, Path] = {}
+    for given in paths:
+        for path in _entries_below(given):
+            real = os.path.realpath(path)
+            first = first_seen.get(real)
+            if first is not None:
+                same = "is listed more than once" if first == path else f"is the same file as {first}"
+                repeated.append(f"input {path} {same}: read once")
+                continue
+            first_seen[real] = path
+            why = _not_readable_because(path)
+            origin = _Origin(str(path), path.name, None, 0)
+            entries.append(path if why is None else _drop(origin, "not_a_readable_file", why))
+    return InputListing(tuple(entries), tuple(repeated))
+
+
+def _entries_below(path: Path) -> list[Path]:
+    """`path` itself, or the entries below it in sorted order, hidden ones skipped. A link to a directory
+    is an entry (to be dropped) rather than walked: os.walk would skip it silently, losing its files."""
     if not path.is_dir():
-        if not path.exists():
+        if not os.path.lexists(path):
             raise FileNotFoundError(f"input path does not exist: {path}")
-        yield path
-        return
+        return [path]
     found: list[Path] = []
     for folder, dirs, files in os.walk(path):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found.extend(Path(folder) / f for f in files if not f.startswith("."))
-    yield from sorted(found)
+        linked = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in linked]
+        found.extend(Path(folder) / name for name in [*files, *linked] if not name.startswith("."))
+    return sorted(found)
+
+
+def _not_readable_because(path: Path) -> str | None:
+    """Why `path` is no input file chatsift reads, for its drop's detail; None for a regular file open() takes."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as err:
+        if not path.is_symlink():
+            return f"cannot be looked at ({err.strerror}); not read"
+        target = os.readlink(path)
+        if isinstance(err, FileNotFoundError):
+            return f"a symbolic link to {target!r}, which does not exist; not read"
+        return f"a symbolic link to {target!r} that cannot be followed ({err.strerror}); not read"
+    for is_kind, kind in _FILE_KINDS:
+        if is_kind(mode):
+            link = f"a symbolic link to {os.readlink(path)!r}, " if path.is_symlink() else ""
+            return f"{link}{kind}, not a regular file; not read"
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as err:
+        return f"a regular file that cannot be opened ({err.strerror}); not read"
+    return None
 
 
 def _drop(origin: _Origin, reason: DropReason, detail: str, conversation_id: str | None = None) -> Dropped:
@@ -134,23 +229,20 @@ def _drop(origin: _Origin, reason: DropReason, detail: str, conversation_id: str
     )
 
 
-def _file_kind(file: Path) -> tuple[str, bool]:
-    """("page" | "json" | "jsonl" | "sniff", gzip-compressed) from the file name."""
-    name = file.name.lower()
-    compressed = name.endswith(".gz")
-    if compressed:
-        name = name[: -len(".gz")]
+def _file_kind(file: Path) -> str:
+    """The kind ("page", "json", "jsonl" or "sniff") the file name says, a ".gz" suffix left aside."""
+    name = file.name.lower().removesuffix(".gz")
     if name.endswith(_PAGE_SUFFIXES):
-        return "page", compressed
+        return "page"
     if name.endswith(".jsonl"):
-        return "jsonl", compressed
+        return "jsonl"
     if name.endswith(".json"):
-        return "json", compressed
-    return "sniff", compressed
+        return "json"
+    return "sniff"
 
 
-def _open(file: Path, compressed: bool) -> gzip.GzipFile | io.BufferedReader:
-    return gzip.GzipFile(file, "rb") if compressed else open(file, "rb")
+def _open(file: Path, gzipped: bool) -> GzipStream | BinaryIO:
+    return open_input(file, "gzip" if gzipped else "none")
 
 
 def _read_file(file: Path, config: IngestConfig) -> Iterator[Conversation | Dropped]:
@@ -158,9 +250,19 @@ def _read_file(file: Path, config: IngestConfig) -> Iterator[Conversation | Drop
     if file.stat().st_size == 0:
         yield _drop(origin, "empty_input", "the file has no bytes")
         return
-    kind, compressed = _file_kind(file)
+    compression = compression_of(file)
+    if compression not in ("none", "gzip"):
+        detail = f"{file.name} is {compression}-compressed; chatsift reads plain or gzip-compressed input"
+        yield _drop(origin, "unknown_format", detail)
+        return
+    gzipped = compression == "gzip"
+    kind = _file_kind(file)
     if kind == "sniff":
-        kind = _sniff(file, compressed)
+        try:
+            kind = _sniff(file, gzipped)
+        except CompressedDataError as err:
+            yield _drop(_damage_origin(origin, err), "corrupt_compression", damage_detail(err, 0))
+            return
         if kind == "unknown":
             yield _drop(
                 origin,
@@ -169,15 +271,20 @@ def _read_file(file: Path, config: IngestConfig) -> Iterator[Conversation | Drop
             )
             return
     if kind == "page":
-        yield _read_page(file, compressed, origin, config)
+        yield _read_page(file, gzipped, origin, config)
         return
     read_stream = iter_json_lines if kind == "jsonl" else iter_json_values
     sharegpt_source = "sharegpt_jsonl" if kind == "jsonl" else "sharegpt_json"
     produced = 0
-    # Read errors of a corrupt .gz are reported by the stream readers as drops; failing to open
-    # the file at all (permissions) is an operational error and propagates.
-    with _open(file, compressed) as stream:
-        items = read_stream(stream, chunk_bytes=config.read_chunk_bytes, max_value_bytes=config.max_record_bytes)
+    # Damaged gzip data is reported by the stream readers as a drop; the listing (list_inputs)
+    # already dropped what cannot be opened.
+    with _open(file, gzipped) as stream:
+        items = read_stream(
+            stream,
+            chunk_bytes=config.read_chunk_bytes,
+            max_value_bytes=config.max_record_bytes,
+            max_depth=config.max_json_depth,
+        )
         for item in items:
             produced += 1
             yield _item_to_record(item, file, sharegpt_source)
@@ -185,12 +292,14 @@ def _read_file(file: Path, config: IngestConfig) -> Iterator[Conversation | Drop
         yield _drop(origin, "empty_input", "no records: the file holds only whitespace or an empty array")
 
 
-def _sniff(file: Path, compressed: bool) -> str:
-    try:
-        with _open(file, compressed) as stream:
-            head = stream.read(_SNIFF_BYTES)
-    except _GZIP_ERRORS:
-        return "unknown"
+def _damage_origin(origin: _Origin, err: CompressedDataError) -> _Origin:
+    """Where a corrupt_compression drop points: the damage's offset in the compressed file."""
+    return _Origin(origin.input_file, origin.file_name, err.compressed_offset, origin.record_index)
+
+
+def _sniff(file: Path, gzipped: bool) -> str:
+    with _open(file, gzipped) as stream:
+        head = stream.read(_SNIFF_BYTES)
     head = head.removeprefix(b"\xef\xbb\xbf").lstrip()
     if head.startswith(b"<"):
         return "page"
@@ -370,23 +479,23 @@ def _reject_lone_surrogates(conversation: Conversation) -> None:
             ) from err
 
 
-def _read_page(file: Path, compressed: bool, origin: _Origin, config: IngestConfig) -> Conversation | Dropped:
+def _read_page(file: Path, gzipped: bool, origin: _Origin, config: IngestConfig) -> Conversation | Dropped:
     limit = config.max_record_bytes
     size = file.stat().st_size
     if size > limit:
         # Checked before reading: a huge or hostile page must not be loaded to find out.
         return _drop(origin, "record_too_large", f"page file is {size} bytes, over max_record_bytes={limit}; not read")
     try:
-        with _open(file, compressed) as stream:
+        with _open(file, gzipped) as stream:
             data = _read_at_most(stream, limit + 1, config.read_chunk_bytes)
-    except _GZIP_ERRORS as err:
-        return _drop(origin, "no_next_data", f"cannot decompress the page: {type(err).__name__}: {err}")
+    except CompressedDataError as err:
+        return _drop(_damage_origin(origin, err), "corrupt_compression", f"the page is lost: {damage_detail(err, 0)}")
     if len(data) > limit:
         return _drop(origin, "record_too_large", f"page decompresses to over max_record_bytes={limit}; not read")
     if not data.strip():
         return _drop(origin, "empty_input", "the page has no content")
     try:
-        conversation = _page_to_conversation(data, origin)
+        conversation = _page_to_conversation(data, origin, config.max_json_depth)
     except _Reject as reject:
         return _drop(origin, reject.reason, reject.detail, reject.conversation_id)
     fetch = read_fetch_sidecar(file)
@@ -418,7 +527,7 @@ def read_fetch_sidecar(page: Path) -> PageFetchSidecar | None:
         raise FetchSidecarError(f"{sidecar}: not a fetch sidecar ({err.error_count()} problem(s): {err})") from err
 
 
-def _read_at_most(stream: gzip.GzipFile | io.BufferedReader, limit: int, chunk_bytes: int) -> bytes:
+def _read_at_most(stream: GzipStream | BinaryIO, limit: int, chunk_bytes: int) -> bytes:
     """Up to `limit` bytes, read a chunk at a time: read(limit) would allocate all of it up front."""
     data = bytearray()
     while len(data) < limit:
@@ -429,7 +538,7 @@ def _read_at_most(stream: gzip.GzipFile | io.BufferedReader, limit: int, chunk_b
     return bytes(data)
 
 
-def _page_to_conversation(data: bytes, origin: _Origin) -> Conversation:
+def _page_to_conversation(data: bytes, origin: _Origin, max_depth: int) -> Conversation:
     content_hash = _content_hash(data)
     opening = _NEXT_DATA_OPEN.search(data)
     if opening is None:
@@ -437,6 +546,9 @@ def _page_to_conversation(data: bytes, origin: _Origin) -> Conversation:
     closing = _SCRIPT_CLOSE.search(data, opening.end())
     payload = data[opening.end() : closing.start() if closing else len(data)]
     cut = "" if closing else "; the page ends inside the script (truncated page?)"
+    depth = excess_nesting(payload, max_depth)
+    if depth is not None:
+        raise _Reject("too_deeply_nested", f"__NEXT_DATA__ has {too_deep_detail(depth, max_depth)}")
     try:
         next_data = json.loads(payload.decode("utf-8"))
     except UnicodeDecodeError as err:

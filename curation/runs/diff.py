@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from curation.parquet import SchemaVersionError, check_parquet_kind
 from schemas.errors import InputError
 from schemas.ledger import RunReport, Stage
+from schemas.run_layout import CONFIG_NAME, CONVERSATIONS_DIR, LEDGER_DIR, REPORT_NAME, RUN_RECORD_NAME, RunRecord
 
 __all__ = [
     "ConfigChange",
@@ -38,11 +39,6 @@ __all__ = [
     "run_diff_text",
     "run_list_text",
 ]
-
-REPORT_NAME = "report.json"
-CONFIG_NAME = "config.json"
-CONVERSATIONS_DIR = "conversations"
-LEDGER_DIR = "ledger"
 
 NEW_INPUT_WHY = "new input (not read by A)"
 NOT_IN_B_WHY = "not in B's inputs"
@@ -473,14 +469,32 @@ def run_diff_text(diff: RunDiff, *, limit: int = 20) -> str:
 # --- listing runs ----------------------------------------------------------------------------
 
 
-def list_runs(out: Path) -> list[tuple[Path, RunReport | RunDirError]]:
+def _is_run_dir(path: Path) -> bool:
+    """A finished run has report.json; one that failed, is running or was killed has only run.json."""
+    return (path / REPORT_NAME).is_file() or (path / RUN_RECORD_NAME).is_file()
+
+
+def _unfinished_run(run_dir: Path) -> RunRecord | RunDirError:
+    """run.json of a run without report.json (failed, running or killed), or the error reading it."""
+    path = run_dir / RUN_RECORD_NAME
+    try:
+        return RunRecord.model_validate_json(path.read_bytes())
+    except ValidationError as e:
+        return RunDirError(f"{path} is not a chatsift run record ({e.error_count()} problem(s): {e})")
+
+
+def list_runs(out: Path) -> list[tuple[Path, RunReport | RunRecord | RunDirError]]:
     """The run directories under `out` (or `out` itself when it is one), sorted by name, each with
-    its report or the error reading it, so one bad run does not hide the others."""
+    its report, the run.json of a run that did not finish, or the error reading them, so one bad
+    run does not hide the others."""
     if not out.is_dir():
         raise RunDirError(f"{out} is not a directory: pass the --out folder of `chatsift curate` (default ./runs)")
-    dirs = [out] if (out / REPORT_NAME).is_file() else sorted(p for p in out.iterdir() if (p / REPORT_NAME).is_file())
-    found: list[tuple[Path, RunReport | RunDirError]] = []
+    dirs = [out] if _is_run_dir(out) else sorted(p for p in out.iterdir() if _is_run_dir(p))
+    found: list[tuple[Path, RunReport | RunRecord | RunDirError]] = []
     for d in dirs:
+        if not (d / REPORT_NAME).is_file():
+            found.append((d, _unfinished_run(d)))
+            continue
         try:
             found.append((d, read_run_report(d)))
         except RunDirError as e:
@@ -488,12 +502,24 @@ def list_runs(out: Path) -> list[tuple[Path, RunReport | RunDirError]]:
     return found
 
 
-def run_list_text(runs: list[tuple[Path, RunReport | RunDirError]]) -> str:
-    """One line per run: run_id, finished_at, read, kept, dropped, config hash (8), code version."""
+def run_list_text(runs: list[tuple[Path, RunReport | RunRecord | RunDirError]]) -> str:
+    """One line per run: run_id, finished_at, read, kept, dropped, config hash (8), code version; for a
+    run without a report, "failed" with its error, or "unfinished" (running, or killed)."""
     lines = []
     for path, report in runs:
         if isinstance(report, RunDirError):
             lines.append(f"{path.name}  unreadable: {report}")
+            continue
+        if isinstance(report, RunRecord):
+            if report.status == "failed":
+                lines.append(f"{report.run_id}  failed {report.finished_at or '?'}  {report.error}")
+            elif report.status == "finished":
+                lines.append(f"{report.run_id}  unreadable: run.json says finished, but {REPORT_NAME} is missing")
+            else:
+                lines.append(
+                    f"{report.run_id}  unfinished (started {report.started_at}; still running, or killed:"
+                    f" `chatsift curate --resume {path}` finishes it)"
+                )
             continue
         lines.append(
             f"{report.run_id}  finished {report.finished_at or '?'}  read {report.records_read}  kept {report.kept}"

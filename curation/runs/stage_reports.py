@@ -123,6 +123,19 @@ def reuse_line(report: RunReport) -> str:
     return f"Reused {reused} of {parts} task parts from the stage cache ({stages}); the global steps ran again."
 
 
+def rejected_lines(report: RunReport) -> list[str]:
+    """The damaged stage-cache entries the run replaced, one bullet each after a summary line; none: no lines."""
+    rejected = report.cache_entries_rejected
+    if not rejected:
+        return []
+    return [
+        f"Found {len(rejected)} damaged stage-cache entries; they were removed and their parts computed again:",
+        "",
+        *(f"- {r.stage} `{r.key[:12]}`: {r.reason}" for r in rejected),
+        "",
+    ]
+
+
 def run_report_markdown(report: RunReport) -> str:
     """The run report as markdown: a table per stage of kept, dropped by reason, and changes."""
     lines = [
@@ -135,6 +148,7 @@ def run_report_markdown(report: RunReport) -> str:
         "",
         reuse_line(report),
         "",
+        *rejected_lines(report),
         "| stage | in | kept | dropped | reasons | changes | reused | seconds |",
         "|---|---:|---:|---:|---|---|---:|---:|",
     ]

@@ -5,9 +5,11 @@
 - Resumable: every id that ends is journaled (fsync'd) in a RawPageStore as soon as it ends, and
   raw pages are kept by content hash, so a killed run started again requests only what had not
   ended; ids that ended as "failed" are requested again (those are mostly transient).
-- Safe: only hosts on the allow-list are requested, redirects are followed by hand and each hop
-  is checked, ids are validated before they become file names, bodies are capped in size, and
-  pages are only stored here (ingest parses their __NEXT_DATA__ JSON; nothing is executed).
+- Safe: only origins (scheme, host and port) on the allow-list are requested, redirects are
+  followed by hand and each hop is checked, a listed URL is requested only when it has the
+  url_template's shape (curation/scrape/page_urls.py), ids are validated before they become file
+  names, bodies are capped in size, and pages are only stored here (ingest parses their
+  __NEXT_DATA__ JSON; nothing is executed).
 
 The HTTP client, the clock, `sleep` and the random source are arguments, so tests drive all of it.
 """
@@ -28,9 +30,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from curation.ingest.read import fetch_sidecar_path
+from curation.scrape.page_urls import id_in_path, template_path
 from curation.scrape.store import RawPageStore
 from curation.stage import Stage
 from schemas.config import ScrapeConfig
+from schemas.config.scrape import DEFAULT_PORTS, Origin, origin_text, url_origin
 from schemas.files import atomic_target, atomic_write_text
 from schemas.ledger import Dropped, DropReason
 from schemas.scrape import FetchOutcome, FetchResult, PageFetchSidecar, ScrapeTarget
@@ -48,6 +52,10 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Statuses worth another try (RFC 9110 section 15.6: server errors; RFC 6585 section 4: 429).
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
 _BLOCKED_STATUSES = frozenset({401, 403, 451})
+# The page data a fetched ShareGPT page must hold whole: the Next.js script ingest reads (the same
+# opening tag curation/ingest/read.py looks for) and the "</script" that ends it.
+_NEXT_DATA_OPEN = re.compile(rb"""<script\b[^>]*\bid\s*=\s*["']?__NEXT_DATA__["']?[^>]*>""", re.IGNORECASE)
+_SCRIPT_CLOSE = re.compile(rb"</script", re.IGNORECASE)
 
 
 def _shown(text: str) -> str:
@@ -77,34 +85,16 @@ def page_id_of(text: str) -> str:
     return part.group(1) if part else text
 
 
-def url_host(url: str) -> str | None:
-    """The lower-cased host of an http(s) URL, None for any other scheme or no host."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
+def _request_origin(url: httpx.URL) -> Origin | None:
+    """The origin httpx will connect to for `url` (its own parser, the one that sends the request);
+    None for another scheme, no host, or a user:password@ part (httpx would send it as credentials)."""
+    if url.scheme not in DEFAULT_PORTS or not url.host or url.userinfo:
         return None
-    if parts.scheme not in ("http", "https"):
-        return None
-    return parts.hostname
+    return url.scheme, url.host.lower(), url.port or DEFAULT_PORTS[url.scheme]
 
 
-def is_allowed_url(url: str, config: ScrapeConfig) -> bool:
-    """Whether `url` is http(s) to a host on the allow-list (exact match; no implied subdomains)."""
-    host = url_host(url)
-    return host is not None and host in {h.lower() for h in config.allowed_hosts}
-
-
-def scrape_config_problem(config: ScrapeConfig) -> str | None:
-    """What makes `config` unusable before any request (a url_template off the allow-list), or None."""
-    if "{id}" not in config.url_template:
-        return f"scrape.url_template={config.url_template!r} has no {{id}} placeholder"
-    probe = config.url_template.replace("{id}", "abc1234")
-    if not is_allowed_url(probe, config):
-        return (
-            f"scrape.url_template={config.url_template!r}: host {url_host(probe)!r} is not http(s) on "
-            f"scrape.allowed_hosts={list(config.allowed_hosts)}"
-        )
-    return None
+def _allowed_text(config: ScrapeConfig) -> str:
+    return str(sorted(origin_text(o) for o in config.allowed_origins()))
 
 
 def _invalid(text: str, url: str, reason: DropReason, detail: str, input_file: str | None, line: int) -> FetchResult:
@@ -128,35 +118,45 @@ class TargetList(NamedTuple):
     duplicates: int
 
 
-def _request_lines(lines: Iterable[str]) -> Iterable[tuple[int, str]]:
-    # Blank lines and "#" comments are layout, not requests; every other line is accounted for.
+def _request_lines(lines: Iterable[str | bytes]) -> Iterable[tuple[int, str, str | None]]:
+    """(index, text, None) for each request line; (index, "", problem) for a line that is not UTF-8.
+
+    Blank lines and "#" comments are layout, not requests; every other line is accounted for. Lines
+    may come as bytes (a list file read raw), so one undecodable line is a drop, not a crash.
+    """
     for index, line in enumerate(lines):
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                yield index, "", f"line {index + 1}: not UTF-8 (byte {line[err.start]:#04x} at offset {err.start})"
+                continue
         text = line.strip()
         if text and not text.startswith("#"):
-            yield index, text
+            yield index, text, None
 
 
-def targets_from_ids(lines: Iterable[str], config: ScrapeConfig, *, input_file: str | None = None) -> TargetList:
+def targets_from_ids(
+    lines: Iterable[str | bytes], config: ScrapeConfig, *, input_file: str | None = None
+) -> TargetList:
     """One target per distinct page id in `lines` (URL from url_template); bad ids → invalid_id.
 
     A split-part id ("QWJhYvA_0") names its page ("QWJhYvA"). A repeated id is requested once:
-    the later lines are counted in `duplicates` and are neither targets nor drops.
+    the later lines are counted in `duplicates` and are neither targets nor drops. A line that is
+    not UTF-8 is an invalid_id too.
     """
     targets: list[ScrapeTarget] = []
     dropped: list[FetchResult] = []
     seen: set[str] = set()
     duplicates = 0
-    for index, text in _request_lines(lines):
+    for index, text, undecodable in _request_lines(lines):
         page_id = page_id_of(text)
-        problem = validate_page_id(page_id)
+        problem = undecodable or validate_page_id(page_id)
         if problem is not None:
             dropped.append(_invalid(text, "", "invalid_id", problem, input_file, index))
             continue
+        # ScrapeConfig checked that url_template is on the allow-list and that {id} is one path segment.
         url = config.url_template.replace("{id}", page_id)
-        if not is_allowed_url(url, config):
-            detail = f"host {url_host(url)!r} not in allowed_hosts {list(config.allowed_hosts)}"
-            dropped.append(_invalid(page_id, url, "host_not_allowed", detail, input_file, index))
-            continue
         if page_id in seen:
             duplicates += 1
             continue
@@ -165,28 +165,39 @@ def targets_from_ids(lines: Iterable[str], config: ScrapeConfig, *, input_file: 
     return TargetList(targets, dropped, duplicates)
 
 
-def targets_from_urls(lines: Iterable[str], config: ScrapeConfig, *, input_file: str | None = None) -> TargetList:
+def targets_from_urls(
+    lines: Iterable[str | bytes], config: ScrapeConfig, *, input_file: str | None = None
+) -> TargetList:
     """One target per distinct page in a list of page URLs ("https://sharegpt.com/c/<id>").
 
-    The URL must be http(s) on the allow-list (host_not_allowed otherwise) and its last path
-    segment a valid page id (invalid_id otherwise); the fragment is dropped. Repeats as in
-    targets_from_ids.
+    The URL must be on an allowed origin (host_not_allowed otherwise), its path, %-decoded and
+    with dot segments resolved, of url_template's shape (invalid_url otherwise: a line that is
+    not UTF-8 too), and the text in {id}'s place a valid page id (invalid_id otherwise). What is
+    requested is the template's path with that id on the URL's origin: never the line as written,
+    so its query and fragment are left out. Repeats as in targets_from_ids.
     """
     targets: list[ScrapeTarget] = []
     dropped: list[FetchResult] = []
     seen: set[str] = set()
     duplicates = 0
-    for index, text in _request_lines(lines):
-        if not is_allowed_url(text, config):
-            detail = (
-                f"{_shown(text)}: host {url_host(text)!r} is not http(s) on allowed_hosts {list(config.allowed_hosts)}"
-            )
+    prefix, suffix = template_path(config.url_template)
+    allowed = config.allowed_origins()
+    for index, text, undecodable in _request_lines(lines):
+        if undecodable is not None:
+            dropped.append(_invalid(text, text, "invalid_url", undecodable, input_file, index))
+            continue
+        origin = url_origin(text)
+        if origin is None or origin not in allowed:
+            where = "not an http(s) URL with a host" if origin is None else f"origin {origin_text(origin)}"
+            detail = f"{_shown(text)}: {where}, not on the allow-list {_allowed_text(config)}"
             dropped.append(_invalid(text, text, "host_not_allowed", detail, input_file, index))
             continue
-        parts = urlsplit(text)
-        # The raw (still percent-encoded) segment: "%2e%2e" fails the id pattern as it stands.
-        segment = parts.path.rstrip("/").rsplit("/", 1)[-1]
-        page_id = page_id_of(segment)
+        id_text = id_in_path(urlsplit(text).path, url_template=config.url_template)
+        if id_text is None:
+            detail = f"{_shown(text)}: path is not of url_template's shape {prefix}{{id}}{suffix} once resolved"
+            dropped.append(_invalid(text, text, "invalid_url", detail, input_file, index))
+            continue
+        page_id = page_id_of(id_text)
         problem = validate_page_id(page_id)
         if problem is not None:
             dropped.append(
@@ -197,7 +208,7 @@ def targets_from_urls(lines: Iterable[str], config: ScrapeConfig, *, input_file:
             duplicates += 1
             continue
         seen.add(page_id)
-        url = parts._replace(fragment="").geturl()
+        url = f"{origin_text(origin)}{prefix}{page_id}{suffix}"
         targets.append(ScrapeTarget(page_id=page_id, url=url, input_file=input_file, line_index=index))
     return TargetList(targets, dropped, duplicates)
 
@@ -305,6 +316,18 @@ async def _read_capped(response: httpx.Response, config: ScrapeConfig) -> _Try:
     if expected is not None and received < expected:
         detail = f"{received} of Content-Length {expected} bytes"
         return _retryable("truncated_body", detail, response.status_code)
+    # Whole as framed, but not a page: not retried now (the same answer would come back), asked
+    # again by the next run ("failed" is not final). HTTP/1.1 ends a body at its Content-Length
+    # (RFC 9112 section 6.3), so a server that declares too few bytes cuts its own page; the
+    # page data's "</script" is then missing and this catches it.
+    if not body:
+        return _Try("failed", "empty_input", "HTTP 200 with an empty body", response.status_code)
+    opening = _NEXT_DATA_OPEN.search(body)
+    if opening is None or _SCRIPT_CLOSE.search(body, opening.end()) is None:
+        missing = "no" if opening is None else "an unfinished"
+        length = f"Content-Length {expected}" if expected is not None else "no Content-Length"
+        detail = f'{missing} <script id="__NEXT_DATA__"> in {len(body)} bytes ({length})'
+        return _Try("failed", "no_next_data", detail, response.status_code)
     return _Try("fetched", None, "", response.status_code, bytes(body))
 
 
@@ -316,16 +339,24 @@ async def _try_once(
     limiter: HostRateLimiter,
     now: Callable[[], datetime],
 ) -> _Try:
-    """One try: GET, following up to max_redirects allow-listed redirects by hand."""
-    allowed = {h.lower() for h in config.allowed_hosts}
-    for _hop in range(config.max_redirects + 1):
-        host = url_host(url)
-        if host is None or host not in allowed:
-            return _Try(
-                "failed", "redirect_off_allowlist", f"redirect to {_shown(url)}: host {host!r} not allowed", None
-            )
+    """One try: GET, following up to max_redirects allow-listed redirects by hand.
+
+    Every hop, the first included, is checked as httpx parsed it: scheme, host and port. A hop may
+    go to another path of an allowed origin (a moved page): the page is still stored under the
+    requested id, and no part of the hop's URL becomes a file name.
+    """
+    allowed = config.allowed_origins()
+    for hop in range(config.max_redirects + 1):
+        try:
+            origin = _request_origin(httpx.URL(url))
+        except httpx.InvalidURL:
+            origin = None
+        if origin is None or origin not in allowed:
+            where = "not an http(s) URL with a host" if origin is None else f"origin {origin_text(origin)}"
+            detail = f"{'redirect' if hop else 'request'} to {_shown(url)}: {where}, not on the allow-list "
+            return _Try("failed", "redirect_off_allowlist", detail + _allowed_text(config), None)
         # The rate limit's wait is outside the timeout: waiting for our own turn is not the server's fault.
-        await limiter.wait(host)
+        await limiter.wait(origin[1])
         # Total time per request, body included: httpx's timeouts are per phase (connect, each read).
         async with asyncio.timeout(config.timeout_s):
             answer = await _request(url, client=client, config=config, now=now)

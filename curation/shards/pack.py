@@ -4,10 +4,12 @@ Best-fit decreasing (BFD) places each sequence, longest first, into the open row
 room that still holds it. On chat-like lengths it fills ~99.9% of the slots
 (docs/defaults.md#shards); greedy in-order packing fills ~85%.
 
-Two lower bounds on the number of rows any packing needs, with C = max_seq_len:
+Lower bounds on the number of rows any packing needs, with C = max_seq_len:
 - ceil(total tokens / C), which PackingInfo.lower_bound_rows reports;
-- the number of sequences longer than C / 2, since no two of them share a row.
-`packing_lower_bound` returns the larger of the two; the tests hold BFD against it.
+- the number of sequences longer than C / 2, since no two of them share a row;
+- Martello and Toth's L2, which `packing_lower_bound` returns: it refines both by counting what
+  cannot share a row with those long sequences. It shows when no packing can reach a target: on
+  the real sample at 2048, split by FastChat's rule, no packing passes 97.96% (docs/defaults.md#split).
 
 BFD emits rows ordered by length (the longest sequences open the first rows), so the rows are
 shuffled with a seeded RNG afterwards: training would otherwise see all long rows first.
@@ -17,9 +19,10 @@ from __future__ import annotations
 
 import heapq
 import math
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 import numpy as np
 
@@ -71,12 +74,27 @@ class PackedRow:
 
 
 def packing_lower_bound(lengths: Sequence[int], *, capacity: int) -> int:
-    """The fewest bins any packing of `lengths` into bins of `capacity` can use:
-    max(ceil(total / capacity), number of lengths > capacity / 2)."""
-    by_volume = math.ceil(sum(lengths) / capacity)
-    # 2 * length > capacity keeps the comparison in integers: two halves of an even capacity fit.
-    over_half = sum(1 for length in lengths if 2 * length > capacity)
-    return max(by_volume, over_half)
+    """A lower bound on the bins any packing of `lengths` into bins of `capacity` uses: Martello
+    and Toth's L2 (1990), at least max(ceil(total / capacity), number of lengths > capacity / 2).
+
+    For each k <= capacity / 2: the lengths over capacity - k (J1) and those in
+    (capacity / 2, capacity - k] (J2) each need a bin of their own, and the lengths in
+    [k, capacity / 2] (J3) fit beside no J1 length, so what J2's bins cannot hold of them needs
+    further bins. k = 0 gives the two simple bounds; only k equal to a length can raise it.
+    """
+    ordered = sorted(lengths)
+    before = [0, *accumulate(ordered)]  # before[i]: the sum of the i shortest
+    # Lengths up to capacity // 2 are the at-most-half ones (2 * length <= capacity: two share a row).
+    half_end = bisect_right(ordered, capacity // 2)
+    best = 0
+    for k in {0, *ordered[:half_end]}:
+        j1_start = bisect_right(ordered, capacity - k)
+        j2_count = j1_start - half_end
+        j2_room = j2_count * capacity - (before[j1_start] - before[half_end])
+        j3_tokens = before[half_end] - before[bisect_left(ordered, k)]
+        extra_bins = -(-max(0, j3_tokens - j2_room) // capacity)  # ceiling division
+        best = max(best, len(ordered) - j1_start + j2_count + extra_bins)
+    return best
 
 
 def pack_best_fit_decreasing(lengths: Sequence[int], *, capacity: int) -> list[list[int]]:

@@ -10,7 +10,7 @@ from schemas import RunReport
 from schemas.config import CurationConfig
 from schemas.config.file import load_config
 from schemas.errors import ConfigError
-from schemas.run_layout import read_run_to_resume
+from schemas.run_layout import RunPaths, read_run_to_resume
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,10 +26,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+# What --resume reads from the run folder instead, by flag and argparse name.
+_FLAGS_RESUME_REPLACES = {"INPUTS": "inputs", "--out": "out", "--config": "config", "--run-id": "run_id"}
+
+
 def run(args: argparse.Namespace) -> int:
     from flows.resources import check_inputs, check_resources
 
     if args.resume:
+        mixed = [flag for flag, given in _FLAGS_RESUME_REPLACES.items() if getattr(args, given)]
+        if mixed:
+            raise ConfigError(
+                f"--resume runs the run again with its own inputs, output folder and config: drop {', '.join(mixed)}"
+            )
         inputs, out, config, run_id = read_run_to_resume(args.resume)
         check_inputs(inputs)
         check_resources(config)
@@ -38,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.inputs or args.out is None:
             raise ConfigError("curate needs INPUTS and --out (or --resume RUN_DIR)")
         inputs, out, config, run_id = args.inputs, args.out, load_config(args.config), args.run_id
+        if run_id is not None:
+            RunPaths.create(out, run_id).refuse_if_taken()
         check_inputs(inputs)
         check_resources(config)
     print_summary(curate_locally(inputs, out, config, run_id))

@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from flows.scrape import check_scrape_arguments
 
     config = load_config(args.config)
-    check_scrape_arguments(args.ids, args.urls, config.scrape)
+    check_scrape_arguments(args.ids, args.urls)
     with local_prefect():
         from flows.scrape import scrape_flow
 

@@ -36,6 +36,7 @@ from schemas.config.ingest import IngestConfig
 from schemas.config.run import EXECUTION_ONLY_RUN_OPTIONS, RunConfig
 from schemas.config.scrape import ScrapeConfig
 from schemas.config.shards import ChatTemplateName, ShardsConfig, SplitConfig, TokenizerConfig
+from schemas.errors import ConfigError
 
 __all__ = [
     "CHATGPT_ERROR_RESPONSES",
@@ -110,6 +111,40 @@ class CurationConfig(ConfigSection):
     """[finetune]: fine-tuning on the shards; read by `chatsift finetune` only, so it is not part of config_hash
     (docs/defaults.md#finetune).
     """
+
+    def check_curate_run(self) -> None:
+        """Raise a ConfigError naming every pair of options that, though each is valid alone, makes a
+        curate run useless or ignores one of them.
+
+        A check of the curate run, not a validator: `chatsift shards build` packs finished
+        conversations again for a shorter max_seq_len, where split does not run.
+        """
+        problems = []
+        split, shards, run = self.split, self.shards, self.run
+        if split.max_tokens > shards.max_seq_len:
+            # A piece longer than a training row is dropped (overlong="drop") or cut mid-answer.
+            problems.append(
+                f"split.max_tokens={split.max_tokens} is over shards.max_seq_len={shards.max_seq_len}, so pieces "
+                f"longer than a training row are {'dropped' if shards.overlong == 'drop' else 'truncated'}: set "
+                f"split.max_tokens to at most {shards.max_seq_len}, or shards.max_seq_len to {split.max_tokens}"
+            )
+        if split.max_tokens <= 2 * split.turn_overhead_tokens:
+            problems.append(
+                f"split.max_tokens={split.max_tokens} leaves no text in a round: its user and assistant turns cost "
+                f"2 x split.turn_overhead_tokens={split.turn_overhead_tokens} tokens alone; raise split.max_tokens"
+            )
+        if run.task_runner == "threads" and run.dask_address is not None:
+            problems.append(
+                'run.dask_address is set but run.task_runner is "threads", which ignores it: set task_runner = '
+                '"dask", or remove dask_address'
+            )
+        if run.task_runner == "dask" and run.max_workers is not None:
+            problems.append(
+                'run.max_workers sizes the "threads" runner only, and run.task_runner is "dask": remove max_workers '
+                "(dask_workers sizes a LocalCluster)"
+            )
+        if problems:
+            raise ConfigError("; ".join(problems))
 
     def config_hash(self) -> str:
         """A stable hash of every option that can change an output, for lineage and the manifest.

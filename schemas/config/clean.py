@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
+from functools import cache
+from importlib.resources import files
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from schemas.config._base import ConfigSection, data_lines
 
@@ -21,6 +24,16 @@ class MarkdownConfig(ConfigSection):
     """What assistant turns hold. "auto" converts a turn only when it is ChatGPT HTML (the `markdown prose` div or a
     top-level block tag), since the cleaned public release already holds markdown; "html" converts every turn,
     "markdown" none (docs/defaults.md#markdown).
+    """
+    # The ceiling keeps the converter, which recurses about three frames per nested inline element
+    # and first failed at 329 levels under Python's default limit of 1000, clear of RecursionError.
+    max_html_depth: int = Field(default=100, ge=1, le=200)
+    """An assistant turn whose HTML nests elements deeper than this drops its conversation (html_too_deep). Real
+    ChatGPT answers nest at most 7 deep; at most 200 (docs/defaults.md#markdown).
+    """
+    max_html_elements: int = Field(default=100_000, ge=1)
+    """An assistant turn whose HTML holds more elements than this drops its conversation (html_too_large): the tree
+    costs about 1 KB of memory an element. Real ChatGPT answers hold at most 387 (docs/defaults.md#markdown).
     """
 
 
@@ -82,16 +95,25 @@ class SecretsConfig(ConfigSection):
     """[secrets]: secrets and personal data, redacted to placeholders such as <API_KEY>."""
 
     redact_api_keys: bool = True
-    """Replace API keys and private keys with <API_KEY>. On, since shared conversations hold pasted keys
-    (docs/defaults.md#secrets).
+    """Replace credentials: API keys (AWS secret keys beside their key id, Stripe secret and restricted keys,
+    also split by invisible characters) and private keys with <API_KEY>, JWTs with <JWT>. On, since shared
+    conversations hold pasted keys (docs/defaults.md#secrets).
     """
     redact_emails: bool = True
     """Replace e-mail addresses with <EMAIL>; reserved example domains (RFC 2606, RFC 6761) are kept
     (docs/defaults.md#secrets).
     """
     redact_phone_numbers: bool = True
-    """Replace international (E.164, 8-15 digits) and North American phone numbers with <PHONE>
+    """Replace international (E.164, 8-15 digits), North American and French phone numbers with <PHONE>
     (docs/defaults.md#secrets).
+    """
+    redact_credit_cards: bool = True
+    """Replace card numbers that pass the Luhn check and start with a card network's prefix with <CREDIT_CARD>;
+    the providers' published test numbers are kept (docs/defaults.md#secrets).
+    """
+    redact_ip_addresses: bool = True
+    """Replace public IPv4 host addresses with <IP_ADDRESS>; private, loopback, documentation and other
+    non-global ranges, well-known DNS resolvers and version numbers are kept (docs/defaults.md#secrets).
     """
 
 
@@ -106,3 +128,42 @@ class LanguageConfig(ConfigSection):
     """Share (0-1) of a conversation's judged user text that must be in an allowed language. 0.5: the majority
     (docs/defaults.md#language).
     """
+
+    @field_validator("allowed")
+    @classmethod
+    def _detectable(cls, allowed: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        # A code the detector never answers, or none at all, would drop every judged conversation.
+        if allowed is None:
+            return None
+        if not allowed:
+            raise ValueError('an empty list drops every conversation: name languages (["en"]) or leave allowed out')
+        known = detectable_languages()
+        unknown = [code for code in allowed if base_language(code) not in known]
+        if unknown:
+            raise ValueError(
+                "; ".join(f"{c!r} is not a code langdetect detects ({_nearest_codes(c)})" for c in unknown)
+            )
+        return allowed
+
+
+def base_language(code: str) -> str:
+    """The language a code names, as the language stage compares them: "zh-CN" and "ZH" are "zh"."""
+    return code.strip().lower().split("-")[0]
+
+
+@cache
+def detectable_languages() -> frozenset[str]:
+    """The ISO 639-1 codes the language stage's detector (langdetect) answers: one per profile it
+    ships, regional variants as one ("zh-cn" and "zh-tw" are "zh"), as the stage counts them."""
+    return frozenset(p.name.split("-")[0] for p in files("langdetect").joinpath("profiles").iterdir())
+
+
+def _nearest_codes(code: str) -> str:
+    """'did you mean ...' for a code the detector does not know, else the list of those it does."""
+    known = sorted(detectable_languages())
+    word = code.strip().lower()
+    # "EN", "zh-cn", "eng" and "english" all start with their code; else the closest spellings.
+    near = [word[:2]] if word[:2] in known else difflib.get_close_matches(word, known, n=3, cutoff=0.5)
+    if near:
+        return "did you mean " + " or ".join(repr(c) for c in near) + "?"
+    return "use one of " + " ".join(known)

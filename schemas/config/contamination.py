@@ -30,6 +30,32 @@ class BenchmarkSpec(ConfigSection):
     """Fields holding reference answers, indexed as items when contamination.index_answers is on; empty: none."""
 
 
+class RephraseRule(ConfigSection):
+    """One [[contamination.rephrase_rules]] entry: a benchmark's cosine floor for the rephrase tier and the share of the
+    item's anchor terms (numbers, names, rare words) a unit must hold with it (curation/contamination/rephrase.py)."""
+
+    benchmark: str = Field(min_length=1)
+    """The benchmark (its name in presets or benchmarks) the rule applies to; one rule per benchmark."""
+    min_score: float = Field(gt=0.0, le=1.0)
+    """Cosine (to the item's text or its second view) a candidate needs; calibrated per benchmark on rephrased_dev
+    (docs/contamination.md#rephrased-copies).
+    """
+    min_anchor_share: float = Field(gt=0.0, le=1.0)
+    """Share of the item's anchor terms the unit must hold (docs/contamination.md#rephrased-copies)."""
+    min_anchors: int = Field(default=3, ge=1)
+    """Items with fewer anchor terms than this are left to the other tiers: a share of two terms is luck
+    (docs/contamination.md#rephrased-copies).
+    """
+
+
+# Calibrated on ../shared/data/benchmarks/rephrased_dev.jsonl (in-sample) against the real ShareGPT sample's
+# untouched conversations (bench/contamination.py --rephrased; docs/contamination.md#rephrased-copies).
+# GSM8K has no rule: the other tiers already find 98% of its rephrasings (numbers and names keep MiniLM >= 0.8).
+DEFAULT_REPHRASE_RULES = (
+    RephraseRule(benchmark="mmlu", min_score=0.7, min_anchor_share=0.4, min_anchors=4),
+    RephraseRule(benchmark="humaneval", min_score=0.6, min_anchor_share=0.4),
+)
+
 BenchmarkName = Literal[
     "mmlu", "gsm8k", "humaneval", "truthfulqa", "arc_challenge", "mt_bench", "vicuna_bench", "alpaca_eval", "ifeval"
 ]
@@ -147,6 +173,20 @@ class ContaminationConfig(ConfigSection):
     """Most units (the turn, its paragraphs and windows) embedded per turn; bounds the cost of a long paste
     (docs/defaults.md#contamination).
     """
+    # The rephrase tier catches rewritten questions that score under threshold (curation/contamination/rephrase.py).
+    rephrase_candidates: int = Field(default=10, ge=0)
+    """Nearest items per unit (by text and by second view) the rephrase tier compares; 0 turns it off
+    (docs/defaults.md#contamination).
+    """
+    rephrase_max_length_ratio: float = Field(default=3.0, ge=1.0)
+    """The rephrase tier compares a unit only when it has at most this many times the words of the item's text (or
+    view), plus 10 for a request phrase: a long window holds several words of any short question
+    (docs/defaults.md#contamination).
+    """
+    rephrase_rules: tuple[RephraseRule, ...] = DEFAULT_REPHRASE_RULES
+    """One rule per benchmark the rephrase tier checks; a benchmark without one is left to the other tiers. The defaults
+    are calibrated on rephrased_dev for mmlu and humaneval (docs/defaults.md#contamination).
+    """
     action: Literal["drop_conversation", "cut_before_turn"] = "drop_conversation"
     """ "drop_conversation" removes the whole conversation, as Platypus; "cut_before_turn" keeps the rounds before the
     first contaminated one (docs/defaults.md#contamination).
@@ -161,7 +201,9 @@ class ContaminationConfig(ConfigSection):
     """
 
     @model_validator(mode="after")
-    def _bands_in_order(self) -> ContaminationConfig:
+    def _consistent(self) -> ContaminationConfig:
+        if self.enabled and not self.roles:
+            raise ValueError('roles is empty, so no turn is checked: name them (["user"]) or set enabled = false')
         if not self.threshold <= self.rephrased_score <= self.near_verbatim_score:
             raise ValueError("need threshold <= rephrased_score <= near_verbatim_score")
         if self.ngram_min_coverage > self.ngram_near_verbatim_coverage:
@@ -173,6 +215,9 @@ class ContaminationConfig(ConfigSection):
         names = [b.name for b in self.benchmark_specs()]
         if len(names) != len(set(names)):
             raise ValueError(f"benchmark names repeat: {sorted(names)}")
+        ruled = [r.benchmark for r in self.rephrase_rules]
+        if len(ruled) != len(set(ruled)):
+            raise ValueError(f"rephrase_rules name a benchmark twice: {sorted(ruled)}; keep one rule per benchmark")
         return self
 
     def benchmark_specs(self) -> list[BenchmarkSpec]:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from schemas.config._base import ConfigSection
+from schemas.config._base import ConfigSection, data_lines
+
+# Kept as a data file (schemas/config/data/), with its sources in a comment header.
+CONTINUATION_PROMPTS: tuple[str, ...] = data_lines("continuation_prompts.txt")
+
+# Most MinHash permutations (bands x rows) a run computes: each is applied to every shingle, so
+# past ~1000 signature time grows with the count (2x the default 168 at 1024, 8x at 4096;
+# docs/defaults.md#dedupe_minhash). datasketch itself stops only at 2^32.
+MAX_MINHASH_PERMUTATIONS = 1024
 
 
 class ExactDedupeConfig(ConfigSection):
@@ -17,6 +25,16 @@ class ExactDedupeConfig(ConfigSection):
     match_user_prompts: bool = True
     """Also match conversations whose user turns are identical but whose answers differ (ChatGPT's "regenerate");
     FastChat matches on the first prompt and answer only (docs/defaults.md#dedupe_exact).
+    """
+    continuation_prompts: tuple[str, ...] = CONTINUATION_PROMPTS
+    """User turns that only ask for more of the answer before them ("continue", "please go on"), alone or opening the
+    turn: no evidence of a regenerated answer, so conversations whose user turns are all such (or short) are never
+    same_prompts. Read off the real sample's split pieces (schemas/config/data/continuation_prompts.txt,
+    docs/defaults.md#dedupe_exact).
+    """
+    min_prompt_chars: int = Field(default=10, ge=0)
+    """User turns shorter than this in normalized characters ("hi", "more", "thank you") are no evidence of a
+    regenerated answer either. 10, from the real sample's repeated short prompts (docs/defaults.md#dedupe_exact).
     """
     match_prefixes: bool = True
     """Also match a conversation that is the opening of a longer one (a share made before the conversation went on),
@@ -56,3 +74,14 @@ class MinHashConfig(ConfigSection):
     time. 8 (three passes) takes about the time of one pass for 2.7x less memory (bench/dedupe.py,
     docs/defaults.md#dedupe_minhash).
     """
+
+    @model_validator(mode="after")
+    def _permutations_bounded(self) -> MinHashConfig:
+        permutations = self.bands * self.rows
+        if permutations > MAX_MINHASH_PERMUTATIONS:
+            raise ValueError(
+                f"bands x rows = {self.bands} x {self.rows} = {permutations} MinHash permutations, over the "
+                f"{MAX_MINHASH_PERMUTATIONS} a run computes: lower bands or rows (the default 24 x 7 = 168 catches "
+                "99.65% of pairs at Jaccard 0.8)"
+            )
+        return self

@@ -22,6 +22,11 @@ class RunConfig(ConfigSection):
     """
     cache_dir: str | None = None
     """Where the stage cache lives; None: <out_dir>/cache, shared by the runs of one output folder."""
+    keep_raw_intermediates: bool = False
+    """Keep the ingest parts (the input's text before the secrets stage redacts it) in stages/ingest/ and the stage
+    cache. Off: they are never cached and are deleted once cleaning has read them, so nothing a finished run leaves on
+    disk holds a secret the secrets stage redacts (docs/defaults.md#run).
+    """
     task_runner: Literal["threads", "dask"] = "threads"
     """ "threads": Prefect's thread pool in the flow's process, its default runner. "dask": Prefect's Dask task runner
     (prefect-dask), which costs ~4 s to start (docs/defaults.md#run).
@@ -39,4 +44,12 @@ class RunConfig(ConfigSection):
 
 
 # RunConfig options that decide how a run executes, never what it writes.
-EXECUTION_ONLY_RUN_OPTIONS = ("cache", "cache_dir", "task_runner", "max_workers", "dask_address", "dask_workers")
+EXECUTION_ONLY_RUN_OPTIONS = (
+    "cache",
+    "cache_dir",
+    "keep_raw_intermediates",
+    "task_runner",
+    "max_workers",
+    "dask_address",
+    "dask_workers",
+)

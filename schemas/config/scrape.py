@@ -2,20 +2,65 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
 
 from schemas.config._base import ConfigSection
+
+# An origin as RFC 6454 defines it: (scheme, host, port), the port always explicit.
+Origin = tuple[str, str, int]
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def url_origin(url: str) -> Origin | None:
+    """The origin of an http(s) URL, host lower-cased and the default port made explicit; None for
+    another scheme, no host, a bad port, or a user:password@ part (credentials are never sent)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # an unbalanced "[" or a port that is not a number in 0-65535
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc:
+        return None
+    return scheme, parts.hostname, DEFAULT_PORTS[scheme] if port is None else port
+
+
+def origin_text(origin: Origin) -> str:
+    """The origin as a URL prefix, scheme://host[:port], the port left out when it is the scheme's default."""
+    scheme, host, port = origin
+    netloc = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{netloc}" if port == DEFAULT_PORTS[scheme] else f"{scheme}://{netloc}:{port}"
+
+
+def _entry_problem(entry: str) -> str | None:
+    """What is wrong with one allowed_hosts entry: a bare host or scheme://host[:port], nothing else."""
+    if "://" not in entry:
+        if not entry or any(c in "/\\:@?#[]" or c.isspace() for c in entry):
+            return "a bare host has no scheme, port, path or spaces (write scheme://host:port for a port)"
+        return None
+    parts = urlsplit(entry)
+    if url_origin(entry) is None:
+        return "not an http(s) origin with a host and a valid port, without user:password@"
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return "an origin has no path, query or fragment"
+    return None
 
 
 class ScrapeConfig(ConfigSection):
     """[scrape]: fetching ShareGPT pages over HTTP: polite, resumable, allow-listed (curation/scrape/)."""
 
-    allowed_hosts: tuple[str, ...] = ("sharegpt.com",)
-    """Exact host names a request may go to, redirects included. Neither "www." nor subdomains are implied: list
-    "www.sharegpt.com" too if a redirect goes there.
+    allowed_hosts: tuple[str, ...] = ()
+    """The origins a request may go to, redirects included: "scheme://host[:port]" (http or https, port 80 or 443 when
+    left out), or a bare host, which means that host on url_template's scheme and port. url_template's origin is
+    always allowed; nothing else is implied, neither "www.", subdomains, another port nor another scheme
+    (docs/defaults.md#scrape).
     """
     url_template: str = "https://sharegpt.com/c/{id}"
-    """The page URL of an id; its host must be on allowed_hosts (checked before any request)."""
+    """The page URL of an id: "{id}" is one whole path segment, with no query or fragment. A listed URL is requested
+    only when its path has this shape (docs/defaults.md#scrape).
+    """
     concurrency: int = Field(default=8, gt=0)
     """Requests in flight at once. 8 hides latency while per_host_rate bounds the load on the server
     (docs/defaults.md#scrape).
@@ -50,9 +95,52 @@ class ScrapeConfig(ConfigSection):
     docs/defaults.md#scrape).
     """
     max_redirects: int = Field(default=5, ge=0)
-    """Redirect hops followed, each checked against allowed_hosts. 5; httpx's own default is 20
+    """Redirect hops followed, each checked against the allowed origins. 5; httpx's own default is 20
     (docs/defaults.md#scrape).
     """
     batch_size: int = Field(default=5000, gt=0)
     """Ids per scrape task: one task per chunk, not per page, since a task run costs ~42 ms (docs/defaults.md#scrape).
     """
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _entries_are_hosts_or_origins(cls, entries: tuple[str, ...]) -> tuple[str, ...]:
+        problems = [f"{entry!r}: {problem}" for entry in entries if (problem := _entry_problem(entry)) is not None]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return entries
+
+    @field_validator("url_template")
+    @classmethod
+    def _template_is_a_page_url(cls, template: str) -> str:
+        parts = urlsplit(template)
+        path = parts.path
+        problem = None
+        if template.count("{id}") != 1 or "{id}" not in path:
+            problem = "needs exactly one {id}, in the path"
+        elif url_origin(template) is None:
+            problem = "is not an http(s) URL with a host (and without user:password@)"
+        elif parts.query or parts.fragment:
+            problem = "has a query or a fragment"
+        else:
+            prefix, suffix = path.split("{id}")
+            segments = path.split("/")
+            if not prefix.endswith("/") or suffix[:1] not in ("", "/"):
+                problem = "must have {id} as a whole path segment (/c/{id})"
+            elif "%" in path or any(s in (".", "..") for s in segments):
+                problem = "must have a plain path (no %-escapes, no . or .. segments)"
+        if problem is not None:
+            raise ValueError(f"{template!r} {problem}")
+        return template
+
+    def allowed_origins(self) -> frozenset[Origin]:
+        """The origins requests may go to: url_template's and every allowed_hosts entry's."""
+        template = url_origin(self.url_template)
+        assert template is not None  # checked when the config was made
+        scheme, _, port = template
+        origins = {template}
+        for entry in self.allowed_hosts:
+            origin = url_origin(entry) if "://" in entry else (scheme, entry.lower(), port)
+            assert origin is not None  # checked when the config was made
+            origins.add(origin)
+        return frozenset(origins)

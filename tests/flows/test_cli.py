@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from flows.cli import main
 from schemas import RunReport
+from schemas.config import CurationConfig
 from schemas.config.file import load_config
 from schemas.errors import ConfigError
 
@@ -58,6 +62,100 @@ def test_bad_config_fails_before_any_work(
 def test_missing_input_fails_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["curate", str(tmp_path / "nope.json"), "--out", str(tmp_path / "out")]) == 2
     assert "input(s) not found" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses connections: bound, never listening, held for the test."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("text", "args", "expected"),
+    [
+        ('[run]\ncache_dir = "/proc/chatsift-cache"\n', [], "run.cache_dir='/proc/chatsift-cache' is not writable"),
+        ('[run]\ncache_dir = "{tmp}/a-file"\n', [], "run.cache_dir='{tmp}/a-file': {tmp}/a-file is a file"),
+        ('[run]\ntask_runner = "dask"\ndask_address = "tcp://127.0.0.1:{port}"\n', [], "run.dask_address="),
+        ("[dedupe_minhash]\nbands = 100000\nrows = 100000\n", [], "dedupe_minhash: Value error, bands x rows"),
+        ('[language]\nallowed = ["klingon"]\n', [], "language.allowed: Value error, 'klingon'"),
+        ("[split]\nmax_tokens = 4096\n[shards]\nmax_seq_len = 512\n", [], "set split.max_tokens to at most 512"),
+        ("[shape]\nmin_turns = true\n", [], "shape.min_turns: Value error, expected a whole number, got true"),
+        ("", ["--run-id", "../escape1"], "run id '../escape1' is not a folder name"),
+        ("", ["--run-id", "{tmp}/abs-run"], "is not a folder name"),
+    ],
+)
+def test_bad_options_and_arguments_fail_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], closed_port: int, text: str, args: list[str], expected: str
+) -> None:
+    """Each of these used to create the run folder and fail later with a traceback (or, for the
+    language, split and min_turns ones, run to exit 0 with nothing useful)."""
+    (tmp_path / "a-file").write_text("")
+    config = tmp_path / "c.toml"
+    config.write_text(text.format(tmp=tmp_path, port=closed_port))
+    (tmp_path / "in.jsonl").write_text("{}\n")
+    before = sorted(tmp_path.rglob("*"))
+    started = time.monotonic()
+    argv = ["curate", str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "out"), "--config", str(config)]
+    assert main(argv + [a.format(tmp=tmp_path) for a in args]) == 2
+    assert time.monotonic() - started < 10
+    err = capsys.readouterr().err
+    assert err.startswith("chatsift: error: ") and expected.format(tmp=tmp_path) in err and err.count("\n") == 1
+    assert sorted(tmp_path.rglob("*")) == before  # no run folder, nothing outside --out
+
+
+def test_a_reused_run_id_is_refused_unless_resuming(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    earlier = tmp_path / "out" / "r1"
+    earlier.mkdir(parents=True)
+    (earlier / "report.json").write_text("{}")
+    (tmp_path / "in.jsonl").write_text("{}\n")
+    argv = ["curate", str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "out"), "--run-id", "r1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"pass --resume {earlier} to continue it" in err and f"or remove {earlier}" in err
+    assert (earlier / "report.json").read_text() == "{}" and sorted(earlier.iterdir()) == [earlier / "report.json"]
+
+
+def test_resume_refuses_the_options_it_would_ignore(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["curate", "--resume", str(tmp_path), "--run-id", "other", "--out", str(tmp_path / "o")]) == 2
+    assert "--resume runs the run again with its own" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_flow_parameters_refuse_a_run_id_path_and_loose_types(tmp_path: Path) -> None:
+    """The Prefect deployment path: a run form's parameters go through the flow's own validation."""
+    from prefect.exceptions import ParameterTypeError
+
+    from flows.curate import curate_flow
+
+    with pytest.raises(ParameterTypeError, match="min_turns"):
+        curate_flow.validate_parameters({"inputs": ["in.jsonl"], "config": {"shape": {"min_turns": True}}})
+    form = {"inputs": ["in.jsonl"], "config": CurationConfig().model_dump(mode="json"), "run_id": "../escape1"}
+    (tmp_path / "in.jsonl").write_text("{}\n")
+    form["inputs"] = [str(tmp_path / "in.jsonl")]
+    form["out_dir"] = str(tmp_path / "out")
+    with pytest.raises(ConfigError, match="is not a folder name"):
+        curate_flow.fn(**curate_flow.validate_parameters(form))
+    assert not (tmp_path / "out").exists() and not (tmp_path / "escape1").exists()
+
+
+@pytest.mark.slow
+def test_a_run_started_in_one_directory_resumes_from_another(
+    tmp_path: Path, prefect_server: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started_in, elsewhere = tmp_path / "x", tmp_path / "y"
+    (started_in / "data").mkdir(parents=True)
+    elsewhere.mkdir()
+    answer = "A whole number above 1 whose only divisors are 1 and itself."
+    turns = [{"from": "human", "value": "What is a prime number?"}, {"from": "gpt", "value": answer}]
+    (started_in / "data" / "in.jsonl").write_text(json.dumps({"id": "p1", "conversations": turns}) + "\n")
+    monkeypatch.chdir(started_in)
+    assert main(["curate", "data/in.jsonl", "--out", "runs", "--run-id", "r1"]) == 0
+    monkeypatch.chdir(elsewhere)
+    assert main(["curate", "--resume", str(started_in / "runs" / "r1")]) == 0
+    report = RunReport.model_validate_json((started_in / "runs" / "r1" / "report.json").read_text())
+    assert (report.records_read, report.kept) == (1, 1) and not list(elsewhere.iterdir())
 
 
 @pytest.mark.slow

@@ -23,7 +23,7 @@ from curation.ingest.groups import group_input_files
 from curation.stage import Stage
 from flows.cli import main
 from flows.curate import curate_flow
-from flows.stage_cache import PartResult, StageCache, cached_part
+from flows.stage_cache import PartResult, StageCache, cached_part, rejected_cache_entries
 from schemas import RunReport, StageReport
 from schemas.config import CurationConfig, RunConfig, ShapeConfig
 from schemas.ledger import RunLineage
@@ -88,22 +88,96 @@ def test_cache_hit_links_files_and_returns_the_recorded_result(tmp_path: Path) -
     assert calls[-1] == tmp_path / "run4"
 
 
-def test_cache_entry_with_a_file_removed_is_recomputed_and_temporaries_are_cleared(tmp_path: Path) -> None:
+def _rewrite_record(entry: Path, edit: Any) -> None:
+    record = json.loads((entry / "result.json").read_text(encoding="utf-8"))
+    edit(record)
+    (entry / "result.json").write_text(json.dumps(record), encoding="utf-8")
+
+
+def _old_format(record: dict[str, Any]) -> None:
+    """The record as chatsift wrote it before entries carried sizes and digests."""
+    record["files"] = {name: f["path"] for name, f in record["files"].items()}
+
+
+# Each way an entry is damaged, and what the rejection says.
+_DAMAGE: dict[str, tuple[Any, str]] = {
+    "truncated file": (lambda e: os.truncate(e / "file-000.parquet", 3), "file-000.parquet is 3 bytes, the record"),
+    "same size, other bytes": (lambda e: (e / "file-000.parquet").write_bytes(b"PAYLOAD"), "blake2b differs"),
+    "missing file": (lambda e: (e / "file-001.parquet").unlink(), "file-001.parquet is missing"),
+    "truncated record": (lambda e: os.truncate(e / "result.json", 40), "result.json is unreadable"),
+    "record without digests": (lambda e: _rewrite_record(e, _old_format), "result.json is unreadable"),
+    "record missing": (lambda e: (e / "result.json").unlink(), "result.json is missing"),
+    "record pointing outside the run": (
+        lambda e: _rewrite_record(e, lambda r: r["files"]["file-000.parquet"].update(path="../elsewhere.parquet")),
+        "outside the run directory",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", list(_DAMAGE))
+def test_damaged_cache_entry_is_removed_recomputed_and_recorded(tmp_path: Path, damage: str) -> None:
+    damage_entry, reason = _DAMAGE[damage]
+    source = tmp_path / "input.parquet"
+    source.write_bytes(b"input")
+    calls = []
+
+    def run(name: str) -> PartResult:
+        root = tmp_path / name
+        paths = _paths(root, tmp_path / "cache")
+
+        def compute() -> PartResult:
+            calls.append(name)
+            out, ledger = root / "stages" / "x" / "part-a.parquet", root / "ledger" / "x-a.parquet"
+            for path, data in ((out, b"payload"), (ledger, b"drops")):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+            return PartResult(outputs=(str(out),), ledger=str(ledger), reports=(StageReport(stage="x", inputs=1),))
+
+        return cached_part(_TOY, paths=paths, config=CurationConfig(), inputs=[("a", source)], compute=compute)
+
+    run("first")
+    (entry,) = (tmp_path / "cache" / "x").glob("*/*")
+    damage_entry(entry)
+    second = run("second")
+    assert calls == ["first", "second"] and not second.reused
+    assert Path(second.output).read_bytes() == b"payload" and not (tmp_path / "elsewhere.parquet").exists()
+    (rejection,) = rejected_cache_entries(_paths(tmp_path / "second", None))
+    assert (rejection.stage, rejection.key) == ("x", entry.name) and reason in rejection.reason
+    assert rejected_cache_entries(_paths(tmp_path / "first", None)) == []
+    # the entry was stored again whole: the next run reuses it, rejecting nothing
+    third = run("third")
+    assert third.reused and calls == ["first", "second"]
+    assert rejected_cache_entries(_paths(tmp_path / "third", None)) == []
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.name.startswith(".tmp-")]
+
+
+def test_cached_files_are_copies_of_the_run_files(tmp_path: Path) -> None:
+    """A file truncated in one run's stages/ is not truncated in the cache, nor in the run that reuses it."""
+    source = tmp_path / "input"
+    source.write_bytes(b"x")
+
+    def run(root: Path) -> PartResult:
+        def compute() -> PartResult:
+            out = root / "stages" / "x" / "part-a.parquet"
+            out.parent.mkdir(parents=True)
+            out.write_bytes(b"payload")
+            return PartResult(outputs=(str(out),))
+
+        paths = _paths(root, tmp_path / "cache")
+        return cached_part(_TOY, paths=paths, config=CurationConfig(), inputs=[("a", source)], compute=compute)
+
+    first = run(tmp_path / "first")
+    second = run(tmp_path / "second")
+    assert second.reused
+    assert {Path(p).stat().st_nlink for p in (first.output, second.output)} == {1}
+    os.truncate(first.output, 0)
+    assert Path(second.output).read_bytes() == b"payload" and run(tmp_path / "third").reused
+
+
+def test_temporaries_left_by_a_killed_store_are_cleared(tmp_path: Path) -> None:
     cache = StageCache(tmp_path / "cache")
-    out = tmp_path / "run" / "a.bin"
-    out.parent.mkdir()
-
-    def compute() -> PartResult:
-        out.write_bytes(b"1")
-        return PartResult(outputs=(str(out),))
-
-    cache.store("s", cache.key("s", "k"), tmp_path / "run", compute())
-    entry = cache.entry("s", cache.key("s", "k"))
-    assert cache.fetch("s", cache.key("s", "k"), tmp_path / "run") is not None
-    (entry / "file-000.bin").unlink()
-    assert cache.fetch("s", cache.key("s", "k"), tmp_path / "run") is None
-    stale = entry.parent / ".tmp-deadbeef.123"
-    stale.mkdir()
+    stale = cache.entry("s", cache.key("s", "k")).parent / ".tmp-deadbeef.123"
+    stale.mkdir(parents=True)
     assert cache.remove_temporaries() == 1 and not stale.exists()
 
 
@@ -157,17 +231,20 @@ def test_rerun_over_the_same_inputs_reuses_every_part_with_identical_outputs(
     for stage in ("ingest", "markdown", "dedupe_minhash", "split", "tokenize"):
         s_first, s_again = _stage(first, stage), _stage(again, stage)
         assert s_first.parts >= 2 and s_first.parts_reused == 0, stage
-        assert s_again.parts_reused == s_again.parts == s_first.parts, stage
+        # ingest's parts hold the raw text, so they are not cached (RunConfig.keep_raw_intermediates);
+        # parsed again into the same bytes, they let every later stage reuse its parts
+        assert s_again.parts_reused == (0 if stage == "ingest" else s_again.parts), stage
+        assert s_again.parts == s_first.parts, stage
     assert "| reused |" in (tmp_path / "out" / again.run_id / "report.md").read_text()
     assert_same_outputs(tmp_path / "fresh" / fresh.run_id, tmp_path / "out" / again.run_id)
     assert_nothing_lost(again)
-    # lineage: the same input groups (all reused the second time), config and output digests
+    # lineage: the same input groups (parsed again, not reused), config and output digests
     lineage = [
         RunLineage.model_validate_json((tmp_path / d / r.run_id / "lineage.json").read_text())
         for d, r in (("fresh", fresh), ("out", first), ("out", again))
     ]
     assert [g.group for g in lineage[1].input_groups] == [g.group for g in lineage[2].input_groups]
-    assert not any(g.reused for g in lineage[1].input_groups) and all(g.reused for g in lineage[2].input_groups)
+    assert not any(g.reused for x in lineage for g in x.input_groups)
     assert sum(g.files for g in lineage[2].input_groups) == len(list((tmp_path / "pages").iterdir()))
     assert lineage[0].config_hash == lineage[2].config_hash
     digests = [{o.path: o.blake2b for o in x.outputs if o.path.startswith("conversations/")} for x in lineage]
@@ -193,12 +270,13 @@ def test_grown_input_recomputes_only_new_batches_and_dedupes_across_old_and_new(
     )
 
     ingest1, ingest2 = _stage(day1, "ingest"), _stage(day2, "ingest")
-    # every day-1 group is reused except at most the last, which day 2's first files may join
-    assert ingest2.parts_reused >= ingest1.parts - 1 >= 2
-    assert ingest2.parts_reused < ingest2.parts
-    # a reused group's parts are the same bytes, so their cleaning is reused too; day 2's are new
+    # ingest is parsed again (its raw parts are not cached), but a day-1 group keeps its files,
+    # except at most the last, which day 2's first files may join: the same part bytes, so their
+    # cleaning is reused; day 2's parts are new
+    assert ingest2.parts_reused == 0 and ingest2.inputs > ingest1.inputs
     markdown = _stage(day2, "markdown")
-    assert ingest2.parts_reused <= markdown.parts_reused < markdown.parts
+    assert ingest1.parts - 1 <= markdown.parts_reused < markdown.parts
+    assert ingest1.parts >= 3
     # the global stage ran again over old and new: the day-2 copy of a day-1 page is removed
     ledger = pl.read_parquet(tmp_path / "out" / day2.run_id / "ledger" / "*.parquet")
     pair = {"zz-edited-copy", old[5]["id"]}
@@ -287,7 +365,7 @@ def test_run_killed_mid_way_resumes_to_the_same_outputs(
     resumed = RunReport.model_validate_json((run / "report.json").read_text())
     clean = _stage(resumed, "markdown")
     assert clean.parts_reused == finished_before_kill >= 3 and clean.parts_reused < clean.parts
-    assert _stage(resumed, "ingest").parts_reused == _stage(resumed, "ingest").parts
+    assert _stage(resumed, "ingest").parts_reused == 0  # raw parts are never cached: parsed again
     assert_same_outputs(tmp_path / "reference" / reference.run_id, run)
     assert (resumed.records_read, resumed.kept, resumed.dropped) == (
         reference.records_read,

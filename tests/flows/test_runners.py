@@ -1,7 +1,9 @@
-"""`curate` on Prefect's Dask task runner (prefect-dask) gives byte-identical outputs to the default runner."""
+"""`curate` on Prefect's Dask task runner (prefect-dask) gives byte-identical outputs to the default runner,
+and a scheduler that does not answer fails the run before any work."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +14,7 @@ from demo.inputs import DEMO_CONFIG, write_demo_inputs
 from flows.curate import curate_flow
 from schemas import RunReport
 from schemas.config import CurationConfig
+from schemas.errors import ResourceError
 from tests.helpers.assertions import assert_nothing_lost
 from tests.helpers.runs import assert_same_outputs, write_pages
 
@@ -76,3 +79,17 @@ def test_dask_runner_starts_its_own_local_cluster_when_no_address_is_given(
     report: RunReport = curate_flow(inputs=inputs, out_dir=tmp_path / "out", config=config)
     reference = curate_flow(inputs=inputs, out_dir=tmp_path / "ref", config=_with_run(DEMO_CONFIG, cache=False))
     assert_same_outputs(tmp_path / "ref" / reference.run_id, tmp_path / "out" / report.run_id)
+
+
+def test_an_unreachable_dask_scheduler_fails_the_run_before_any_work(tmp_path: Path, prefect_server: None) -> None:
+    """It used to write the run folder, ingest nothing and fail after distributed's 30 s connect timeout."""
+    (tmp_path / "in.jsonl").write_text("{}\n")
+    with socket.socket() as closed:  # bound, never listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{closed.getsockname()[1]}"
+        config = _with_run(CurationConfig(), task_runner="dask", dask_address=address)
+        started = time.monotonic()
+        with pytest.raises(ResourceError, match=f"run.dask_address='{address}': no Dask scheduler answers"):
+            curate_flow(inputs=[tmp_path / "in.jsonl"], out_dir=tmp_path / "out", config=config)
+        assert time.monotonic() - started < 20
+    assert not (tmp_path / "out").exists()

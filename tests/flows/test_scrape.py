@@ -24,7 +24,7 @@ from tests.helpers.scrape_server import MisbehavingServer
 
 pytestmark = pytest.mark.slow
 
-KINDS = ("ok", "rl", "er", "ea", "sf", "sl", "tr", "rx", "ry", "hg", "hs", "bu", "nf", "go", "bl")
+KINDS = ("ok", "rl", "er", "ea", "sf", "sl", "tr", "rx", "ry", "hg", "hs", "bu", "nf", "go", "bl", "cl", "em", "nd")
 INVALID_LINES = ["../../etc/passwd", "a/b", "..", "x" * 200, "wN\\BG8"]
 
 
@@ -89,6 +89,9 @@ def test_every_id_is_accounted_for_and_the_good_pages_parse(
             assert outcome[i][1] == "redirect_off_allowlist", i
         elif kind in ("hg", "hs"):
             assert outcome[i][1] == "page_too_large", i
+        elif kind in ("cl", "em", "nd"):
+            assert outcome[i] == ("failed", "empty_input" if kind == "em" else "no_next_data"), i
+            assert latest[i]["tries"] == 1, "a whole answer is not asked again in the same run"
         else:
             expected = {"nf": ("not_found", "not_found"), "go": ("gone", "gone"), "bl": ("blocked", "blocked")}
             assert outcome[i] == expected[kind], i
@@ -124,6 +127,20 @@ def test_every_id_is_accounted_for_and_the_good_pages_parse(
         assert c.provenance.url == f"http://127.0.0.1:{server.port}/c/{page_id}" or page_id.startswith("ry")
         assert c.provenance.fetched_at == latest[page_id]["fetched_at"]
         assert len(c.turns) >= 2
+
+
+def test_an_ids_file_that_is_not_utf8_loses_only_its_bad_lines(
+    tmp_path: Path, prefect_server: None, server: MisbehavingServer
+) -> None:
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_bytes(b"ok00020\n\xff\xfeok00021\nok00022\r\nok\xe900023\nok00024\n")
+    out = tmp_path / "scrapes"
+    summary = scrape_flow(ids_file=ids_file, out_dir=out, config=_config(server.port))
+    assert summary["outcomes"] == {"fetched": 3, "invalid": 2}
+    ledger = pl.read_parquet(out / summary["run_id"] / "ledger" / "*.parquet").sort("record_index")
+    assert ledger["conversation_id"].to_list() == ["ids.txt#1", "ids.txt#3"]
+    assert set(ledger["reason"]) == {"invalid_id"}
+    assert [d[:17] for d in ledger["detail"]] == ["line 2: not UTF-8", "line 4: not UTF-8"]
 
 
 def test_a_rerun_fetches_nothing_twice(tmp_path: Path, prefect_server: None, server: MisbehavingServer) -> None:

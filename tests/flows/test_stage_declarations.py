@@ -38,6 +38,7 @@ from flows.resources import template_for, tokenizer_for
 from schemas import Conversation
 from schemas.arrow import MINHASH_SIGNATURE_SCHEMA
 from schemas.config import BenchmarkSpec, CurationConfig
+from schemas.config.contamination import RephraseRule
 from schemas.files import file_digest
 
 # Options whose type gives no other valid value by itself (None, nested specs, paired constraints).
@@ -53,6 +54,9 @@ EXPLICIT_ALTERNATIVES: dict[str, Any] = {
     "contamination.decisions_file": "decisions.csv",
     "contamination.roles": ("user", "assistant"),
     "contamination.remove_categories": ("near_verbatim",),
+    "contamination.rephrase_rules": (RephraseRule(benchmark="gsm8k", min_score=0.75, min_anchor_share=0.5),),
+    "scrape.url_template": "https://sharegpt.com/share/{id}",
+    "scrape.allowed_hosts": ("https://www.sharegpt.com",),
     "finetune.learning_rate": 1e-4,
     "finetune.max_steps": 3,
     "finetune.lora_target_modules": ("q_proj",),

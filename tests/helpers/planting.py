@@ -1,11 +1,15 @@
 """Benchmark items planted in real ShareGPT conversations, for the contamination check's recall
-(tests/curation/contamination/test_check_real.py and bench/contamination.py)."""
+(tests/curation/contamination/test_check_real.py and bench/contamination.py), and the rephrased
+benchmark items of rephrased_dev.jsonl with their held-out split."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import re
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 from schemas import Conversation
 from schemas.conversation import Role
@@ -72,3 +76,33 @@ def plant(host: Conversation, text: str, mode: str, pid: str) -> tuple[Conversat
 def request_phrase(pid: str) -> str:
     """The request phrase a "request" plant puts before the item, chosen by the plant's id."""
     return REQUESTS[sum(map(ord, pid)) % len(REQUESTS)]
+
+
+class Rephrasing(NamedTuple):
+    """One row of ../shared/data/benchmarks/rephrased_dev.jsonl, keyed as the local presets key the item."""
+
+    benchmark: str
+    item_id: str
+    original: str
+    rephrased: str
+
+
+def read_rephrasings(path: Path) -> list[Rephrasing]:
+    """rephrased_dev.jsonl's rows with the preset item ids: its GSM8K "test/<row>" is "gsm8k_test/<row>", its MMLU
+    "<subject>/<row>" is "<subject>_test/<row>" (the file stems of the local presets); HumanEval's task ids are kept."""
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        benchmark, item_id = row["benchmark"], row["id"]
+        if benchmark == "gsm8k":
+            item_id = "gsm8k_test/" + item_id.split("/", 1)[1]
+        elif benchmark == "mmlu":
+            subject, number = item_id.split("/", 1)
+            item_id = f"{subject}_test/{number}"
+        out.append(Rephrasing(benchmark, item_id, row["original"], row["rephrased"]))
+    return out
+
+
+def held_out(r: Rephrasing) -> bool:
+    """The fifth of rephrased_dev held out from calibration, chosen by a hash of the item's key (stable across runs)."""
+    return hashlib.blake2b(f"{r.benchmark}/{r.item_id}".encode(), digest_size=8).digest()[0] % 5 == 0

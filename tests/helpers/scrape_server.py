@@ -10,6 +10,9 @@ A page id's first two letters choose its behaviour (ids stay 7 alphanumerics, li
     rx  302 to another host                  ry  302 to another path on this host, then 200
     hg  60 MB body with Content-Length       hs  60 MB body without Content-Length (read until close)
     bu  200 with bytes that are not UTF-8    nf  404     go  410     bl  403
+    rp  302 to the same path at `other_origin` (another port of 127.0.0.1, say); 200 without one
+    cl  Content-Length: 40 on the whole page (the server lies short; the connection then closes)
+    em  200 with an empty body              nd  200 with an HTML page that has no __NEXT_DATA__
 
 Every request is recorded (path, time), so tests can count how often each page was fetched.
 """
@@ -26,6 +29,8 @@ from demo.chatgpt_html import as_captured, sharegpt_page_html
 
 HUGE_BYTES = 60 * 1024 * 1024
 SLOW_SECONDS = 2.0
+SHORT_CONTENT_LENGTH = 40
+NO_NEXT_DATA_PAGE = b"<!DOCTYPE html><html><head><title>ShareGPT</title></head><body>Log in</body></html>"
 
 
 def page_bytes(page_id: str, conversation: dict) -> bytes:
@@ -36,9 +41,12 @@ def page_bytes(page_id: str, conversation: dict) -> bytes:
 class MisbehavingServer:
     """Serves /c/<id>; `conversations` gives each id its (real) conversation."""
 
-    def __init__(self, conversation_for: Callable[[str], dict], *, ok_delay: float = 0.0) -> None:
+    def __init__(
+        self, conversation_for: Callable[[str], dict], *, ok_delay: float = 0.0, other_origin: str = ""
+    ) -> None:
         self.conversation_for = conversation_for
         self.ok_delay = ok_delay
+        self.other_origin = other_origin
         self.requests: list[tuple[str, float]] = []
         self.lock = threading.Lock()
         server = self
@@ -60,6 +68,15 @@ class MisbehavingServer:
     def __enter__(self) -> MisbehavingServer:
         self.thread.start()
         return self
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def paths(self) -> list[str]:
+        """Every request's path as it reached the server, in order."""
+        with self.lock:
+            return [path for path, _ in self.requests]
 
     def __exit__(self, *exc: object) -> None:
         self.httpd.shutdown()
@@ -96,6 +113,12 @@ class MisbehavingServer:
             return self._send(h, 302, b"", {"Location": f"http://evil.example.com/c/{page_id}"})
         if kind == "ry" and h.path.startswith("/c/"):
             return self._send(h, 302, b"", {"Location": f"/moved/{page_id}"})
+        if kind == "rp" and self.other_origin:
+            return self._send(h, 302, b"", {"Location": f"{self.other_origin}{h.path}"})
+        if kind == "em":
+            return self._send(h, 200, b"", {"Content-Type": "text/html; charset=utf-8"})
+        if kind == "nd":
+            return self._send(h, 200, NO_NEXT_DATA_PAGE, {"Content-Type": "text/html; charset=utf-8"})
         if kind == "tr":
             return self._send_truncated(h)
         if kind in ("hg", "hs"):
@@ -105,6 +128,8 @@ class MisbehavingServer:
             # inside the page data (__NEXT_DATA__ JSON), where ingest reads; bytes elsewhere are ignored
             start = body.index(b"{", body.index(b'id="__NEXT_DATA__"'))
             body = body[: start + 1] + b'"x\xff\xfe":1,' + body[start + 1 :]
+        if kind == "cl":
+            return self._send_short_length(h, body)
         if self.ok_delay:
             time.sleep(self.ok_delay)
         self._send(h, 200, body, {"Content-Type": "text/html; charset=utf-8"})
@@ -126,6 +151,15 @@ class MisbehavingServer:
         h.end_headers()
         h.wfile.write(b"<html>" + b"x" * 1000)
         h.wfile.flush()
+        h.close_connection = True
+
+    @staticmethod
+    def _send_short_length(h: BaseHTTPRequestHandler, body: bytes) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", str(SHORT_CONTENT_LENGTH))
+        h.send_header("Connection", "close")
+        h.end_headers()
+        h.wfile.write(body)
         h.close_connection = True
 
     @staticmethod

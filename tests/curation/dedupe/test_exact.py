@@ -23,6 +23,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
+from curation.clean.filters import repair_shape
 from curation.dedupe import exact as dedupe_exact
 from curation.dedupe.common import GPT4_MODEL, keep_rank
 from curation.dedupe.exact import (
@@ -31,9 +32,10 @@ from curation.dedupe.exact import (
     drop_exact_duplicates,
     exact_dedupe_keys,
     find_exact_duplicates,
+    prompt_is_evidence,
 )
 from curation.text import normalize_text
-from schemas.config import ExactDedupeConfig
+from schemas.config import ExactDedupeConfig, ShapeConfig
 from schemas.conversation import Conversation
 from schemas.ledger import StageResult
 from tests.conftest import REPO_ROOT
@@ -113,7 +115,7 @@ def test_separators_inside_text_do_not_make_different_turns_collide() -> None:
 _SUBPROCESS_SCRIPT = """
 import json, sys
 from curation.dedupe.exact import exact_dedupe_keys
-from schemas.config import ExactDedupeConfig
+from schemas.config import ExactDedupeConfig, ShapeConfig
 from schemas.conversation import Conversation
 convs = [Conversation.model_validate(c) for c in json.load(sys.stdin)]
 keys = exact_dedupe_keys(convs, part=0, config=ExactDedupeConfig())
@@ -167,8 +169,8 @@ def test_hashes_are_identical_across_processes_and_runs() -> None:
 
 
 def test_findings_are_identical_across_runs() -> None:
-    convs = [alternating("Q", f"A{i % 3}", "Q2", "A2", id=f"c{i}") for i in range(12)] + [
-        alternating("Q", "A0", id="p")
+    convs = [alternating("Sort a list", f"A{i % 3}", "Now reverse it", "A2", id=f"c{i}") for i in range(12)] + [
+        alternating("Sort a list", "A0", id="p")
     ]
     keys = pl.DataFrame(exact_dedupe_keys(convs, part=0, config=ON))
     first = find_exact_duplicates(keys, config=ON)
@@ -334,12 +336,12 @@ def test_split_pieces_of_one_conversation_are_not_prefixes_of_each_other() -> No
 
 
 def test_later_split_pieces_whose_user_turns_are_all_continue_are_not_same_prompts() -> None:
-    # Pieces `X_N` (N > 0) start inside a conversation; once the shape stage has cut their leading
-    # answer, their user turns ("continue") say nothing about what the answers continue.
+    # Pieces that start inside a conversation; once the shape stage has cut their leading answer,
+    # their user turns ("continue") say nothing about what the answers continue.
     x7 = alternating("continue", "the essay's second half", "continue", "its third half", id="X_7")
     y11 = alternating("continue", "    return result", "continue", "if __name__ == ...", id="Y_11")
     x9 = alternating("continue", "the essay's fourth half", "continue", "the end", id="X_9")
-    # chatsift's own split pieces say so in split_index, whatever their source and id.
+    # The same for chatsift's own split pieces, whatever their source and id.
     ours = [
         alternating("continue", f"chapter {i}", "continue", f"chapter {i}b", id=f"doc--p{i}").model_copy(
             update={"split_index": i, "source": "messages"}
@@ -364,15 +366,66 @@ def test_first_pieces_and_other_sources_with_the_same_prompts_are_same_prompts()
     assert findings([a0, m3]) == {1: ("same_prompts", "A_0")}
 
 
+def test_a_later_piece_with_the_same_real_prompts_is_same_prompts_whatever_its_id() -> None:
+    # The regenerated copy of a piece that starts inside a conversation: its own prompts are evidence.
+    piece = alternating("continue", "Chapter 2 ...", "Now rewrite it as a sonnet", "Sonnet one", id="X_7")
+    regen = alternating("Continue", "Ch. 2", "now rewrite it as a SONNET", "Sonnet 2", id="copy")
+    assert findings([piece, regen]) == {1: ("same_prompts", "X_7")}
+    ours = regen.model_copy(update={"id": "doc--p3", "split_index": 3, "source": "messages"})
+    assert findings([piece, ours]) == {1: ("same_prompts", "X_7")}
+
+
+@pytest.mark.parametrize(
+    "prompts",
+    [
+        ("continue", "please continue"),
+        ("Continue.", "go on!"),
+        ("繼續", "繼續"),  # shorter than min_prompt_chars: "continue" in Chinese
+        ("more", ""),
+        ("hi", "thank you"),
+        # A prompt that opens with a continuation request asks for more of an answer before it.
+        ("Continue in Geomancy field: for a quiz of 50 questions from the answers you provided above",) * 2,
+        ("continue writing please Please write in English language.", "Keep going, from the last code snippet"),
+    ],
+)
+def test_prompts_that_only_ask_to_continue_are_no_evidence_of_a_regeneration(prompts: tuple[str, ...]) -> None:
+    a = alternating(prompts[0], "Quiz questions 11-20 ...", prompts[1], "Quiz questions 21-30 ...", id="A")
+    b = alternating(prompts[0], "Quiz questions 31-40 ...", prompts[1], "Quiz questions 41-50 ...", id="B")
+    assert findings([a, b]) == {}
+    assert exact_dedupe_keys([a, b], part=0, config=ON).column("user_hash").to_pylist() == [None, None]
+
+
+def test_one_real_prompt_among_continue_requests_is_evidence() -> None:
+    a = alternating("Write a short story about a lighthouse", "Story A", "continue", "More of A", id="A")
+    b = alternating("write a short story about a lighthouse", "Story B", "continue", "More of B", id="B")
+    assert findings([a, b]) == {1: ("same_prompts", "A")}
+    # Continue requests stay in the key where they are: other follow-ups are another conversation.
+    c = alternating("Write a short story about a lighthouse", "Story C", "shorter", "Short C", id="C")
+    assert findings([a, c]) == {}
+
+
+def test_the_continuation_prompts_and_minimum_length_are_options() -> None:
+    a = alternating("Tell me more about it", "About A", id="A")
+    b = alternating("tell me more about it", "About B", id="B")
+    assert findings([a, b]) == {1: ("same_prompts", "A")}
+    assert findings([a, b], ExactDedupeConfig(continuation_prompts=("tell me more",))) == {}
+    assert findings([a, b], ExactDedupeConfig(min_prompt_chars=30)) == {}
+    # With neither, the rule is the plain one: any identical user turns.
+    hi = [alternating("hi", "Hello!", id="h1"), alternating("Hi", "Hey", id="h2")]
+    plain = ExactDedupeConfig(continuation_prompts=(), min_prompt_chars=0)
+    assert findings(hi) == {}
+    assert findings(hi, plain) == {1: ("same_prompts", "h1")}
+
+
 def test_a_leading_answer_counts_as_context_of_the_prompts() -> None:
     # With shape repair off, a piece keeps its leading answer: it tells pieces apart as well.
     x = alternating(
-        "...the first half of a long essay", "continue", "the essay's second half", id="x", first="assistant"
+        "...the first half of a long essay", "Now a summary in one line", "One line", id="x", first="assistant"
     )
-    y = alternating("def parse(args): ...", "continue", "    return result", id="y", first="assistant")
+    y = alternating("def parse(args): ...", "Now a summary in one line", "It parses", id="y", first="assistant")
     assert findings([x, y]) == {}
     x_regen = alternating(
-        "...the first half of a long essay", "continue", "another second half", id="x-b", first="assistant"
+        "...the first half of a long essay", "now a summary in one line", "Other", id="x-b", first="assistant"
     )
     assert findings([x, y, x_regen]) == {2: ("same_prompts", "x")}
 
@@ -401,10 +454,10 @@ def test_an_exact_copy_of_a_prefix_points_at_the_longer_kept_one() -> None:
 
 
 def test_a_chain_of_all_three_rules_resolves_to_the_kept_record() -> None:
-    exact = alternating("q1", "answer one", id="a-exact")
-    best_copy = alternating("Q1", "Answer one", id="b-copy", model=GPT4_MODEL)
-    regen_best = alternating("Q1", "A longer answer, regenerated", id="c-regen", model=GPT4_MODEL)
-    longest = alternating("Q1", "A longer answer, regenerated", "Q2", "A2", id="d-long")
+    exact = alternating("name a prime", "answer one", id="a-exact")
+    best_copy = alternating("Name a prime", "Answer one", id="b-copy", model=GPT4_MODEL)
+    regen_best = alternating("Name a prime", "A longer answer, regenerated", id="c-regen", model=GPT4_MODEL)
+    longest = alternating("Name a prime", "A longer answer, regenerated", "Q2", "A2", id="d-long")
     convs = [exact, best_copy, regen_best, longest]
     assert findings(convs) == {
         0: ("exact_duplicate", "d-long"),
@@ -439,9 +492,9 @@ def test_a_prefix_points_at_the_best_longest_one_not_at_a_better_ranked_middle_o
 
 def _one_of_each() -> list[Conversation]:
     return [
-        alternating("Q", "A", "Q2", "A2", id="exact-a"),
-        alternating("q", "a", "q2", "a2", id="exact-b"),
-        alternating("Q", "Other answer", "Q2", "A2", id="regen"),
+        alternating("Sort a list", "A", "Now reverse it", "A2", id="exact-a"),
+        alternating("sort a list", "a", "now reverse it", "a2", id="exact-b"),
+        alternating("Sort a list", "Other answer", "Now reverse it", "A2", id="regen"),
         alternating("Q9", "A9", "Q10", "A10", id="longer"),
         alternating("Q9", "A9", id="opening"),
     ]
@@ -497,10 +550,9 @@ def test_a_conversation_without_user_turns_has_no_user_hash() -> None:
 # --- the real sample --------------------------------------------------------------------------
 
 
-def _is_later_piece(c: Conversation) -> bool:
-    """A piece of a split conversation other than the first: ours, or named `X_N` by the release."""
-    named_later = c.source.startswith("sharegpt") and re.fullmatch(r"[A-Za-z0-9]+_[1-9][0-9]*", c.id)
-    return bool(c.split_index) or bool(named_later)
+# The release names the piece of share X that starts at turn N `X_N`. The code never reads it; the
+# tests use it to pick pieces that start inside a conversation.
+_LATER_PIECE_ID = re.compile(r"[A-Za-z0-9]+_[1-9][0-9]*")
 
 
 def _prompt_side(turns: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...] | None:
@@ -536,7 +588,8 @@ def reference_findings(convs: Sequence[Conversation]) -> dict[int, tuple[str, st
 
     best_of_prompts: dict[tuple[tuple[str, str], ...], int] = {}
     for row in by_rank:
-        prompts = None if _is_later_piece(convs[row]) else _prompt_side(norm[row])
+        evidence = any(prompt_is_evidence(t.content, config=ON) for t in convs[row].turns if t.role == "user")
+        prompts = _prompt_side(norm[row]) if evidence else None
         if row in direct or prompts is None:
             continue
         keeper = best_of_prompts.setdefault(prompts, row)
@@ -663,3 +716,106 @@ def test_planted_copies_in_the_real_sample_are_each_found(sample_convs: list[Con
     result = drop_exact_duplicates(convs, config=ON)
     assert len(convs) == len(result.kept) + len(result.dropped)
     assert len(result.dropped) == len(before) + len(planted)
+
+
+@pytest.fixture(scope="module")
+def shaped_sample(sample_convs: list[Conversation]) -> list[Conversation]:
+    """The real sample as dedupe_exact sees it in a run: after shape repair has cut the pieces'
+    leading answers."""
+    return repair_shape(sample_convs, config=ShapeConfig()).kept
+
+
+def _user_turns(c: Conversation) -> tuple[str, ...]:
+    return tuple(normalize_text(t.content) for t in c.turns if t.role == "user")
+
+
+def _identical_user_turn_matches(convs: Sequence[Conversation]) -> list[tuple[int, int]]:
+    """(row, kept row) pairs that the plain rule (identical user turns, nothing else) makes
+    among the records that are no exact duplicate."""
+    exact_copies = {row for row, (reason, _) in findings(convs).items() if reason == "exact_duplicate"}
+    best: dict[tuple[str, ...], int] = {}
+    pairs = []
+    for row in sorted(range(len(convs)), key=lambda r: (keep_rank(convs[r]), r)):
+        if row in exact_copies or not _user_turns(convs[row]):
+            continue
+        keeper = best.setdefault(_user_turns(convs[row]), row)
+        if keeper != row:
+            pairs.append((row, keeper))
+    return pairs
+
+
+# Read off the plain rule's matches on the real sample: user turns that ask for more of an answer
+# ("continue", "please continue", "please expand your last response", "繼續", "continue in
+# Geomancy field: ..."), or are empty.
+_ASKS_TO_CONTINUE = re.compile(r"^$|continue|go on|expand|繼續")
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+@pytest.mark.parametrize("view", ["as read", "after shape"])
+def test_pieces_whose_prompts_only_ask_to_continue_are_not_same_prompts_in_the_real_sample(
+    view: str, sample_convs: list[Conversation], shaped_sample: list[Conversation]
+) -> None:
+    convs = sample_convs if view == "as read" else shaped_sample
+    continue_matches = [
+        (row, keeper)
+        for row, keeper in _identical_user_turn_matches(convs)
+        if all(_ASKS_TO_CONTINUE.search(u) for u in _user_turns(convs[row]))
+    ]
+    found = findings(convs)
+    wrongly_dropped = [
+        (convs[r].id, _user_turns(convs[r])[:2])
+        for pair in continue_matches
+        for r in pair
+        if found.get(r, ("",))[0] == "same_prompts"
+    ]
+    print(f"{view}: {len(continue_matches)} continue matches, {len(wrongly_dropped)} dropped as same_prompts")
+    assert len(continue_matches) >= 40
+    assert wrongly_dropped == []
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_regenerated_answers_planted_in_split_parts_of_the_real_sample_are_caught(
+    shaped_sample: list[Conversation],
+) -> None:
+    convs = shaped_sample
+    before = findings(convs)
+    id_counts = Counter(c.id for c in convs)
+    prompt_counts = Counter(_prompt_side(tuple((t.role, normalize_text(t.content)) for t in c.turns)) for c in convs)
+    eligible = [
+        r
+        for r, c in enumerate(convs)
+        if r not in before
+        and id_counts[c.id] == 1
+        and any(t.role == "assistant" for t in c.turns)
+        and prompt_counts[_prompt_side(tuple((t.role, normalize_text(t.content)) for t in c.turns))] == 1
+    ]
+    later = [r for r in eligible if _LATER_PIECE_ID.fullmatch(convs[r].id)]
+    first = [r for r in eligible if not _LATER_PIECE_ID.fullmatch(convs[r].id)]
+    rng = random.Random(15)
+    # As in the issue: 36 of the 60 in later parts (ids `X_N`, N > 0).
+    originals = rng.sample(later, 36) + rng.sample(first, 24)
+    extra = []
+    for n, row in enumerate(originals):
+        # The same turns with the answers of another planted original, under an id of no convention.
+        donor = convs[originals[(n + 1) % len(originals)]]
+        answers = [t for t in donor.turns if t.role == "assistant"]
+        turns = list(convs[row].turns)
+        assistant_rows = [i for i, t in enumerate(turns) if t.role == "assistant"]
+        for k, i in enumerate(assistant_rows):
+            turns[i] = answers[k % len(answers)]
+        extra.append(convs[row].model_copy(update={"id": f"regenerated-{n}", "turns": tuple(turns)}))
+    planted = [*convs, *extra]
+    found = findings(planted)
+    assert found == reference_findings(planted)
+    caught = [
+        n
+        for n, row in enumerate(originals)
+        if found.get(len(convs) + n) == ("same_prompts", convs[row].id)
+        or found.get(row) == ("same_prompts", f"regenerated-{n}")
+    ]
+    print(f"planted regenerations caught: {len(caught)} of 60 ({sum(n < 36 for n in caught)} of 36 in later parts)")
+    assert len(caught) >= 54
+    # Nothing else moved: the planted records account for every new finding.
+    assert {r: f for r, f in found.items() if r < len(convs) and r not in originals} == before

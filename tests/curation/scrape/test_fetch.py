@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from pathlib import Path
 
@@ -14,7 +15,6 @@ from curation.scrape.fetch import (
     backoff_delay,
     fetch_pages,
     parse_retry_after,
-    scrape_config_problem,
     scrape_dropped,
     targets_from_ids,
     targets_from_urls,
@@ -25,6 +25,8 @@ from curation.scrape.store import RawPageStore
 from demo.chatgpt_html import sharegpt_page_html
 from schemas import Conversation
 from schemas.config import IngestConfig, ScrapeConfig
+from schemas.config.file import load_config
+from schemas.errors import ConfigError
 from schemas.scrape import FetchResult
 from tests.helpers.fetch_results import NOW, fetch_result
 
@@ -64,10 +66,14 @@ def test_targets_from_urls_checks_host_scheme_and_id() -> None:
         "file:///etc/passwd",
         "http://127.0.0.1:8000/c/..%2f..%2fetc",
         "http://127.0.0.1:8000/c/abc1234#again",
+        "https://127.0.0.1:8000/c/abc1237",
+        "http://127.0.0.1:8001/c/abc1238",
+        "http://127.0.0.1:8000/c/abc$1239",
     ]
     listed = targets_from_urls(lines, LOCAL)
     assert [t.id for t in listed.targets] == ["abc1234"]
-    assert [d.reason for d in listed.dropped] == ["host_not_allowed"] * 4 + ["invalid_id"]
+    reasons = [d.reason for d in listed.dropped]
+    assert reasons == ["host_not_allowed"] * 4 + ["invalid_url"] + ["host_not_allowed"] * 2 + ["invalid_id"]
     assert listed.duplicates == 1
 
 
@@ -77,10 +83,58 @@ def test_default_hosts_do_not_imply_subdomains() -> None:
     assert [t.url for t in listed.targets] == ["https://sharegpt.com/c/abc1234"]
 
 
-def test_template_off_the_allow_list_is_a_config_problem() -> None:
-    assert scrape_config_problem(ScrapeConfig()) is None
-    problem = scrape_config_problem(ScrapeConfig(url_template="https://evil.example/c/{id}"))
-    assert problem is not None and "evil.example" in problem
+def test_a_listed_url_is_requested_in_the_templates_form() -> None:
+    lines = ["HTTP://127.0.0.1:8000/c/./abc1234/?utm=x#top", "http://127.0.0.1:8000/c/QWJhYvA_3"]
+    listed = targets_from_urls(lines, LOCAL)
+    assert [t.url for t in listed.targets] == ["http://127.0.0.1:8000/c/abc1234", "http://127.0.0.1:8000/c/QWJhYvA"]
+
+
+def test_the_allow_list_is_origins_and_a_bare_host_takes_the_templates_scheme_and_port() -> None:
+    assert ScrapeConfig().allowed_origins() == {("https", "sharegpt.com", 443)}  # the template's origin
+    config = ScrapeConfig(
+        url_template="http://127.0.0.1:8000/c/{id}",
+        allowed_hosts=("LocalHost", "https://sharegpt.com", "http://[::1]:8080/"),
+    )
+    assert config.allowed_origins() == {
+        ("http", "127.0.0.1", 8000),
+        ("http", "localhost", 8000),
+        ("https", "sharegpt.com", 443),
+        ("http", "::1", 8080),
+    }
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("allowed_hosts", ["127.0.0.1:8000"]),
+        ("allowed_hosts", ["https://sharegpt.com/c"]),
+        ("allowed_hosts", ["ftp://sharegpt.com"]),
+        ("allowed_hosts", ["https://user@sharegpt.com"]),
+        ("allowed_hosts", ["https://sharegpt.com:99999"]),
+        ("allowed_hosts", ["share gpt.com"]),
+        ("url_template", "https://sharegpt.com/c/"),
+        ("url_template", "https://sharegpt.com/c/{id}?x={id}"),
+        ("url_template", "https://sharegpt.com/c/x{id}"),
+        ("url_template", "https://sharegpt.com/c/{id}#top"),
+        ("url_template", "https://sharegpt.com/c/../{id}"),
+        ("url_template", "file:///c/{id}"),
+    ],
+)
+def test_bad_allow_list_entries_and_templates_fail_at_config_load(tmp_path: Path, key: str, value: object) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"scrape": {key: value}}))
+    with pytest.raises(ConfigError, match=rf"scrape\.{key}: Value error, "):
+        load_config(path)
+
+
+def test_an_ids_line_that_is_not_utf8_is_a_drop_and_the_rest_go_on() -> None:
+    listed = targets_from_ids(b"abc1234\n\xff\xfebad\nabc1235\n".splitlines(), LOCAL, input_file="ids.txt")
+    assert [t.id for t in listed.targets] == ["abc1234", "abc1235"]
+    [bad] = scrape_dropped(listed.dropped)
+    assert (bad.conversation_id, bad.reason, bad.record_index) == ("ids.txt#1", "invalid_id", 1)
+    assert bad.detail.startswith("line 2: not UTF-8")
+    [url_line] = targets_from_urls([b"http://127.0.0.1:8000/c/\xe9"], LOCAL).dropped
+    assert url_line.reason == "invalid_url"
 
 
 def test_retry_after_seconds_date_and_garbage() -> None:
@@ -111,7 +165,8 @@ def test_resume_requests_only_what_had_not_ended(tmp_path: Path) -> None:
             return httpx.Response(503, headers={"retry-after": "2"})
         if page_id == "missing":
             return httpx.Response(404)
-        return httpx.Response(200, content=f"<html>{page_id}</html>".encode())
+        page = sharegpt_page_html(page_id=page_id, items=[{"from": "human", "value": "hi"}])
+        return httpx.Response(200, content=page.encode())
 
     sleeps: list[float] = []
 

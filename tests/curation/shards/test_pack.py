@@ -113,6 +113,16 @@ def test_lower_bound_counts_sequences_over_half_capacity() -> None:
     assert packing_lower_bound([50, 50], capacity=100) == 1
 
 
+def test_lower_bound_counts_what_cannot_share_a_row_with_the_long_sequences() -> None:
+    # No 45 fits beside a 60, so the four 45s need rows of their own: 6 rows, where the volume
+    # says 5 and the over-half count 4. BFD finds those 6.
+    lengths = [60] * 4 + [45] * 4
+    assert (math.ceil(sum(lengths) / 100), sum(2 * n > 100 for n in lengths)) == (5, 4)
+    assert packing_lower_bound(lengths, capacity=100) == 6
+    assert len(pack_best_fit_decreasing(lengths, capacity=100)) == 6
+    assert packing_lower_bound([], capacity=100) == 0
+
+
 @pytest.mark.parametrize("capacity", [2048, 4096])
 @pytest.mark.parametrize(
     "distribution",
