@@ -28,11 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from curation.scrape.fetch import fetch_pages, targets_from_ids
 from curation.scrape.store import RawPageStore
 from demo.chatgpt_html import as_captured, sharegpt_page_html
+from flows.scrape import scrape_client
 from schemas.config import ScrapeConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -109,8 +108,7 @@ async def _fetch_all(port: int, ids: list[str], concurrency: int, store: RawPage
         per_host_rate=0.0,
     )
     targets = targets_from_ids(ids, config).targets
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(follow_redirects=False, limits=limits, timeout=config.timeout_s) as client:
+    async with scrape_client(config) as client:
         started = time.perf_counter()
         results = await fetch_pages(targets, client=client, config=config, store=store, rng=random.Random(0))
         seconds = time.perf_counter() - started

@@ -22,6 +22,7 @@ from prefect import flow, task
 from curation.parquet import write_ledger
 from curation.scrape.fetch import (
     FETCH_PAGES,
+    client_timeouts,
     scrape_dropped,
     targets_from_ids,
     targets_from_urls,
@@ -64,7 +65,7 @@ def scrape_client(config: ScrapeConfig) -> httpx.AsyncClient:
     """The HTTP client fetch_pages expects: no automatic redirects, our User-Agent, pool = concurrency."""
     return httpx.AsyncClient(
         follow_redirects=False,
-        timeout=httpx.Timeout(config.timeout_s),
+        timeout=client_timeouts(config),
         headers={"user-agent": config.user_agent},
         limits=httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency),
     )

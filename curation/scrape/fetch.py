@@ -357,9 +357,9 @@ async def _try_once(
             return _Try("failed", "redirect_off_allowlist", detail + _allowed_text(config), None)
         # The rate limit's wait is outside the timeout: waiting for our own turn is not the server's fault.
         await limiter.wait(origin[1])
-        # Total time per request, body included: httpx's timeouts are per phase (connect, each read).
-        async with asyncio.timeout(config.timeout_s):
-            answer = await _request(url, client=client, config=config, now=now)
+        # Total time to the response head; httpx's own timeouts are per phase (connect, each read).
+        async with asyncio.timeout(config.timeout_s) as head_deadline:
+            answer = await _request(url, client=client, config=config, now=now, head_deadline=head_deadline)
         if isinstance(answer, _Try):
             return answer
         url = answer
@@ -367,7 +367,12 @@ async def _try_once(
 
 
 async def _request(
-    url: str, *, client: httpx.AsyncClient, config: ScrapeConfig, now: Callable[[], datetime]
+    url: str,
+    *,
+    client: httpx.AsyncClient,
+    config: ScrapeConfig,
+    now: Callable[[], datetime],
+    head_deadline: asyncio.Timeout,
 ) -> _Try | str:
     """One GET: how it ended, or the URL a redirect points to."""
     # identity: the size cap and the Content-Length check then count the very bytes stored, and no
@@ -380,7 +385,17 @@ async def _request(
                 return _Try("failed", "fetch_failed", f"HTTP {status} without a Location header", status)
             return str(response.url.join(location))
         if status == 200:
-            return await _read_capped(response, config)
+            # The head came in time; the body has a limit of its own. Under one total limit, a page
+            # over max_page_bytes that streams slowly timed out before reaching the cap, and was
+            # asked for again.
+            head_deadline.reschedule(None)
+            try:
+                async with asyncio.timeout(config.body_timeout_s):
+                    return await _read_capped(response, config)
+            except TimeoutError:
+                return _retryable(
+                    "fetch_failed", f"body not read within body_timeout_s={config.body_timeout_s}", status
+                )
         if status == 404:
             return _Try("not_found", "not_found", "HTTP 404", status)
         if status == 410:
@@ -394,6 +409,13 @@ async def _request(
             return _retryable("fetch_failed", f"HTTP {status}", status, wait)
         # Other answers (other 4xx, 1xx/2xx/3xx not handled above) will not change on a retry.
         return _Try("failed", "fetch_failed", f"HTTP {status} (not retried)", status)
+
+
+def client_timeouts(config: ScrapeConfig) -> httpx.Timeout:
+    """httpx's per-phase limits for fetch_pages' client: connect, write and pool within timeout_s;
+    one read within body_timeout_s, so a pause in a body is judged by the body's own limit (the
+    head's total is fetch_pages' timeout_s deadline)."""
+    return httpx.Timeout(config.timeout_s, read=config.body_timeout_s)
 
 
 async def _fetch_target(
@@ -415,8 +437,10 @@ async def _fetch_target(
         async with slots:
             try:
                 last = await _try_once(target.url, client=client, config=config, limiter=limiter, now=now)
-            except (TimeoutError, httpx.TimeoutException):
-                last = _retryable("fetch_failed", f"timeout after {config.timeout_s}s", None)
+            except TimeoutError:
+                last = _retryable("fetch_failed", f"no response head within timeout_s={config.timeout_s}", None)
+            except httpx.TimeoutException as err:
+                last = _retryable("fetch_failed", f"{type(err).__name__}: {err}", None)
             except httpx.RemoteProtocolError as err:
                 last = _retryable("fetch_failed", f"protocol error: {err}", None)
             except httpx.TransportError as err:

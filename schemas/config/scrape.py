@@ -70,7 +70,12 @@ class ScrapeConfig(ConfigSection):
     AutoThrottle, Heritrix; docs/defaults.md#scrape).
     """
     timeout_s: float = Field(default=30.0, gt=0.0)
-    """Seconds per request in total (connect, read and the whole body), so a stalled server cannot hold a slot for ever.
+    """Seconds from a request to its response head (connect and the server's answer), each redirect hop anew, so a
+    stalled server cannot hold a slot for ever (docs/defaults.md#scrape).
+    """
+    body_timeout_s: float = Field(default=120.0, gt=0.0)
+    """Seconds to read a page body once its head came, apart from timeout_s so that a large page on a slow link is not
+    cut and asked again. 120: max_page_bytes at ~1.1 Mbit/s (docs/defaults.md#scrape).
     """
     max_tries: int = Field(default=5, ge=1)
     """Tries per id, the first request included, before it ends as fetch_failed."""

@@ -13,6 +13,8 @@ A page id's first two letters choose its behaviour (ids stay 7 alphanumerics, li
     rp  302 to the same path at `other_origin` (another port of 127.0.0.1, say); 200 without one
     cl  Content-Length: 40 on the whole page (the server lies short; the connection then closes)
     em  200 with an empty body              nd  200 with an HTML page that has no __NEXT_DATA__
+    tb  200 at once, then the page in TRICKLE_SLICES slices TRICKLE_SECONDS apart (a slow link)
+    th  200 at once, then 1 MiB every TRICKLE_SECONDS without Content-Length, up to 60 MB
 
 Every request is recorded (path, time), so tests can count how often each page was fetched.
 """
@@ -30,6 +32,8 @@ from demo.chatgpt_html import as_captured, sharegpt_page_html
 HUGE_BYTES = 60 * 1024 * 1024
 SLOW_SECONDS = 2.0
 SHORT_CONTENT_LENGTH = 40
+TRICKLE_SECONDS = 0.15
+TRICKLE_SLICES = 4
 NO_NEXT_DATA_PAGE = b"<!DOCTYPE html><html><head><title>ShareGPT</title></head><body>Log in</body></html>"
 
 
@@ -123,6 +127,8 @@ class MisbehavingServer:
             return self._send_truncated(h)
         if kind in ("hg", "hs"):
             return self._send_huge(h, with_length=kind == "hg")
+        if kind == "th":
+            return self._send_huge(h, with_length=False, pause=TRICKLE_SECONDS)
         body = page_bytes(page_id, self.conversation_for(page_id))
         if kind == "bu":
             # inside the page data (__NEXT_DATA__ JSON), where ingest reads; bytes elsewhere are ignored
@@ -130,6 +136,8 @@ class MisbehavingServer:
             body = body[: start + 1] + b'"x\xff\xfe":1,' + body[start + 1 :]
         if kind == "cl":
             return self._send_short_length(h, body)
+        if kind == "tb":
+            return self._send_trickled(h, body)
         if self.ok_delay:
             time.sleep(self.ok_delay)
         self._send(h, 200, body, {"Content-Type": "text/html; charset=utf-8"})
@@ -163,16 +171,32 @@ class MisbehavingServer:
         h.close_connection = True
 
     @staticmethod
-    def _send_huge(h: BaseHTTPRequestHandler, *, with_length: bool) -> None:
+    def _send_trickled(h: BaseHTTPRequestHandler, body: bytes) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.flush()
+        step = -(-len(body) // TRICKLE_SLICES)
+        for start in range(0, len(body), step):
+            time.sleep(TRICKLE_SECONDS)
+            h.wfile.write(body[start : start + step])
+            h.wfile.flush()
+
+    @staticmethod
+    def _send_huge(h: BaseHTTPRequestHandler, *, with_length: bool, pause: float = 0.0) -> None:
         h.send_response(200)
         if with_length:
             h.send_header("Content-Length", str(HUGE_BYTES))
         h.send_header("Connection", "close")
         h.end_headers()
+        h.wfile.flush()
         chunk = b"<p>" + b"y" * (1024 * 1024 - 3)
         try:
             for _ in range(HUGE_BYTES // len(chunk)):
+                if pause:
+                    time.sleep(pause)
                 h.wfile.write(chunk)
+                h.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client stopped reading at its size cap, as it should
         h.close_connection = True

@@ -10,11 +10,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from curation.scrape.fetch import TargetList, fetch_pages, scrape_dropped, targets_from_urls, write_pages_by_day
+from curation.scrape.fetch import (
+    TargetList,
+    client_timeouts,
+    fetch_pages,
+    scrape_dropped,
+    targets_from_ids,
+    targets_from_urls,
+    write_pages_by_day,
+)
 from curation.scrape.store import RawPageStore
 from schemas.config import ScrapeConfig
 from schemas.scrape import FetchResult
-from tests.helpers.scrape_server import SHORT_CONTENT_LENGTH, MisbehavingServer
+from tests.helpers.scrape_server import SHORT_CONTENT_LENGTH, TRICKLE_SECONDS, TRICKLE_SLICES, MisbehavingServer
 
 
 @pytest.fixture
@@ -42,7 +50,7 @@ def _fetch(listed: TargetList, config: ScrapeConfig, tmp: Path) -> tuple[list[Fe
     store = RawPageStore(tmp / "store")
 
     async def run() -> list[FetchResult]:
-        async with httpx.AsyncClient(follow_redirects=False) as client:
+        async with httpx.AsyncClient(follow_redirects=False, timeout=client_timeouts(config)) as client:
             return await fetch_pages(listed.targets, client=client, config=config, store=store)
 
     results = asyncio.run(run())
@@ -124,3 +132,42 @@ def test_short_empty_and_data_less_bodies_are_not_fetched(
     assert f"{SHORT_CONTENT_LENGTH} bytes" in ended["cl"].detail
     # A truncated body is retried; an answer that came whole is not asked again in the same run.
     assert main.hits() == {"ok00001": 1, "cl00001": 1, "em00001": 1, "nd00001": 1, "tr00001": 2}
+
+
+def test_a_slow_body_is_not_cut_by_the_head_timeout(
+    tmp_path: Path, servers: tuple[MisbehavingServer, MisbehavingServer]
+) -> None:
+    """timeout_s bounds the wait for the response head; the body has body_timeout_s. A page that
+    takes longer than timeout_s to stream in used to time out on every try."""
+    main, _ = servers
+    config = _config(main).model_copy(update={"timeout_s": TRICKLE_SECONDS})
+    assert TRICKLE_SLICES * TRICKLE_SECONDS > 2 * config.timeout_s
+    listed = targets_from_ids(["tb00001"], config)
+    results, pages = _fetch(listed, config, tmp_path)
+    assert [(r.outcome, r.tries) for r in results] == [("fetched", 1)]
+    assert pages == ["tb00001.html"] and main.hits()["tb00001"] == 1
+
+
+def test_a_page_over_the_cap_is_fetched_once_however_slowly_it_streams(
+    tmp_path: Path, servers: tuple[MisbehavingServer, MisbehavingServer]
+) -> None:
+    """1 MiB every TRICKLE_SECONDS reaches a 4 MiB cap well after timeout_s: the cap ends it, not a
+    retryable timeout, so the page is never asked for again (max_tries=2 would show a second hit)."""
+    main, _ = servers
+    config = _config(main).model_copy(update={"timeout_s": TRICKLE_SECONDS, "max_page_bytes": 4 * 1024 * 1024})
+    listed = targets_from_ids(["th00001"], config)
+    results, pages = _fetch(listed, config, tmp_path)
+    assert [(r.outcome, r.reason, r.tries) for r in results] == [("failed", "page_too_large", 1)]
+    assert pages == [] and main.hits()["th00001"] == 1
+
+
+def test_a_body_slower_than_body_timeout_is_retried_and_named(
+    tmp_path: Path, servers: tuple[MisbehavingServer, MisbehavingServer]
+) -> None:
+    main, _ = servers
+    config = _config(main).model_copy(update={"body_timeout_s": TRICKLE_SECONDS})
+    listed = targets_from_ids(["tb00002"], config)
+    results, pages = _fetch(listed, config, tmp_path)
+    assert [(r.outcome, r.reason, r.tries) for r in results] == [("failed", "fetch_failed", 2)]
+    assert f"body not read within body_timeout_s={TRICKLE_SECONDS}" in results[0].detail
+    assert pages == [] and main.hits()["tb00002"] == 2
