@@ -4,6 +4,10 @@ Items from the real benchmark files are planted verbatim and lightly edited insi
 untouched real conversations (as a new round, as a paragraph of an existing user turn, or behind
 a request phrase); recall must be >= 0.99 for both, and the flag rate on the untouched
 conversations is measured and bounded.
+
+The index holds the planted items among a fixed sample of distractors from every benchmark, so
+that embedding it stays a small part of the suite; `python -m bench.contamination --plants N`
+runs the same planting against every item of the nine benchmarks and all 3003 conversations.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from curation.contamination.benchmarks import read_benchmark_items, read_benchmarks
+from curation.contamination.benchmarks import read_benchmarks
 from curation.contamination.check import BenchmarkIndex, ContaminationResult, build_benchmark_index, check_contamination
 from curation.text import normalize_text
 from schemas import Conversation
@@ -24,25 +28,34 @@ from schemas.contamination import BenchmarkItem
 from tests.helpers.planting import light_edit, plant, real_conversation
 
 SEED = 20261121
-UNTOUCHED = 400  # real conversations left as they are
+UNTOUCHED = 250  # real conversations left as they are
 PLANTS_PER_BENCHMARK = 14  # items planted verbatim, and as many lightly edited
-MMLU_SAMPLE = 600  # MMLU questions indexed (of 14,042), to keep the suite's embedding time down
+# Items indexed per benchmark, the planted ones among them (all of a smaller benchmark). The index
+# then holds ~1,200 of the 19,073 items: the suite's embedding time is spent on the check, not on
+# the index (the full index: bench/contamination.py).
+INDEXED_PER_BENCHMARK = 140
 
 
 @pytest.fixture(scope="module")
 def real_items(shared_data: Path) -> list[BenchmarkItem]:
+    """A fixed sample of every benchmark; the first PLANTS_PER_BENCHMARK of each are planted."""
     raw = shared_data / "benchmarks" / "raw"
     specs = [
         spec.model_copy(
             update={"path": str((shared_data / "benchmarks" if name == "arc_challenge" else raw) / spec.path)}
         )
         for name, spec in LOCAL_BENCHMARK_PRESETS.items()
-        if name != "mmlu"
     ]
-    mmlu = read_benchmark_items(
-        LOCAL_BENCHMARK_PRESETS["mmlu"].model_copy(update={"path": str(raw / "mmlu_test_csv.tar.gz")})
-    ).items
-    return read_benchmarks(specs, index_answers=False) + random.Random(SEED).sample(mmlu, MMLU_SAMPLE)
+    rng = random.Random(SEED)
+    by_benchmark: dict[str, list[BenchmarkItem]] = {}
+    for item in read_benchmarks(specs, index_answers=False):
+        by_benchmark.setdefault(item.benchmark, []).append(item)
+    assert len(by_benchmark) == len(LOCAL_BENCHMARK_PRESETS)
+    return [
+        item
+        for name in sorted(by_benchmark)
+        for item in rng.sample(by_benchmark[name], min(INDEXED_PER_BENCHMARK, len(by_benchmark[name])))
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +78,7 @@ def planted_run(
     plants: dict[str, tuple[str, BenchmarkItem, int]] = {}  # id -> (kind, item, turn)
     planted: list[Conversation] = []
     for name in sorted(by_benchmark):
-        for k, item in enumerate(rng.sample(by_benchmark[name], PLANTS_PER_BENCHMARK)):
+        for k, item in enumerate(by_benchmark[name][:PLANTS_PER_BENCHMARK]):
             for kind in ("exact", "edited"):
                 text = item.text if kind == "exact" else light_edit(item.text, rng)
                 mode = (
@@ -135,8 +148,9 @@ def test_flag_rate_on_untouched_real_conversations_is_low_and_stated(planted_run
     print(f"untouched: {len(conversations)}/{len(untouched)} conversations flagged ({rate:.3%}), {dict(by_category)}")
     for f in flagged:
         print(f"  {f.conversation_id}/{f.turn_index} {f.matched_item_id} {f.matched_score:.3f}: {f.turn_text!r:.100}")
-    # Measured: 2 of 400 (0.5%), both "Explain quantum computing in simple terms" against AlpacaEval's
-    # "Can you explain the basics of quantum computing?", a rephrasing Platypus would remove too.
+    # Measured against every item (bench/contamination.py): 2 of 400 (0.5%), both "Explain quantum
+    # computing in simple terms" against AlpacaEval's "Can you explain the basics of quantum
+    # computing?", a rephrasing Platypus would remove too.
     assert rate <= 0.01
 
 
