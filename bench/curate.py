@@ -1,13 +1,19 @@
 """Benchmark ingest → clean on the real ShareGPT sample scaled up by re-identified copies.
 
 Prints conversations/second per stage and the peak memory (RSS) of the measuring process, and
-one line for the README. Usage: python -m bench.curate [--scale 30] [--html] [--shared ../shared]
+one line for the README. Usage: python -m bench.curate [--scale 30] [--html] [--huge-turns N] [--shared ../shared]
+
+--huge-turns N adds N conversations whose answer is ~7 MB of ChatGPT HTML (under the 8 MiB record
+limit), the four shapes in turn: 1.4M line breaks and 140K paragraphs (html_too_large drops),
+a highlighted code block and one long line (converted). Their peak RSS is the figure to watch:
+one such turn took a run to 3.1 GB before the element bound (docs/defaults.md#markdown).
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import itertools
 import json
 import resource
 import subprocess
@@ -26,17 +32,46 @@ from schemas.config import CurationConfig
 REPO = Path(__file__).resolve().parents[1]
 
 
-def write_scaled_dump(sample: list[dict], scale: int, html: bool, dest: Path) -> int:
-    """Write `scale` re-identified copies of the sample as one JSON array; returns bytes written."""
+HUGE_TURN_CHARS = 7_000_000
+_ANSWER = '<div class="markdown prose w-full break-words dark:prose-invert light">{}</div>'
+_CODE_LINE = '<span class="hljs-keyword">def</span> <span class="hljs-title">f</span>(a_b): return a_b * 2\n'
+
+
+def huge_answer(shape: int) -> str:
+    """~HUGE_TURN_CHARS of ChatGPT answer HTML in one of four shapes (0-3)."""
+    n = HUGE_TURN_CHARS
+    return _ANSWER.format(
+        (
+            "<p>" + "a<br>" * (n // 5) + "</p>",
+            "<p>A paragraph with <strong>bold</strong> text.</p>" * (n // 50),
+            '<pre><code class="hljs language-python">' + _CODE_LINE * (n // len(_CODE_LINE)) + "</code></pre>",
+            "<p>" + "word " * (n // 5) + "</p>",
+        )[shape % 4]
+    )
+
+
+def write_scaled_dump(sample: list[dict], scale: int, html: bool, dest: Path, huge_turns: int = 0) -> int:
+    """Write `scale` re-identified copies of the sample, then `huge_turns` conversations with a huge
+    answer each, as one JSON array; returns bytes written."""
     if html:
         sample = [{**c, "conversations": as_captured(c["conversations"])} for c in sample]
+    huge = (
+        {
+            "id": f"huge-{k}",
+            "conversations": [
+                {"from": "human", "value": "A long answer, please."},
+                {"from": "gpt", "value": huge_answer(k)},
+            ],
+        }
+        for k in range(huge_turns)
+    )
+    copies = ({**c, "id": f"{c['id']}-x{copy}"} for copy in range(scale) for c in sample)
     with open(dest, "w", encoding="utf-8") as f:
         f.write("[")
         first = True
-        for copy in range(scale):
-            for c in sample:
-                f.write(("" if first else ",\n") + json.dumps({**c, "id": f"{c['id']}-x{copy}"}, ensure_ascii=False))
-                first = False
+        for record in itertools.chain(copies, huge):
+            f.write(("" if first else ",\n") + json.dumps(record, ensure_ascii=False))
+            first = False
         f.write("]")
     return dest.stat().st_size
 
@@ -77,10 +112,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=int, default=30)
     ap.add_argument("--html", action="store_true", help="render assistant turns as ChatGPT HTML first")
+    ap.add_argument("--huge-turns", type=int, default=0, help="add N conversations with a ~7 MB answer")
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
     ap.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # internal: the measuring child
     args = ap.parse_args()
-    label = "HTML" if args.html else "markdown"
+    label = ("HTML" if args.html else "markdown") + (
+        f", plus {args.huge_turns} of ~{HUGE_TURN_CHARS / 1e6:.0f} MB" if args.huge_turns else ""
+    )
     if args.measure:
         measure(args.measure, label)
         return
@@ -89,10 +127,11 @@ def main() -> None:
         sample = json.load(f)
     with tempfile.TemporaryDirectory() as tmp:
         dump = Path(tmp) / "dump.json"
-        write_scaled_dump(sample, args.scale, args.html, dump)
+        write_scaled_dump(sample, args.scale, args.html, dump, args.huge_turns)
         del sample
         # A fresh process, so its peak RSS is the pipeline's, not the dump writer's.
-        cmd = [sys.executable, "-m", "bench.curate", "--measure", str(dump)] + (["--html"] if args.html else [])
+        cmd = [sys.executable, "-m", "bench.curate", "--measure", str(dump), "--huge-turns", str(args.huge_turns)]
+        cmd += ["--html"] if args.html else []
         subprocess.run(cmd, check=True, cwd=REPO)
 
 

@@ -9,7 +9,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import HEAVIEST_FIRST, REPO_ROOT, scheduling_rank
 
 
 def _addopts() -> list[str]:
@@ -21,6 +21,16 @@ def test_the_suite_sets_a_per_test_limit_and_prints_the_slowest_tests() -> None:
     options = dict(o.split("=", 1) for o in _addopts() if "=" in o)
     assert 60 <= int(options["--timeout"]) <= 900
     assert options["--durations"] == "15"
+    assert "--no-loadscope-reorder" in _addopts()
+
+
+def test_the_heaviest_files_are_scheduled_first() -> None:
+    assert len(set(HEAVIEST_FIRST)) == len(HEAVIEST_FIRST)
+    missing = [path for path in HEAVIEST_FIRST if not (REPO_ROOT / path).is_file()]
+    assert not missing, f"HEAVIEST_FIRST names files that are gone: {missing}"
+    files = ["tests/test_layering.py", *reversed(HEAVIEST_FIRST), "tests/curation/test_stage.py"]
+    ordered = sorted(files, key=scheduling_rank)
+    assert ordered == [*HEAVIEST_FIRST, "tests/test_layering.py", "tests/curation/test_stage.py"]
 
 
 def test_a_hanging_test_fails_with_its_traceback(tmp_path: Path) -> None:

@@ -325,15 +325,16 @@ def test_run_killed_mid_way_resumes_to_the_same_outputs(
     """SIGKILL to the whole process group of a running `chatsift curate`, then `--resume`."""
     from prefect.settings import PREFECT_API_URL
 
-    write_pages(tmp_path / "pages", sharegpt_sample[:200])
+    # ~14 parts a stage (batch_size 50), so the kill lands between finished and unfinished parts.
+    write_pages(tmp_path / "pages", sharegpt_sample[:100])
     dump = tmp_path / "dump.json.gz"
     with gzip.open(dump, "wt", encoding="utf-8") as f:
-        json.dump(sharegpt_sample[:1200], f)
+        json.dump(sharegpt_sample[:600], f)
     inputs = [dump, tmp_path / "pages"]
-    reference = curate_flow(inputs=inputs, out_dir=tmp_path / "reference", config=_config(cache=False, batch_size=100))
+    reference = curate_flow(inputs=inputs, out_dir=tmp_path / "reference", config=_config(cache=False, batch_size=50))
 
     config_file = tmp_path / "config.json"
-    config_file.write_text(_config(cache=True, batch_size=100).model_dump_json())
+    config_file.write_text(_config(cache=True, batch_size=50).model_dump_json())
     out = tmp_path / "out"
     command = [sys.executable, "-m", "flows.cli", "curate", *map(str, inputs), "--out", str(out)]
     command += ["--config", str(config_file), "--run-id", "killed"]
