@@ -37,8 +37,12 @@ TokenCounter = Callable[[Sequence[str]], list[int]]
 _DETAIL_ROUNDS = 8
 
 
+# What piece_id appends to its conversation's id (a regular expression, anchored at the end).
+PIECE_ID_SUFFIX = r"--p\d+$"
+
+
 def piece_id(conversation_id: str, index: int) -> str:
-    """The id of piece `index` of a split conversation."""
+    """The id of piece `index` of a split conversation (it ends in PIECE_ID_SUFFIX)."""
     return f"{conversation_id}--p{index}"
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import polars as pl
 
 from curation.runs.stage_reports import ledger_balance_errors
+from curation.shards.split import PIECE_ID_SUFFIX
 from schemas import DROP_REASONS, RunReport
 
 
@@ -29,5 +30,6 @@ def assert_nothing_lost(report: RunReport) -> None:
     assert ledger["stage"].null_count() == 0
     # every conversation-scope drop is a record that is not in the output, but for a split piece
     # ("<id>--pN"), which leaves alone while the record's other pieces go on
-    whole = ledger.filter((pl.col("scope") == "conversation") & ~pl.col("conversation_id").str.contains(r"--p\d+$"))
+    is_piece = pl.col("conversation_id").str.contains(PIECE_ID_SUFFIX)
+    whole = ledger.filter((pl.col("scope") == "conversation") & ~is_piece)
     assert not set(zip(whole["input_file"], whole["record_index"], strict=True)) & kept

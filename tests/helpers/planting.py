@@ -36,6 +36,16 @@ def real_conversation(raw: dict[str, Any], index: int) -> Conversation | None:
     )
 
 
+def untouched_and_hosts(
+    sample: list[dict[str, Any]], rng: random.Random, untouched: int
+) -> tuple[list[Conversation], list[Conversation]]:
+    """The real sample's conversations in the order `rng` shuffles them: the first `untouched` are
+    left as they are, the others are hosts to plant items into."""
+    convs = [c for i, raw in enumerate(sample) if (c := real_conversation(raw, i)) is not None]
+    rng.shuffle(convs)
+    return convs[:untouched], convs[untouched:]
+
+
 def light_edit(text: str, rng: random.Random) -> str:
     """A light edit of the kind a user makes when retyping a question: case, spacing, one typo,
     a dropped trailing question mark, a 'please'."""

@@ -25,7 +25,7 @@ from curation.text import normalize_text
 from schemas import Conversation
 from schemas.config import LOCAL_BENCHMARK_PRESETS, ContaminationConfig
 from schemas.contamination import BenchmarkItem
-from tests.helpers.planting import light_edit, plant, real_conversation
+from tests.helpers.planting import light_edit, plant, untouched_and_hosts
 
 SEED = 20261121
 UNTOUCHED = 200  # real conversations left as they are
@@ -69,9 +69,7 @@ def planted_run(
     sharegpt_sample: list[dict[str, Any]], real_items: list[BenchmarkItem], real_index: BenchmarkIndex, embed_units: Any
 ) -> dict[str, Any]:
     rng = random.Random(SEED)
-    convs = [c for i, raw in enumerate(sharegpt_sample) if (c := real_conversation(raw, i)) is not None]
-    rng.shuffle(convs)
-    untouched, hosts = convs[:UNTOUCHED], convs[UNTOUCHED:]
+    untouched, hosts = untouched_and_hosts(sharegpt_sample, rng, UNTOUCHED)
     by_benchmark: dict[str, list[BenchmarkItem]] = {}
     for item in real_items:
         by_benchmark.setdefault(item.benchmark, []).append(item)

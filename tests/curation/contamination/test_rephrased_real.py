@@ -27,7 +27,7 @@ from curation.contamination.check import (
 from schemas import Conversation
 from schemas.config import LOCAL_BENCHMARK_PRESETS, ContaminationConfig
 from schemas.contamination import BenchmarkItem
-from tests.helpers.planting import Rephrasing, held_out, plant, read_rephrasings, real_conversation
+from tests.helpers.planting import Rephrasing, held_out, plant, read_rephrasings, untouched_and_hosts
 
 SEED = 20261203
 UNTOUCHED = 150  # real conversations left as they are, for the FPR
@@ -80,9 +80,7 @@ def run(
     sharegpt_sample: list[dict[str, Any]], held_out_slice: list[Rephrasing], index: BenchmarkIndex, embed_units: Any
 ) -> dict[str, Any]:
     rng = random.Random(SEED)
-    convs = [c for i, raw in enumerate(sharegpt_sample) if (c := real_conversation(raw, i)) is not None]
-    rng.shuffle(convs)
-    untouched, hosts = convs[:UNTOUCHED], convs[UNTOUCHED:]
+    untouched, hosts = untouched_and_hosts(sharegpt_sample, rng, UNTOUCHED)
     plants: dict[str, tuple[Rephrasing, int]] = {}
     planted: list[Conversation] = []
     for k, r in enumerate(held_out_slice):
