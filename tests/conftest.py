@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import json
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +17,28 @@ import pytest
 
 # The shared checks in tests/helpers report their failing asserts as test modules' do.
 pytest.register_assert_rewrite("tests.helpers")
+
+
+def share_of_the_cores(cores: int, workers: int) -> int:
+    """Threads each of `workers` pytest-xdist workers may use, so that together they fill the cores."""
+    return max(1, cores // max(workers, 1))
+
+
+# Libraries with thread pools of their own (torch and FAISS through OpenMP, polars, the tokenizers'
+# rayon) size them to every core in each worker, and the subprocesses a test starts inherit that.
+# Oversubscribed, they spin: the suite used ~10% more CPU time, and two workers of 2 threads each
+# on 2 cores embedded with MiniLM 25% slower than 2 of 1 thread (README, the test command). Set
+# before any test imports them; a value the caller set is kept.
+THREAD_POOL_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "POLARS_MAX_THREADS",
+    "RAYON_NUM_THREADS",
+)
+if (_workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))) > 1:
+    for _name in THREAD_POOL_VARIABLES:
+        os.environ.setdefault(_name, str(share_of_the_cores(len(os.sched_getaffinity(0)), _workers)))
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # ../shared beside the checkout (CI puts it there); CHATSIFT_SHARED overrides for other layouts.
@@ -29,9 +56,10 @@ HEAVIEST_FIRST = (
     "tests/curation/contamination/test_check_real.py",  # ~220 s
     "tests/flows/test_resume.py",  # ~190 s
     "tests/flows/test_serve.py",  # ~140 s
-    "tests/curation/contamination/test_rephrased_real.py",  # ~130 s
     "tests/flows/test_cli.py",  # ~90 s
     "tests/flows/test_runners.py",  # ~85 s
+    # ~40 s once test_check_real has embedded the conversations both check (the shared cache)
+    "tests/curation/contamination/test_rephrased_real.py",
     "tests/curation/clean/test_markdown_roundtrip.py",  # ~55 s
     "tests/flows/test_curate.py",  # ~50 s
     "tests/curation/shards/test_split.py",  # ~55 s
@@ -77,26 +105,88 @@ def shared_data() -> Path:
     return _require(SHARED_DATA)
 
 
+def run_temp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The temporary folder of this whole test run, shared by its xdist workers (each worker's own
+    basetemp is a folder inside it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+# Applies every Prefect migration to the SQLite file named by PREFECT_SERVER_DATABASE_CONNECTION_URL.
+_MIGRATE = (
+    "import asyncio; from prefect.server.database import provide_database_interface as db; "
+    "asyncio.run(db().create_db())"
+)
+
+
 @pytest.fixture(scope="session")
-def prefect_server() -> Any:
+def migrated_prefect_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Prefect SQLite database with every migration applied, built once per test run.
+
+    A fresh database takes ~16 s of migrations on this machine, an up-to-date one ~1 s
+    (docs/defaults.md#prefect); each test server starts on a copy of this one."""
+    root = run_temp_root(tmp_path_factory)
+    db = root / "prefect-migrated.db"
+    with open(root / "prefect-migrated.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one worker builds it, the other waits for it
+        if not db.exists():
+            building = root / "prefect-migrating.db"
+            building.unlink(missing_ok=True)
+            env = {**os.environ, "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{building}"}
+            subprocess.run([sys.executable, "-c", _MIGRATE], env=env, check=True, timeout=300, capture_output=True)
+            os.replace(building, db)
+    return db
+
+
+SERVICES_OFF_IN_THE_SESSION_SERVER = ("EVENT_PERSISTER", "TASK_RUN_RECORDER", "TRIGGERS", "EVENT_LOGGER")
+
+
+def environ_with_every_server_service() -> dict[str, str]:
+    """This process's environment without the session server's services turned off, for a server or
+    command that must run as a user's does."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_SERVER_SERVICES_")}
+
+
+@pytest.fixture(scope="session")
+def prefect_server(migrated_prefect_db: Path) -> Any:
     """One real temporary Prefect server (SQLite) for the whole session; flows report to it."""
+    import prefect.testing.utilities as harness
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
+
+    def folder_with_migrated_db() -> str:
+        # The harness puts its database in a new temporary folder as prefect-test.db; starting from
+        # a migrated copy skips the migrations. Were the name to change, it would migrate as before.
+        folder = tempfile.mkdtemp()
+        shutil.copyfile(migrated_prefect_db, Path(folder) / "prefect-test.db")
+        return folder
 
     # The harness takes ~10 s to start (docs/defaults.md#prefect): start it once.
-    with prefect_test_harness(server_startup_timeout=90), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        yield
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(harness, "mkdtemp", folder_with_migrated_db)
+        # Nothing these tests check reads the events or task runs the server would record from
+        # every state change, and recording them made a curate run ~30% slower on 2 cores (the
+        # server shares them). test_serve's server, the deployments' own, runs every service.
+        for service in SERVICES_OFF_IN_THE_SESSION_SERVER:
+            patch.setenv(f"PREFECT_SERVER_SERVICES_{service}_ENABLED", "false")
+        with (
+            harness.prefect_test_harness(server_startup_timeout=90),
+            temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+        ):
+            yield
 
 
 @pytest.fixture(scope="session")
 def embed_units(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The real all-MiniLM-L6-v2 (bundled, offline) behind one embedding cache for the session,
-    so each distinct text is embedded once however many tests use it."""
+    so each distinct text is embedded once however many tests use it. The xdist workers share the
+    cache (its parts are written atomically under unique names): the two real contamination files
+    check the same real conversations, and the second reads the first's vectors."""
     from curation.contamination.embedding_cache import cached_embeddings
     from flows.resources import embed_normalized, embedder_for, embedding_dim
 
     model = embedder_for("all-MiniLM-L6-v2", "cpu")
     embed = embed_normalized(model, 64)
-    folder = tmp_path_factory.mktemp("embedding-cache")
+    folder = run_temp_root(tmp_path_factory) / "embedding-cache"
+    folder.mkdir(exist_ok=True)
     dim = embedding_dim(model)
     return lambda texts: cached_embeddings(texts, embed=embed, folder=folder, dim=dim)

@@ -3,13 +3,16 @@ and the slowest tests are printed at the end of every run."""
 
 from __future__ import annotations
 
+import os
 import shlex
+import sqlite3
 import subprocess
 import sys
 import tomllib
+from contextlib import closing
 from pathlib import Path
 
-from tests.conftest import HEAVIEST_FIRST, REPO_ROOT, scheduling_rank
+from tests.conftest import HEAVIEST_FIRST, REPO_ROOT, THREAD_POOL_VARIABLES, scheduling_rank, share_of_the_cores
 
 
 def _addopts() -> list[str]:
@@ -44,3 +47,37 @@ def test_a_hanging_test_fails_with_its_traceback(tmp_path: Path) -> None:
     )
     assert run.returncode == 1, run.stdout
     assert "Timeout" in run.stdout and "time.sleep(120)" in run.stdout
+
+
+def test_each_worker_sizes_its_thread_pools_to_its_share_of_the_cores() -> None:
+    shares = [share_of_the_cores(2, 2), share_of_the_cores(16, 2), share_of_the_cores(1, 4), share_of_the_cores(4, 1)]
+    assert shares == [1, 8, 1, 4]
+    env = {k: v for k, v in os.environ.items() if k not in (*THREAD_POOL_VARIABLES, "PYTEST_XDIST_WORKER_COUNT")}
+    probe = "import os, tests.conftest, torch; print(torch.get_num_threads(), os.environ.get('POLARS_MAX_THREADS'))"
+
+    def probe_with(**variables: str) -> list[str]:
+        run = subprocess.run(
+            [sys.executable, "-c", probe],
+            cwd=REPO_ROOT,
+            env={**env, **variables},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 0, run.stderr
+        return run.stdout.split()
+
+    cores = len(os.sched_getaffinity(0))
+    # as many workers as cores: one thread each, torch included
+    assert probe_with(PYTEST_XDIST_WORKER_COUNT=str(cores)) == ["1", "1"]
+    # not under xdist: the libraries keep their own defaults
+    assert probe_with()[1] == "None"
+    # a value the caller set is kept
+    assert probe_with(PYTEST_XDIST_WORKER_COUNT=str(cores), POLARS_MAX_THREADS="3") == ["1", "3"]
+
+
+def test_the_test_servers_start_on_a_migrated_database(migrated_prefect_db: Path) -> None:
+    with closing(sqlite3.connect(migrated_prefect_db)) as db:
+        [(version,)] = db.execute("SELECT version_num FROM alembic_version").fetchall()
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert version and {"flow_run", "task_run", "artifact", "deployment"} <= tables

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from schemas import RunReport
 from schemas.config import CurationConfig
 from schemas.config.file import load_config
 from schemas.errors import ConfigError
+from tests.conftest import environ_with_every_server_service
 
 
 def test_config_prints_every_default(capsys: pytest.CaptureFixture[str]) -> None:
@@ -161,7 +161,7 @@ def test_a_run_started_in_one_directory_resumes_from_another(
 @pytest.mark.slow
 def test_demo_command_runs_the_pipeline_on_embedded_prefect(tmp_path: Path) -> None:
     env = {
-        **os.environ,
+        **environ_with_every_server_service(),
         "PREFECT_HOME": str(tmp_path / "prefect-home"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",

@@ -5,8 +5,8 @@ the API, its outputs and artifacts read back, and both processes stopped."""
 from __future__ import annotations
 
 import json
-import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,7 +21,7 @@ import pytest
 from demo.inputs import DEMO_CONFIG, write_demo_inputs
 from schemas import RunReport
 from schemas.shards import read_manifest
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, environ_with_every_server_service
 from tests.helpers.tiny_training import save_tiny_llama
 
 
@@ -54,14 +54,19 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[dict[str, str]]:
+def server(tmp_path: Path, migrated_prefect_db: Path) -> Iterator[dict[str, str]]:
     port = _free_port()
+    # PREFECT_HOME's default database, already migrated (tests/conftest.py)
+    (tmp_path / "prefect-home").mkdir()
+    shutil.copyfile(migrated_prefect_db, tmp_path / "prefect-home" / "prefect.db")
     env = {
-        **os.environ,
+        **environ_with_every_server_service(),
         "PREFECT_HOME": str(tmp_path / "prefect-home"),
         "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
+        # serve looks for runs to start every 10 s by default; the test's runs start within a second
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
     }
     log = open(tmp_path / "server.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -135,7 +140,7 @@ def test_recuration_deployment_runs_through_the_api(tmp_path: Path, server: dict
             # typed parameters: the UI builds a form from this schema
             properties = nightly.parameter_openapi_schema["properties"]
             assert {"inputs", "out_dir", "config"} <= set(properties)
-            flow_run = run_deployment("curate/recurate-nightly", timeout=600)
+            flow_run = run_deployment("curate/recurate-nightly", timeout=600, poll_interval=1)
             assert flow_run.state is not None and flow_run.state.is_completed(), flow_run.state
             artifacts = client.read_artifacts(
                 artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id]))
@@ -149,11 +154,13 @@ def test_recuration_deployment_runs_through_the_api(tmp_path: Path, server: dict
             assert manifest and manifest[1].endswith("/shards/manifest.json") and Path(manifest[1]).is_file()
             assert report_html and Path(report_html[1]).name == "report.html" and Path(report_html[1]).is_file()
             # bad input fails the run at once, with the fix in the state message the UI shows
-            bad = run_deployment("curate/curate", parameters={"inputs": [str(tmp_path / "missing")]}, timeout=300)
+            bad = run_deployment(
+                "curate/curate", parameters={"inputs": [str(tmp_path / "missing")]}, timeout=300, poll_interval=1
+            )
             assert bad.state is not None and bad.state.is_failed()
             assert "input(s) not found" in str(bad.state.message)
             # the second scheduled re-curation over unchanged inputs reuses every part
-            second = run_deployment("curate/recurate-nightly", timeout=600)
+            second = run_deployment("curate/recurate-nightly", timeout=600, poll_interval=1)
             assert second.state is not None and second.state.is_completed(), second.state
             # fine-tuning on the first run's shards, picked up from the pool by a process worker
             shards = Path(manifest[1]).parent

@@ -36,14 +36,26 @@ def real_conversation(raw: dict[str, Any], index: int) -> Conversation | None:
     )
 
 
-def untouched_and_hosts(
-    sample: list[dict[str, Any]], rng: random.Random, untouched: int
-) -> tuple[list[Conversation], list[Conversation]]:
-    """The real sample's conversations in the order `rng` shuffles them: the first `untouched` are
-    left as they are, the others are hosts to plant items into."""
+# One shuffle of the real sample for every test that plants into it: the tests check the same
+# conversations, so the suite's shared embedding cache (tests/conftest.py) embeds them once.
+REAL_SHUFFLE_SEED = 20261121
+
+
+def untouched_and_hosts(sample: list[dict[str, Any]], untouched: int) -> tuple[list[Conversation], list[Conversation]]:
+    """The real sample's conversations in one fixed shuffled order: the first `untouched` are left as
+    they are, the others are hosts to plant items into (taken from the end)."""
     convs = [c for i, raw in enumerate(sample) if (c := real_conversation(raw, i)) is not None]
-    rng.shuffle(convs)
+    random.Random(REAL_SHUFFLE_SEED).shuffle(convs)
     return convs[:untouched], convs[untouched:]
+
+
+def opening_round(conv: Conversation) -> Conversation:
+    """`conv` up to the answer to its first user turn: every plant mode puts its item there or just
+    after it, and the later turns are only more text to embed (their false positives are what the
+    untouched conversations measure)."""
+    first_user = next(i for i, t in enumerate(conv.turns) if t.role == "user")
+    end = next((i for i in range(first_user + 1, len(conv.turns)) if conv.turns[i].role == "assistant"), first_user)
+    return conv.model_copy(update={"turns": conv.turns[: end + 1]})
 
 
 def light_edit(text: str, rng: random.Random) -> str:

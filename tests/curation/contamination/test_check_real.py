@@ -1,9 +1,9 @@
 """The contamination check on real data: benchmark items planted in real ShareGPT conversations.
 
-Items from the real benchmark files are planted verbatim and lightly edited inside otherwise
-untouched real conversations (as a new round, as a paragraph of an existing user turn, or behind
-a request phrase); recall must be >= 0.99 for both, and the flag rate on the untouched
-conversations is measured and bounded.
+Items from the real benchmark files are planted verbatim and lightly edited into the opening round
+of otherwise untouched real conversations (as a new round after it, as a paragraph of its user
+turn, or behind a request phrase); recall must be >= 0.99 for both, and the flag rate on untouched
+whole conversations is measured and bounded.
 
 The index holds the planted items among a fixed sample of distractors from every benchmark, so
 that embedding it stays a small part of the suite; `python -m bench.contamination --plants N`
@@ -25,10 +25,10 @@ from curation.text import normalize_text
 from schemas import Conversation
 from schemas.config import LOCAL_BENCHMARK_PRESETS, ContaminationConfig
 from schemas.contamination import BenchmarkItem
-from tests.helpers.planting import light_edit, plant, untouched_and_hosts
+from tests.helpers.planting import light_edit, opening_round, plant, untouched_and_hosts
 
 SEED = 20261121
-UNTOUCHED = 200  # real conversations left as they are
+UNTOUCHED = 150  # real conversations left as they are: those test_rephrased_real checks (the shared cache)
 PLANTS_PER_BENCHMARK = 14  # items planted verbatim, and as many lightly edited
 # Items indexed per benchmark, the planted ones among them (all of a smaller benchmark). The index
 # then holds ~900 of the 19,073 items: the suite's embedding time is spent on the check, not on
@@ -69,7 +69,7 @@ def planted_run(
     sharegpt_sample: list[dict[str, Any]], real_items: list[BenchmarkItem], real_index: BenchmarkIndex, embed_units: Any
 ) -> dict[str, Any]:
     rng = random.Random(SEED)
-    untouched, hosts = untouched_and_hosts(sharegpt_sample, rng, UNTOUCHED)
+    untouched, hosts = untouched_and_hosts(sharegpt_sample, UNTOUCHED)
     by_benchmark: dict[str, list[BenchmarkItem]] = {}
     for item in real_items:
         by_benchmark.setdefault(item.benchmark, []).append(item)
@@ -85,7 +85,7 @@ def planted_run(
                     else ("new_round", "paragraph")[k % 2]
                 )
                 pid = f"plant-{kind}-{name}-{k}"
-                conv, at = plant(hosts.pop(), text, mode, pid)
+                conv, at = plant(opening_round(hosts.pop()), text, mode, pid)
                 plants[pid] = (kind, item, at)
                 planted.append(conv)
     result = check_contamination(
@@ -120,7 +120,9 @@ def test_planted_items_are_found_with_recall_at_least_099(planted_run: dict[str,
     total = Counter(kind for kind, _, _ in planted_run["plants"].values())
     for kind in ("exact", "edited"):
         recall = found[kind] / total[kind]
-        print(f"{kind}: recall {found[kind]}/{total[kind]} = {recall:.3f}, right item {right_item[kind]}")
+        print(
+            f"{kind}: recall {found[kind]}/{total[kind]} = {recall:.3f}, right item {right_item[kind]}, missed {missed}"
+        )
         assert recall >= 0.99, (kind, missed)
         assert right_item[kind] >= 0.97 * total[kind]
     # the default action drops each planted conversation; its ledger row names the first contaminated

@@ -27,7 +27,7 @@ from curation.contamination.check import (
 from schemas import Conversation
 from schemas.config import LOCAL_BENCHMARK_PRESETS, ContaminationConfig
 from schemas.contamination import BenchmarkItem
-from tests.helpers.planting import Rephrasing, held_out, plant, read_rephrasings, untouched_and_hosts
+from tests.helpers.planting import Rephrasing, held_out, opening_round, plant, read_rephrasings, untouched_and_hosts
 
 SEED = 20261203
 UNTOUCHED = 150  # real conversations left as they are, for the FPR
@@ -79,13 +79,12 @@ def index(index_items: list[BenchmarkItem], embed_units: Any) -> BenchmarkIndex:
 def run(
     sharegpt_sample: list[dict[str, Any]], held_out_slice: list[Rephrasing], index: BenchmarkIndex, embed_units: Any
 ) -> dict[str, Any]:
-    rng = random.Random(SEED)
-    untouched, hosts = untouched_and_hosts(sharegpt_sample, rng, UNTOUCHED)
+    untouched, hosts = untouched_and_hosts(sharegpt_sample, UNTOUCHED)
     plants: dict[str, tuple[Rephrasing, int]] = {}
     planted: list[Conversation] = []
     for k, r in enumerate(held_out_slice):
         pid = f"rephrased-{r.benchmark}-{k}"
-        conv, at = plant(hosts.pop(), r.rephrased, ("new_round", "paragraph", "request")[k % 3], pid)
+        conv, at = plant(opening_round(hosts.pop()), r.rephrased, ("new_round", "paragraph", "request")[k % 3], pid)
         plants[pid] = (r, at)
         planted.append(conv)
     result = check_contamination(
