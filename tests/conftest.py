@@ -53,18 +53,18 @@ SHAREGPT_SAMPLE = SHARED_DATA / "sharegpt" / "sharegpt_v3_unfiltered_cleaned_spl
 # file that starts last would otherwise run alone at the end (xdist's default order is by number
 # of tests per file, which sends these few-test files last).
 HEAVIEST_FIRST = (
-    "tests/curation/contamination/test_check_real.py",  # ~220 s
-    "tests/flows/test_resume.py",  # ~190 s
-    "tests/flows/test_serve.py",  # ~140 s
-    "tests/flows/test_cli.py",  # ~90 s
-    "tests/flows/test_runners.py",  # ~85 s
-    # ~40 s once test_check_real has embedded the conversations both check (the shared cache)
+    "tests/curation/contamination/test_check_real.py",  # ~140 s
+    "tests/flows/test_resume.py",  # ~145 s
+    "tests/flows/test_serve.py",  # ~120 s
+    "tests/flows/test_cli.py",  # ~60 s
+    "tests/flows/test_runners.py",  # ~75 s
+    # ~60 s once test_check_real has embedded the conversations both check (the shared cache)
     "tests/curation/contamination/test_rephrased_real.py",
-    "tests/curation/clean/test_markdown_roundtrip.py",  # ~55 s
+    "tests/curation/clean/test_markdown_roundtrip.py",  # ~60 s
     "tests/flows/test_curate.py",  # ~50 s
-    "tests/curation/shards/test_split.py",  # ~55 s
-    "tests/curation/dedupe/test_minhash.py",  # ~35 s
-    "tests/curation/runs/test_diff.py",  # ~30 s
+    "tests/curation/shards/test_split.py",  # ~45 s
+    "tests/curation/dedupe/test_minhash.py",  # ~25 s
+    "tests/curation/runs/test_diff.py",  # ~20 s
     "tests/flows/test_finetune.py",  # ~30 s
 )
 
