@@ -164,8 +164,9 @@ def prefect_server(migrated_prefect_db: Path) -> Any:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(harness, "mkdtemp", folder_with_migrated_db)
         # Nothing these tests check reads the events or task runs the server would record from
-        # every state change, and recording them made a curate run ~30% slower on 2 cores (the
-        # server shares them). test_serve's server, the deployments' own, runs every service.
+        # every state change, and recording them made a curate run ~30% slower: the server shares
+        # the 2 cores with the flows (docs/defaults.md#prefect). test_serve's server and the demo's
+        # embedded one run every service (environ_with_every_server_service).
         for service in SERVICES_OFF_IN_THE_SESSION_SERVER:
             patch.setenv(f"PREFECT_SERVER_SERVICES_{service}_ENABLED", "false")
         with (
