@@ -6,16 +6,16 @@ What is compared, in one process:
   `chatsift curate` starts, under the same settings (flows.cli.local `local_prefect()`: heartbeat
   off, analytics off), with `run.cache=False` so every part is computed, and `run.max_workers=1` so
   tasks run one at a time, like the baseline. The default thread runner (`max_workers=None`: all of
-  a subflow's tasks at once) is timed too, for information; it is not the like-for-like comparison.
+  a stage's tasks at once) is timed too, for information; it is not the like-for-like comparison.
 - Baseline: the very same flow functions with no Prefect at all, on flows/execution.py's plain
-  runner: inside `plain_execution()`, `curate_flow.fn(...)` runs curate's body, each subflow's body
-  (`run_subflow` calls the flow's `.fn`) and each task's undecorated function (`run_parts` and
+  runner: inside `plain_execution()`, `curate_flow.fn(...)` runs curate's body with its stages
+  (plain functions in both variants) and each task's undecorated function (`run_parts` and
   `run_step` call `task.fn`, one at a time, in the order the flow submits them). `run_logger()` is
   a plain `logging` logger ("chatsift") and the `publish_*` calls publish nothing. No second copy of
   the pipeline: both variants run the same code, so the baseline writes everything the Prefect run
   writes (report.json, report.md, lineage.json, the contamination report), bar the artifacts. The
   runner's `PlainCalls` counts the task functions called (per task name, with the wall seconds
-  inside them) and the subflows run.
+  inside them).
 
 Overhead share = (Prefect wall - baseline wall) / Prefect wall. It contains everything Prefect
 adds to a run: flow- and task-run creation and state changes on the API, parameter validation and
@@ -26,14 +26,14 @@ run goes on. Outside the share, reported on their own lines because a process pa
 migrated), and the first run in the process (loading the tokenizer and, for the demo, the
 embedding model: both variants run once as a warm-up before anything is timed). After each
 Prefect run the bench waits for the server to finish recording task runs (it records them
-asynchronously) and reports that wait ("settle") separately; it counts the task runs and
+asynchronously) and reports that wait ("settle") separately; it counts the task runs and any
 subflow runs from the API and checks them (in all and per task name) against the plain runner's
-count of task functions called and subflows run.
+count of task functions called, and that no stage ran as a subflow.
 
 Where the overhead goes: the server's record of each task run's duration (Running → Completed)
 is set against the baseline's time in the same task function. "In task runs" is their
 difference; "between tasks" is the rest ((Prefect wall - time in task runs) - (baseline wall -
-time in task functions)): flow and subflow runs, creating task runs, hashing their inputs,
+time in task functions)): the flow run, creating task runs, hashing their inputs,
 submission and futures. On a shared 2-core machine the difference of two runs' wall times carries
 the machine's noise (other processes; seen: one task 55% slower in one repeat and not the next),
 which grows with the run's length; the between-tasks part is measured inside each run and is the
@@ -98,7 +98,7 @@ def _say(line: str) -> None:
 
 
 def baseline_curate(inputs: list[Path], out_dir: Path, config: Any, run_id: str) -> tuple[RunReport, PlainCalls]:
-    """curate_flow's body and its subflows' bodies in order, each task's `.fn` called one at a time."""
+    """curate_flow's body and its stages in order, each task's `.fn` called one at a time."""
     from flows.curate import curate_flow
     from flows.execution import plain_execution
 
@@ -261,7 +261,6 @@ class Result:
     task_runs: int = 0
     subflow_runs: int = 0
     baseline_tasks: int = 0
-    baseline_subflows: int = 0
     # Per task name: (task runs recorded, the plain runner's calls), where they differ in a repeat.
     count_mismatches: list[str] = field(default_factory=list)
     not_completed: int = 0
@@ -359,7 +358,6 @@ def measure(label: str, inputs: list[Path], config: Any, work: Path, repeats: in
         result.baseline_task_s.append(calls.seconds)
         result.task_runs, result.subflow_runs = recorded.task_runs, recorded.subflow_runs
         result.baseline_tasks, result.not_completed = calls.tasks, recorded.not_completed
-        result.baseline_subflows = len(calls.subflows)
         result.count_mismatches += [
             f"{name}: {recorded.runs_by_name.get(name, 0)} task runs recorded, {calls.by_name.get(name, 0)} calls"
             for name in sorted(set(recorded.runs_by_name) | set(calls.by_name))
@@ -371,8 +369,7 @@ def measure(label: str, inputs: list[Path], config: Any, work: Path, repeats: in
         line = (
             f"  {label} #{i}: prefect (1 worker) {p_s:.2f} s, baseline {b_s:.2f} s, "
             f"share {(p_s - b_s) / p_s:.1%}; {recorded.task_runs} task runs + {recorded.subflow_runs} subflow runs "
-            f"recorded (baseline called {calls.tasks} task functions: {calls.by_name}, "
-            f"and ran {len(calls.subflows)} subflows), "
+            f"recorded (baseline called {calls.tasks} task functions: {calls.by_name}), "
             f"server settled {recorded.settle_s:.1f} s after return; outputs match: {not differences}"
         )
         if default_runner:
@@ -538,12 +535,12 @@ def main() -> None:
     _say(_where_table(results))
     _say(
         "task = task runs recorded by the server (placeholder task runs of subflows not counted); flow = flow runs "
-        "(curate + subflows); prefect s / baseline s: median wall time with 1 worker / without Prefect; "
+        "(curate, and any subflow); prefect s / baseline s: median wall time with 1 worker / without Prefect; "
         "share = (prefect - baseline) / prefect; ms/task = overhead / task runs (all overhead, flow runs included); "
         "settle s: the server's recording lag after the flow returned (not in the wall time); default s: the "
         "default thread runner (information only). in task runs s: the task runs' durations as Prefect recorded "
         "them minus the baseline's time in the same task functions; between tasks s: the rest of the overhead "
-        "(flow and subflow runs, creating task runs and hashing their inputs, submission, futures), measured "
+        "(the flow run, creating task runs and hashing their inputs, submission, futures), measured "
         "within each run and so far less exposed to the machine's noise than the difference of two runs' wall "
         "times; of prefect s: that part as a share of the Prefect run (both medians over repeats); ms/run = "
         "overhead / (task runs + flow runs); CPU prefect / baseline: this process's CPU seconds (all threads); "
@@ -559,21 +556,18 @@ def main() -> None:
             _say(
                 f"WARNING {r.label}: the server recorded {r.task_runs} task runs, the baseline made {r.baseline_tasks}"
             )
-        if r.subflow_runs != r.baseline_subflows:
-            _say(
-                f"WARNING {r.label}: the server recorded {r.subflow_runs} subflow runs, "
-                f"the baseline ran {r.baseline_subflows}"
-            )
+        if r.subflow_runs:
+            _say(f"WARNING {r.label}: the server recorded {r.subflow_runs} subflow runs; stages run in curate's run")
         for m in sorted(set(r.count_mismatches)):
             _say(f"WARNING {r.label}: {m}")
         if r.not_completed:
             _say(f"WARNING {r.label}: {r.not_completed} task runs not in a Completed state")
         for d in sorted(set(r.differences)):
             _say(f"MISMATCH {r.label}: {d}")
-        counted = (r.task_runs, r.subflow_runs) == (r.baseline_tasks, r.baseline_subflows) and not r.count_mismatches
+        counted = (r.task_runs, r.subflow_runs) == (r.baseline_tasks, 0) and not r.count_mismatches
         _say(
-            f"{r.label}: task runs and subflow runs recorded equal the baseline's calls ({r.baseline_tasks} task "
-            f"functions, {r.baseline_subflows} subflows): {counted}"
+            f"{r.label}: task runs recorded equal the baseline's calls ({r.baseline_tasks} task functions), "
+            f"no subflow runs: {counted}"
         )
         _say(
             f"{r.label}: outputs of prefect and baseline match in every repeat: {all(r.match) and all(r.default_match)}"
@@ -596,7 +590,7 @@ def main() -> None:
     if fit:
         _say(
             f"fit of the between-tasks overhead over the inputs: about {1000 * fit[0]:.0f} ms per flow run "
-            f"(curate and each subflow) + {1000 * fit[1]:.0f} ms per task run, with 1 worker"
+            f"(curate) + {1000 * fit[1]:.0f} ms per task run, with 1 worker"
         )
 
 

@@ -1,10 +1,10 @@
-"""The `clean` flow: markdown conversion and filters over each ingest part, in parallel tasks."""
+"""The `clean` stage of curate: markdown conversion and filters over each ingest part, in parallel tasks."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, task
+from prefect import task
 
 from curation.clean.batch import CLEAN
 from curation.parquet import read_conversations_parquet
@@ -44,8 +44,7 @@ def clean_part(part: str, paths: RunPaths, config: CurationConfig) -> PartResult
     return result
 
 
-@flow(name="clean")
-def clean_flow(parts: list[str], paths: RunPaths, config: CurationConfig) -> tuple[list[str], list[StageReport]]:
+def clean_stage(parts: list[str], paths: RunPaths, config: CurationConfig) -> tuple[list[str], list[StageReport]]:
     """Clean every ingest part; returns the cleaned parts and one report per stage."""
     results = run_parts(clean_part, [(p, paths, config) for p in parts])
     return [r.output for r in results], merge_stage_reports([s for r in results for s in r.reports])

@@ -1,6 +1,6 @@
 """The contamination flows: benchmark items indexed once, every part checked, one report for reviewers.
 
-`contamination_check_flow` is the stage `curate` runs between near-dedupe and split;
+`contamination_check_stage` is the stage `curate` runs between near-dedupe and split;
 `contamination_flow` runs the same check on its own over a folder of conversation parts.
 """
 
@@ -27,7 +27,7 @@ from curation.contamination.report import (
 )
 from curation.parquet import read_conversations_parquet
 from curation.runs.stage_reports import merge_stage_reports, passthrough_report, stage_report
-from flows.execution import publish_markdown, publish_table, run_logger, run_step, run_subflow
+from flows.execution import publish_markdown, publish_table, run_logger, run_step
 from flows.parts import PartResult, write_part
 from flows.resources import check_contamination_resources, contamination_devices, embed_with_cache
 from flows.stage_cache import cached_part
@@ -145,8 +145,7 @@ def contamination_part(
     )
 
 
-@flow(name="contamination-check")
-def contamination_check_flow(
+def contamination_check_stage(
     parts: list[str], paths: RunPaths, config: CurationConfig
 ) -> tuple[list[str], StageReport, dict[str, str]]:
     """Drop or cut conversations that contain benchmark items; write the reviewers' report."""
@@ -210,7 +209,7 @@ def contamination_flow(
     check_contamination_resources(config, require_benchmarks=True)
     paths = RunPaths.create(Path(out_dir), run_id or new_run_id())
     atomic_write_text(paths.config_json, config.model_dump_json(indent=2))
-    kept_parts, report, report_paths = run_subflow(contamination_check_flow, parts, paths, config)
+    kept_parts, report, report_paths = contamination_check_stage(parts, paths, config)
     publish_parts(kept_parts, paths.conversations_dir)
     if report.inputs != report.kept + report.dropped:
         raise RuntimeError(f"contamination: inputs {report.inputs} != kept {report.kept} + dropped {report.dropped}")

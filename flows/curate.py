@@ -20,15 +20,15 @@ from prefect import flow
 
 from curation.runs.lineage import code_version, run_lineage
 from curation.runs.stage_reports import count_source_records, ledger_balance_errors, run_report_markdown
-from flows.clean import clean_flow
-from flows.contamination import contamination_check_flow
-from flows.dedupe import dedupe_exact_flow, dedupe_minhash_flow
-from flows.execution import publish_link, publish_markdown, publish_table, run_logger, run_subflow, subflows_on
-from flows.ingest import ingest_flow
+from flows.clean import clean_stage
+from flows.contamination import contamination_check_stage
+from flows.dedupe import dedupe_exact_stage, dedupe_minhash_stage
+from flows.execution import publish_link, publish_markdown, publish_table, run_logger, tasks_on
+from flows.ingest import ingest_stage
 from flows.resources import check_inputs, check_resources
-from flows.runners import task_runners
-from flows.shards import shards_flow
-from flows.split import split_flow
+from flows.runners import run_task_runner
+from flows.shards import shards_stage
+from flows.split import split_stage
 from flows.stage_cache import StageCache, rejected_cache_entries
 from schemas import RunReport
 from schemas.config import CurationConfig
@@ -103,22 +103,20 @@ def _curate(inputs: list[Path], paths: RunPaths, config: CurationConfig, started
     """The pipeline, the ledger check, then the published outputs; raises LedgerImbalanceError before publishing."""
     staged_conversations = staging_name(paths.conversations_dir)
     staged = replace(paths, shards_staged=True)
-    # Each stage is a subflow on the run's task runner.
-    with task_runners(config.run) as on_runner, subflows_on(on_runner):
-        ingest_parts, ingest_report, input_groups = run_subflow(ingest_flow, inputs, paths, config)
-        clean_parts, clean_reports = run_subflow(clean_flow, ingest_parts, paths, config)
+    # The stages run in this flow run, their tasks on the run's task runner (flows.execution: why no subflows).
+    with run_task_runner(config.run) as runner, tasks_on(runner):
+        ingest_parts, ingest_report, input_groups = ingest_stage(inputs, paths, config)
+        clean_parts, clean_reports = clean_stage(ingest_parts, paths, config)
         # Cleaning (the secrets stage) has read the raw text: nothing later needs it, and a resumed
         # run computes it again, so it is on disk no longer than it must be.
         if not config.run.keep_raw_intermediates:
             paths.remove_raw_intermediates()
-        exact_parts, exact_report = run_subflow(dedupe_exact_flow, clean_parts, paths, config)
-        near_parts, near_report = run_subflow(dedupe_minhash_flow, exact_parts, paths, config)
-        checked_parts, contamination_report, contamination_files = run_subflow(
-            contamination_check_flow, near_parts, paths, config
-        )
-        split_parts, split_report = run_subflow(split_flow, checked_parts, paths, config)
+        exact_parts, exact_report = dedupe_exact_stage(clean_parts, paths, config)
+        near_parts, near_report = dedupe_minhash_stage(exact_parts, paths, config)
+        checked_parts, contamination_report, contamination_files = contamination_check_stage(near_parts, paths, config)
+        split_parts, split_report = split_stage(checked_parts, paths, config)
         final_parts = publish_parts(split_parts, staged_conversations)
-        staged_manifest, shard_reports = run_subflow(shards_flow, final_parts, staged, config)
+        staged_manifest, shard_reports = shards_stage(final_parts, staged, config)
 
     stages = [
         ingest_report,

@@ -1,4 +1,4 @@
-"""The `dedupe_exact` and `dedupe_minhash` flows: keys per part, one run-wide decision, removal per part.
+"""The `dedupe_exact` and `dedupe_minhash` stages of curate: keys per part, one run-wide decision, removal per part.
 
 Only small tables cross the run-wide step (hashes, band hashes, ranks), as Parquet, so the
 per-part work runs in parallel tasks and the run-wide step is a polars query over files.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
-from prefect import flow, task
+from prefect import task
 
 from curation.dedupe.common import removals_for_part, remove_listed
 from curation.dedupe.exact import EXACT_DUPLICATES, EXACT_KEYS
@@ -112,8 +112,7 @@ def _remove_everywhere(
     return [r.output for r in results], report
 
 
-@flow(name="dedupe-exact")
-def dedupe_exact_flow(parts: list[str], paths: RunPaths, config: CurationConfig) -> tuple[list[str], StageReport]:
+def dedupe_exact_stage(parts: list[str], paths: RunPaths, config: CurationConfig) -> tuple[list[str], StageReport]:
     """Remove exact duplicates, regenerated answers to the same prompts, and openings of longer conversations."""
     if not config.dedupe_exact.enabled or not parts:
         return parts, passthrough_report(parts, "dedupe_exact")
@@ -122,8 +121,7 @@ def dedupe_exact_flow(parts: list[str], paths: RunPaths, config: CurationConfig)
     return _remove_everywhere(parts, removals, "dedupe_exact", paths, keys)
 
 
-@flow(name="dedupe-minhash")
-def dedupe_minhash_flow(parts: list[str], paths: RunPaths, config: CurationConfig) -> tuple[list[str], StageReport]:
+def dedupe_minhash_stage(parts: list[str], paths: RunPaths, config: CurationConfig) -> tuple[list[str], StageReport]:
     """Remove near duplicates: MinHash LSH candidates verified by exact Jaccard, best copy kept."""
     if not config.dedupe_minhash.enabled or not parts:
         return parts, passthrough_report(parts, "dedupe_minhash")

@@ -1,39 +1,43 @@
-"""How the flows run their tasks and subflows: on Prefect (always, for users), or in a plain loop (benchmarks).
+"""How the flows run their tasks: on Prefect (always, for users), or in a plain loop (benchmarks).
 
-Every flow body submits its tasks through `run_parts`/`run_step` and its subflows through
-`run_subflow`, logs through `run_logger()` and publishes artifacts through `publish_*`. Under
-Prefect (the default) these are task submissions, subflow runs on the run's task runner, Prefect's
-run logger and artifacts. Inside `plain_execution()` the very same flow functions run with every
-task's and flow's undecorated function called in order, a plain logger and no artifacts: that is
-the baseline bench/overhead.py sets against Prefect, with no second copy of the pipeline.
+Every flow body runs its stages as plain calls, submits their tasks through `run_parts`/`run_step`,
+logs through `run_logger()` and publishes artifacts through `publish_*`. Under Prefect (the
+default) these are task submissions to the run's task runner, Prefect's run logger and artifacts,
+all on the one flow run. Inside `plain_execution()` the very same flow functions run with every
+task's undecorated function called in order, a plain logger and no artifacts: that is the baseline
+bench/overhead.py sets against Prefect, with no second copy of the pipeline.
+
+The stages are no subflows: a subflow run costs ~0.35 s, ~1 s more with the heartbeat of a
+deployment's run, and hides its logs and artifacts from the run's page (docs/defaults.md#prefect).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from prefect import Flow, Task
+from prefect import Task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
+from prefect.task_runners import TaskRunner
+from prefect.utilities.callables import get_call_parameters
 
 R = TypeVar("R")
 
 
 @dataclass
 class PlainCalls:
-    """What a plain execution ran: the task runs and subflow runs Prefect would have made for the same work."""
+    """What a plain execution ran: the task runs Prefect would have made for the same work."""
 
     tasks: int = 0
     by_name: dict[str, int] = field(default_factory=dict)
     seconds_by_name: dict[str, float] = field(default_factory=dict)
-    subflows: list[str] = field(default_factory=list)
 
     @property
     def seconds(self) -> float:
@@ -53,8 +57,8 @@ class PlainCalls:
 
 # None: Prefect. A PlainCalls: the plain loop, counting what it runs.
 _plain: ContextVar[PlainCalls | None] = ContextVar("chatsift_plain_execution", default=None)
-# The current run's way to give a subflow its task runner (flows.runners.task_runners).
-_subflow_runner: ContextVar[Callable[[Any], Any] | None] = ContextVar("chatsift_subflow_runner", default=None)
+# The current run's task runner (flows.runners.run_task_runner); None: the flow's own.
+_run_runner: ContextVar[TaskRunner[Any] | None] = ContextVar("chatsift_run_task_runner", default=None)
 _PLAIN_LOGGER = logging.getLogger("chatsift")
 
 
@@ -70,13 +74,13 @@ def plain_execution() -> Iterator[PlainCalls]:
 
 
 @contextmanager
-def subflows_on(give_runner: Callable[[Any], Any]) -> Iterator[None]:
-    """Inside this block, `run_subflow` runs each subflow with `give_runner(subflow)` (its task runner)."""
-    token = _subflow_runner.set(give_runner)
+def tasks_on(runner: TaskRunner[Any]) -> Iterator[None]:
+    """Inside this block, `run_parts` submits to `runner` (started) instead of the flow's task runner."""
+    token = _run_runner.set(runner)
     try:
         yield
     finally:
-        _subflow_runner.reset(token)
+        _run_runner.reset(token)
 
 
 def run_parts(task: Task[..., R], arguments: Sequence[tuple[Any, ...]]) -> list[R]:
@@ -84,23 +88,18 @@ def run_parts(task: Task[..., R], arguments: Sequence[tuple[Any, ...]]) -> list[
     plain = _plain.get()
     if plain is not None:
         return [plain.call(task, *args) for args in arguments]
-    return [future.result() for future in [task.submit(*args) for args in arguments]]
+    runner = _run_runner.get()
+    if runner is None:
+        return [future.result() for future in [task.submit(*args) for args in arguments]]
+    # TaskRunner.submit is what Task.submit calls with the flow's runner; the parts run on the run's.
+    futures = [runner.submit(task, get_call_parameters(task.fn, args, {})) for args in arguments]
+    return [future.result() for future in futures]
 
 
 def run_step(task: Task[..., R], *args: Any) -> R:
     """Run one task (a global step) and return its result."""
     plain = _plain.get()
     return plain.call(task, *args) if plain is not None else task(*args)
-
-
-def run_subflow(subflow: Flow[..., R], *args: Any) -> R:
-    """Run a subflow of the current run, on the run's task runner."""
-    plain = _plain.get()
-    if plain is not None:
-        plain.subflows.append(subflow.name)
-        return subflow.fn(*args)
-    give_runner = _subflow_runner.get()
-    return (give_runner(subflow) if give_runner else subflow)(*args)
 
 
 def run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:

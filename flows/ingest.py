@@ -1,4 +1,4 @@
-"""The `ingest` flow: input files → conversation Parquet parts + ingest drops in the ledger."""
+"""The `ingest` stage of curate: input files → conversation Parquet parts + ingest drops in the ledger."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from prefect import flow, task
+from prefect import task
 
 from curation.ingest.groups import MAX_TASK_INPUT_BYTES, group_input_files, partition_records
 from curation.ingest.read import INGEST, list_inputs
@@ -78,8 +78,7 @@ def ingest_part(files: list[Path], paths: RunPaths, config: CurationConfig) -> t
     return result, input_group
 
 
-@flow(name="ingest")
-def ingest_flow(
+def ingest_stage(
     inputs: list[Path], paths: RunPaths, config: CurationConfig
 ) -> tuple[list[str], StageReport, list[InputGroup]]:
     """Read every input (pages, dumps, JSONL, Alpaca, messages) into conversation Parquet parts."""

@@ -1,4 +1,5 @@
-"""The `shards` flow: tokenize each part with the chat template, then pack and write the shards."""
+"""The `shards` stage (curate's last; the `build-shards` flow's only one): tokenize each part with the chat
+template, then pack and write the shards."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from curation.runs.stage_reports import merge_stage_reports, stage_report
 from curation.shards.pack import PACK, with_unique_ids
 from curation.shards.tokenization import TOKENIZE
 from curation.shards.write import WRITE_SHARDS, tokenizer_info
-from flows.execution import publish_link, run_logger, run_parts, run_step, run_subflow
+from flows.execution import publish_link, run_logger, run_parts, run_step
 from flows.parts import PartResult, write_part
 from flows.resources import check_tokenizer, template_for, tokenizer_for
 from flows.stage_cache import cached_part
@@ -84,8 +85,7 @@ def pack_and_write_global(tokenized_parts: list[str], paths: RunPaths, config: C
     )
 
 
-@flow(name="shards")
-def shards_flow(parts: list[str], paths: RunPaths, config: CurationConfig) -> tuple[str, list[StageReport]]:
+def shards_stage(parts: list[str], paths: RunPaths, config: CurationConfig) -> tuple[str, list[StageReport]]:
     """Curated conversation parts → packed (or one-per-row) Parquet shards + manifest.json."""
     results = run_parts(tokenize_part, [(p, paths, config) for p in parts])
     (tokenize_report,) = merge_stage_reports([r.report for r in results]) or [
@@ -112,7 +112,7 @@ def build_shards_flow(
     check_tokenizer(config)
     paths = RunPaths.create(Path(out_dir), run_id or new_run_id())
     atomic_write_text(paths.config_json, config.model_dump_json(indent=2))
-    manifest, (tokenize_report, pack_report) = run_subflow(shards_flow, parts, paths, config)
+    manifest, (tokenize_report, pack_report) = shards_stage(parts, paths, config)
     summary = {
         "run_id": paths.run_id,
         "conversations": tokenize_report.inputs,

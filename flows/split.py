@@ -1,11 +1,11 @@
-"""The `split` flow: long conversations cut into pieces of whole rounds that fit max_tokens."""
+"""The `split` stage of curate: long conversations cut into pieces of whole rounds that fit max_tokens."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from prefect import flow, task
+from prefect import task
 
 from curation.parquet import read_conversations_parquet
 from curation.runs.stage_reports import merge_stage_reports, stage_report
@@ -51,8 +51,7 @@ def split_part(part: str, paths: RunPaths, config: CurationConfig) -> PartResult
     )
 
 
-@flow(name="split")
-def split_flow(parts: list[str], paths: RunPaths, config: CurationConfig) -> tuple[list[str], StageReport]:
+def split_stage(parts: list[str], paths: RunPaths, config: CurationConfig) -> tuple[list[str], StageReport]:
     """Split every part; a conversation that fits passes unchanged."""
     results = run_parts(split_part, [(p, paths, config) for p in parts])
     (report,) = merge_stage_reports([r.report for r in results]) or [

@@ -13,7 +13,7 @@ import pytest
 
 from flows.cli import main
 from flows.execution import plain_execution
-from flows.ingest import ingest_flow
+from flows.ingest import ingest_stage
 from schemas import RunReport, StageReport
 from schemas.config import CurationConfig
 from schemas.run_layout import RunPaths
@@ -36,7 +36,7 @@ def _records(prefix: str, n: int) -> list[dict[str, Any]]:
 def _ingest(inputs: list[Path], out: Path) -> tuple[StageReport, RunPaths]:
     paths = RunPaths.for_run(out, "run1", CONFIG)
     with plain_execution():
-        _, report, _ = ingest_flow.fn(inputs, paths, CONFIG)
+        _, report, _ = ingest_stage(inputs, paths, CONFIG)
     return report, paths
 
 
