@@ -18,13 +18,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from schemas.arrow import KIND_KEY, SCHEMA_VERSION, SCHEMA_VERSION_KEY
 from schemas.errors import InputError
 
-# Bumped whenever a shard column or the manifest changes; trainers check it.
-SHARDS_SCHEMA_VERSION = "1"
+# Bumped whenever a shard column or the manifest changes; trainers check it. 2: the mask column is
+# `assistant_masks` (was `loss_mask`), and the manifest carries the special ids and the chat template.
+SHARDS_SCHEMA_VERSION = "2"
 # Shard schema versions today's readers understand.
 KNOWN_SHARDS_SCHEMA_VERSIONS = frozenset({SHARDS_SCHEMA_VERSION})
 # The Parquet metadata key every shard file carries SHARDS_SCHEMA_VERSION under.
 SHARDS_VERSION_KEY = b"chatsift.shards_schema_version"
 MANIFEST_NAME = "manifest.json"
+# The shard column of the loss mask (1: a token trained on, unshifted, aligned with input_ids). It
+# has the name TRL's SFTTrainer reads for it: TRL masks the labels where it is 0 and ignores any
+# other mask column, so under another name it would train on the user's text without a warning.
+LOSS_MASK_COLUMN = "assistant_masks"
 SHARD_GLOB = "shard-*.parquet"
 
 
@@ -81,7 +86,7 @@ TOKENIZED_SCHEMA = pa.schema(
 PACKED_SHARD_SCHEMA = _shard_schema(
     [
         pa.field("input_ids", pa.list_(pa.int32()), nullable=False),
-        pa.field("loss_mask", pa.list_(pa.uint8()), nullable=False),
+        pa.field(LOSS_MASK_COLUMN, pa.list_(pa.uint8()), nullable=False),
         pa.field("seq_lengths", pa.list_(pa.int32()), nullable=False),
         pa.field("conversation_ids", pa.list_(pa.string()), nullable=False),
         pa.field("num_tokens", pa.int32(), nullable=False),
@@ -95,7 +100,7 @@ UNPACKED_SHARD_SCHEMA = _shard_schema(
     [
         pa.field("conversation_id", pa.string(), nullable=False),
         pa.field("input_ids", pa.list_(pa.int32()), nullable=False),
-        pa.field("loss_mask", pa.list_(pa.uint8()), nullable=False),
+        pa.field(LOSS_MASK_COLUMN, pa.list_(pa.uint8()), nullable=False),
         pa.field("num_tokens", pa.int32(), nullable=False),
         pa.field("num_loss_tokens", pa.int32(), nullable=False),
     ],

@@ -23,11 +23,11 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from schemas.shards import SHARDS_VERSION_KEY, ShardsManifest, check_shards_version, read_manifest
+from schemas.shards import LOSS_MASK_COLUMN, SHARDS_VERSION_KEY, ShardsManifest, check_shards_version, read_manifest
 
 __all__ = ["PackedShardDataset", "row_group_plan"]
 
-_COLUMNS = ["input_ids", "loss_mask", "seq_lengths", "conversation_ids"]
+_COLUMNS = ["input_ids", LOSS_MASK_COLUMN, "seq_lengths", "conversation_ids"]
 
 
 def _all_row_groups(manifest_or_row_groups: ShardsManifest | Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
@@ -82,7 +82,7 @@ def _list_parts(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
 
 def _rows(table: pa.Table) -> Iterator[dict[str, Any]]:
     ids_offsets, ids = _list_parts(table.column("input_ids"))
-    mask_offsets, mask = _list_parts(table.column("loss_mask"))
+    mask_offsets, mask = _list_parts(table.column(LOSS_MASK_COLUMN))
     len_offsets, lengths = _list_parts(table.column("seq_lengths"))
     conversation_ids = table.column("conversation_ids").to_pylist()
     for row in range(table.num_rows):
@@ -100,11 +100,11 @@ def _rows(table: pa.Table) -> Iterator[dict[str, Any]]:
 class PackedShardDataset(IterableDataset[dict[str, Any]]):
     """Rows of a packed shards folder, streamed one row group at a time.
 
-    Each row is a dict: `input_ids` (torch.long, 1-D), `loss_mask` (torch.uint8, 1-D, unshifted,
-    aligned with input_ids), `seq_lengths` (torch.long, the lengths of the conversations packed in
-    the row, summing to len(input_ids)) and `conversation_ids` (list[str]). Rows of a row group
-    come in file order; the row groups come in row_group_plan's order for this rank, worker and
-    epoch. Call set_epoch(epoch) before each epoch, as with DistributedSampler.
+    Each row is a dict: `input_ids` (torch.long, 1-D), `loss_mask` (the shard's LOSS_MASK_COLUMN,
+    torch.uint8, 1-D, unshifted, aligned with input_ids), `seq_lengths` (torch.long, the lengths of
+    the conversations packed in the row, summing to len(input_ids)) and `conversation_ids`
+    (list[str]). Rows of a row group come in file order; the row groups come in row_group_plan's
+    order for this rank, worker and epoch. Call set_epoch(epoch) before each epoch, as with DistributedSampler.
     """
 
     def __init__(self, shards_dir: str | Path, *, rank: int = 0, world_size: int = 1, seed: int = 0) -> None:

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from curation.shards.write import unpack_row
 from schemas.arrow import KIND_KEY, SCHEMA_VERSION, SCHEMA_VERSION_KEY
 from schemas.shards import (
+    LOSS_MASK_COLUMN,
     MANIFEST_NAME,
     SHARD_GLOB,
     SHARDS_SCHEMA_VERSION,
@@ -76,7 +77,7 @@ def _check_group(
     table: pa.Table, *, layout: str, max_seq_len: int, where: str, first_row: int, problems: list[str]
 ) -> tuple[list[str], int, int]:
     """Row invariants of one row group; returns its conversation ids, tokens and loss tokens."""
-    mask, mask_len = _flat_and_lengths(table["loss_mask"])
+    mask, mask_len = _flat_and_lengths(table[LOSS_MASK_COLUMN])
     ids_len = _flat_and_lengths(table["input_ids"])[1]
     num_tokens = table["num_tokens"].to_numpy().astype(np.int64)
     num_loss = table["num_loss_tokens"].to_numpy().astype(np.int64)
@@ -90,11 +91,23 @@ def _check_group(
         conv_ids = np.asarray(table["conversation_id"].to_pylist(), dtype=object)
         seq, seq_count = ids_len, np.ones(len(ids_len), dtype=np.int64)
     _flag(problems, where, first_row, ids_len == 0, "no tokens")
-    _flag(problems, where, first_row, ids_len != mask_len, "len(input_ids) != len(loss_mask)")
+    _flag(problems, where, first_row, ids_len != mask_len, f"len(input_ids) != len({LOSS_MASK_COLUMN})")
     _flag(problems, where, first_row, num_tokens != ids_len, "num_tokens != len(input_ids)")
-    _flag(problems, where, first_row, num_loss != _per_row_sum(mask, mask_len), "num_loss_tokens != sum(loss_mask)")
+    _flag(
+        problems,
+        where,
+        first_row,
+        num_loss != _per_row_sum(mask, mask_len),
+        f"num_loss_tokens != sum({LOSS_MASK_COLUMN})",
+    )
     _flag(problems, where, first_row, ids_len > max_seq_len, f"longer than max_seq_len {max_seq_len}")
-    _flag(problems, where, first_row, _per_row_sum((mask > 1).astype(np.int64), mask_len) > 0, "loss_mask not 0/1")
+    _flag(
+        problems,
+        where,
+        first_row,
+        _per_row_sum((mask > 1).astype(np.int64), mask_len) > 0,
+        f"{LOSS_MASK_COLUMN} not 0/1",
+    )
 
     # Conversation starts, as offsets into the flat mask: the row's start plus the lengths of the
     # conversations before it in the row. Checked only where a row's lengths fit inside its mask.
@@ -108,7 +121,7 @@ def _check_group(
     starts = row_start[seq_row[inside]] + start_in_row[inside]
     supervised_start = np.zeros(len(seq_count), dtype=bool)
     supervised_start[seq_row[inside][mask[starts] != 0]] = True
-    _flag(problems, where, first_row, supervised_start, "loss_mask 1 at a conversation start")
+    _flag(problems, where, first_row, supervised_start, f"{LOSS_MASK_COLUMN} 1 at a conversation start")
     return list(conv_ids), int(ids_len.sum()), int(mask.sum())
 
 

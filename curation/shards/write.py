@@ -32,6 +32,7 @@ from curation.stage import Stage
 from schemas.config import ShardsConfig
 from schemas.files import atomic_target, atomic_write_text
 from schemas.shards import (
+    LOSS_MASK_COLUMN,
     MANIFEST_NAME,
     SHARD_GLOB,
     ShardInfo,
@@ -65,10 +66,10 @@ def tokenizer_info(tokenizer: Tokenizer, spec: str) -> TokenizerInfo:
 
 
 def unpack_row(row: Mapping[str, Any]) -> list[tuple[str, list[int], list[int]]]:
-    """(conversation_id, input_ids, loss_mask) of each conversation in a shard row (a dict, as
+    """(conversation_id, input_ids, loss mask) of each conversation in a shard row (a dict, as
     pyarrow's to_pylist or polars' iter_rows(named=True) give), split by seq_lengths."""
     ids = [int(x) for x in row["input_ids"]]
-    mask = [int(x) for x in row["loss_mask"]]
+    mask = [int(x) for x in row[LOSS_MASK_COLUMN]]
     if "conversation_id" in row:  # the unpacked layout: one conversation per row
         return [(str(row["conversation_id"]), ids, mask)]
     pieces: list[tuple[str, list[int], list[int]]] = []

@@ -19,6 +19,7 @@ from curation.shards.pack import pack_conversations  # noqa: E402
 from curation.shards.write import write_shards  # noqa: E402
 from schemas.config import ShardsConfig  # noqa: E402
 from schemas.shards import (  # noqa: E402
+    LOSS_MASK_COLUMN,
     TokenizedConversation,
     TokenizerInfo,
     read_manifest,  # noqa: E402
@@ -140,7 +141,7 @@ def test_rows_equal_what_pyarrow_reads(even: Path) -> None:
         assert row["loss_mask"].dtype == torch.uint8 and row["seq_lengths"].dtype == torch.long
         _, expected = direct[row["conversation_ids"][0]]
         assert row["input_ids"].tolist() == expected["input_ids"]
-        assert row["loss_mask"].tolist() == expected["loss_mask"]
+        assert row["loss_mask"].tolist() == expected[LOSS_MASK_COLUMN]
         assert row["seq_lengths"].tolist() == expected["seq_lengths"]
         assert row["conversation_ids"] == expected["conversation_ids"]
         assert int(row["seq_lengths"].sum()) == len(row["input_ids"])

@@ -17,6 +17,7 @@ from curation.shards.verify import SUPERVISED_CLOSE, SUPERVISED_OPEN, inspect_sh
 from curation.shards.write import unpack_row, write_shards
 from schemas.config import ShardsConfig
 from schemas.shards import (
+    LOSS_MASK_COLUMN,
     MANIFEST_NAME,
     ShardsManifest,
     TokenizedConversation,
@@ -229,16 +230,16 @@ def first_multi_conversation_row(table: pa.Table) -> int:
 def test_verifier_finds_a_supervised_conversation_start(shards_dir: Path) -> None:
     table = pq.read_table(shards_dir / "shard-00000.parquet")
     row = first_multi_conversation_row(table)
-    masks = table["loss_mask"].to_pylist()
+    masks = table[LOSS_MASK_COLUMN].to_pylist()
     start = table["seq_lengths"].to_pylist()[row][0]  # the second conversation's first token
     assert masks[row][start] == 0
     masks[row][start] = 1
     loss = table["num_loss_tokens"].to_pylist()
     loss[row] += 1  # keep the count right so only the start is wrong
-    table = with_column(with_column(table, "loss_mask", masks), "num_loss_tokens", loss)
+    table = with_column(with_column(table, LOSS_MASK_COLUMN, masks), "num_loss_tokens", loss)
     rewrite(shards_dir, "shard-00000.parquet", table)
     problems = verify_shards(shards_dir)
-    assert any("loss_mask 1 at a conversation start" in p and f"rows {row}" in p for p in problems), problems
+    assert any(f"{LOSS_MASK_COLUMN} 1 at a conversation start" in p and f"rows {row}" in p for p in problems), problems
     # The manifest's loss-token count is now off by one as well; nothing else is wrong.
     assert len(problems) == 2 and any("loss_tokens" in p for p in problems), problems
 
@@ -292,15 +293,17 @@ def test_verifier_finds_a_missing_shard_and_a_stray_one(shards_dir: Path) -> Non
 
 def test_verifier_finds_mask_values_and_overlong_rows(shards_dir: Path) -> None:
     table = pq.read_table(shards_dir / "shard-00000.parquet")
-    masks = table["loss_mask"].to_pylist()
+    masks = table[LOSS_MASK_COLUMN].to_pylist()
     position = masks[0].index(1)
     masks[0][position] = 2
     loss = table["num_loss_tokens"].to_pylist()
     loss[0] += 1
     rewrite(
-        shards_dir, "shard-00000.parquet", with_column(with_column(table, "loss_mask", masks), "num_loss_tokens", loss)
+        shards_dir,
+        "shard-00000.parquet",
+        with_column(with_column(table, LOSS_MASK_COLUMN, masks), "num_loss_tokens", loss),
     )
-    assert any("loss_mask not 0/1" in p for p in verify_shards(shards_dir))
+    assert any(f"{LOSS_MASK_COLUMN} not 0/1" in p for p in verify_shards(shards_dir))
     edit_manifest(shards_dir, lambda m: m.update(max_seq_len=100))
     assert any("longer than max_seq_len 100" in p for p in verify_shards(shards_dir))
 
@@ -358,7 +361,7 @@ def test_shards_open_in_polars_pyarrow_duckdb_and_datasets(
     import polars as pl
 
     frame = pl.read_parquet(str(out / "shard-*.parquet"))
-    assert frame.schema["input_ids"] == pl.List(pl.Int32) and frame.schema["loss_mask"] == pl.List(pl.UInt8)
+    assert frame.schema["input_ids"] == pl.List(pl.Int32) and frame.schema[LOSS_MASK_COLUMN] == pl.List(pl.UInt8)
     assert canonical(frame.to_dicts()) == expected
 
     dataset = pads.dataset(files, format="parquet")
