@@ -13,10 +13,10 @@ from curation.parquet import read_conversations_parquet, read_tokenized, write_l
 from curation.runs.stage_reports import merge_stage_reports, stage_report
 from curation.shards.pack import PACK, with_unique_ids
 from curation.shards.tokenization import TOKENIZE
-from curation.shards.write import WRITE_SHARDS, tokenizer_info
+from curation.shards.write import WRITE_SHARDS, chat_template_info, tokenizer_info
 from flows.execution import publish_link, run_logger, run_parts, run_step
 from flows.parts import PartResult, write_part
-from flows.resources import check_tokenizer, template_for, tokenizer_for
+from flows.resources import check_tokenizer, template_for, tokenizer_config_for, tokenizer_for
 from flows.stage_cache import cached_part
 from schemas import StageReport
 from schemas.config import CurationConfig
@@ -56,12 +56,19 @@ def pack_and_write_global(tokenized_parts: list[str], paths: RunPaths, config: C
     started = time.perf_counter()
     tokenized = with_unique_ids([t for part in tokenized_parts for t in read_tokenized(Path(part))])
     rows, dropped, packing = PACK.call(tokenized, config=config)
+    tokenizer, template = tokenizer_for(config.tokenizer.spec), template_for(config)
     manifest = WRITE_SHARDS.call(
         rows,
         paths.shards_dir,
         config=config,
-        tokenizer_info=tokenizer_info(tokenizer_for(config.tokenizer.spec), config.tokenizer.spec),
+        tokenizer_info=tokenizer_info(
+            tokenizer,
+            config.tokenizer.spec,
+            template=template,
+            tokenizer_config=tokenizer_config_for(config.tokenizer.spec),
+        ),
         template=config.shards.template,
+        chat_template=chat_template_info(tokenizer, template),
         run_id=paths.run_id,
         config_hash=config.config_hash(),
         truncated=packing.truncated,

@@ -115,6 +115,42 @@ class TokenizerInfo(BaseModel):
     sha256: str  # of the tokenizer.json the ids were made with
     vocab_size: int
     special_ids: dict[str, int]  # bos/eos/… token strings used by the template -> id
+    # What a trainer sets for generation and padding (curation.shards.write.tokenizer_info says how
+    # each is found); None: there is none (a template that writes no BOS token).
+    bos_id: int | None = None
+    eos_id: int | None = None  # the token that ends every trained answer: generation stops at it
+    pad_id: int | None = None  # for trainers that pad; padding is never trained on or attended to
+
+
+class TurnStrings(BaseModel):
+    """The strings a chat template writes around one role's messages."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prefix: str
+    suffix: str
+    separator: str
+
+
+class ChatTemplateInfo(BaseModel):
+    """The chat template the shards were rendered with, as data and as a jinja `chat_template`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    # A jinja chat_template (tokenizer_config.json's key, transformers' apply_chat_template) that
+    # renders a conversation to the same text as the shards hold, checked when it is made.
+    jinja: str
+    bos: str
+    system: TurnStrings
+    user: TurnStrings
+    assistant: TurnStrings
+    system_placement: str
+    default_system: str | None
+    # Every supervised span follows these ids and ends with these (the answer's header and its end
+    # of turn as this tokenizer encodes them); `shards verify` checks each span against them.
+    supervised_opening_ids: list[int]
+    supervised_closing_ids: list[int]
 
 
 class ShardInfo(BaseModel):
@@ -150,6 +186,8 @@ class ShardsManifest(BaseModel):
     layout: Literal["packed", "unpacked"]
     tokenizer: TokenizerInfo
     template: str
+    # None only for shards written without a chat template (tests' synthetic ids).
+    chat_template: ChatTemplateInfo | None = None
     max_seq_len: int
     packing: PackingInfo | None = None  # None for the unpacked layout
     shards: list[ShardInfo] = Field(default_factory=list)

@@ -57,6 +57,7 @@ __all__ = [
     "TurnFormat",
     "UnsupportedChatTemplateError",
     "chat_template_for",
+    "jinja_chat_template",
     "render_chat",
     "template_from_tokenizer_config",
     "template_pieces",
@@ -389,6 +390,46 @@ def _check_matches_jinja(template: ChatTemplate, jinja: _JinjaRenderer) -> None:
                 "the template does not write each message as fixed strings around its unchanged content "
                 "(does it strip the content, or treat some turns specially?)"
             )
+
+
+def _literal(text: str | None) -> str:
+    # A JSON string is a jinja string literal with the same value (jinja reads its escapes).
+    return "none" if text is None else json.dumps(text, ensure_ascii=False)
+
+
+def jinja_chat_template(template: ChatTemplate) -> str:
+    """A jinja `chat_template` (as tokenizer_config.json holds it) that renders every conversation
+    to the text render_chat gives, with `add_generation_prompt` writing the assistant's header.
+    Checked against render_chat on the probe conversations before it is returned."""
+    s, u, a = template.system, template.user, template.assistant
+    system_block = f"{{{{- {_literal(s.prefix)} + system_text + {_literal(s.suffix + s.separator)} -}}}}"
+    if template.system_placement == "first_user_turn":
+        user_block = (
+            f"{{{{- {_literal(u.prefix)} -}}}}{{%- if loop.first and system_text is not none -%}}{system_block}"
+            f"{{%- endif -%}}{{{{- message['content'] + {_literal(u.suffix + u.separator)} -}}}}"
+        )
+    else:
+        user_block = f"{{{{- {_literal(u.prefix)} + message['content'] + {_literal(u.suffix + u.separator)} -}}}}"
+    source = (
+        f"{{{{- {_literal(template.bos)} -}}}}"
+        "{%- if messages and messages[0]['role'] == 'system' -%}"
+        "{%- set system_text = messages[0]['content'] -%}{%- set loop_messages = messages[1:] -%}"
+        f"{{%- else -%}}{{%- set system_text = {_literal(template.default_system)} -%}}"
+        "{%- set loop_messages = messages -%}{%- endif -%}"
+        + (
+            f"{{%- if system_text is not none -%}}{system_block}{{%- endif -%}}"
+            if template.system_placement == "own_turn"
+            else ""
+        )
+        + "{%- for message in loop_messages -%}"
+        f"{{%- if message['role'] == 'user' -%}}{user_block}"
+        f"{{%- elif message['role'] == 'assistant' -%}}"
+        f"{{{{- {_literal(a.prefix)} + message['content'] + {_literal(a.suffix + a.separator)} -}}}}"
+        "{%- endif -%}{%- endfor -%}"
+        f"{{%- if add_generation_prompt -%}}{{{{- {_literal(a.prefix)} -}}}}{{%- endif -%}}"
+    )
+    _check_matches_jinja(template, _JinjaRenderer(source, {}))
+    return source
 
 
 def template_from_tokenizer_config(path: Path) -> ChatTemplate:

@@ -50,19 +50,22 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from os.path import commonprefix
 
 from tokenizers import Tokenizer
 
 from curation.shards.chat_templates import ChatTemplate, PieceKind, TemplatePiece, template_pieces
 from curation.stage import Stage
-from schemas.conversation import Conversation, Role
+from schemas.conversation import Conversation, Provenance, Role, Turn
 from schemas.ledger import Dropped
 from schemas.shards import TokenizedConversation
 
 __all__ = [
     "EncodedPiece",
     "encode_template_pieces",
+    "probe_conversation",
     "render_supervised_text",
+    "supervised_span_edges",
     "supervised_spans",
     "tokenize_conversation",
     "tokenize_conversations",
@@ -253,6 +256,51 @@ def tokenize_conversation(conv: Conversation, *, tokenizer: Tokenizer, template:
     """One conversation as ids and loss mask (kept even when nothing in it is supervised)."""
     (parts,), encoded = _encode_batch([template_pieces(template, conv.turns)], _PieceEncoder(tokenizer))
     return _tokenized(conv, parts, encoded)
+
+
+# Probe rounds for supervised_span_edges: contents that share no first or last token, so that what
+# every span has in common is the template's alone.
+_PROBE_ROUNDS = (
+    ("What is 2 + 2?", "It is 4."),
+    ("Tell me more, please", "Sure: two and two make four, as counting shows"),
+    ("ok\nthanks", "Bye!"),
+)
+# Longer than any template's answer header or end of turn.
+_EDGE_LIMIT = 16
+
+
+def probe_conversation(*, system: str | None = None) -> Conversation:
+    """A made-up conversation of the _PROBE_ROUNDS (after a system prompt, if given), for finding
+    what a template writes around every conversation or answer."""
+    roles: tuple[Role, Role] = ("user", "assistant")
+    turns = [
+        Turn(role=r, content=text, source_role=r) for pair in _PROBE_ROUNDS for r, text in zip(roles, pair, strict=True)
+    ]
+    if system is not None:
+        turns.insert(0, Turn(role="system", content=system, source_role="system"))
+    provenance = Provenance(input_file="probe", content_hash="probe")
+    return Conversation(id="probe", source="probe", turns=tuple(turns), provenance=provenance)
+
+
+def _common_suffix(sequences: Sequence[Sequence[int]]) -> tuple[int, ...]:
+    reversed_common = commonprefix([list(reversed(seq)) for seq in sequences])
+    return tuple(reversed(reversed_common))
+
+
+def supervised_span_edges(tokenizer: Tokenizer, template: ChatTemplate) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(the ids every supervised span follows, the ids every span ends with): the answer's header
+    and its end of turn, as found in probe conversations (with and without a system prompt) that
+    share nothing else. `shards verify` holds every span of the shards against them."""
+    before: list[Sequence[int]] = []
+    spans: list[Sequence[int]] = []
+    for probe in (probe_conversation(), probe_conversation(system="Be brief.")):
+        tokenized = tokenize_conversation(probe, tokenizer=tokenizer, template=template)
+        for start, end in supervised_spans(tokenized.loss_mask):
+            before.append(tokenized.input_ids[max(0, start - _EDGE_LIMIT) : start])
+            spans.append(tokenized.input_ids[start:end])
+    closing = _common_suffix(spans)
+    # A span is never all end of turn: its answer has at least one token of its own.
+    return _common_suffix(before), closing[-min(_EDGE_LIMIT, min(len(s) for s in spans) - 1) :] if closing else ()
 
 
 def _no_supervised_tokens(conv: Conversation) -> Dropped:

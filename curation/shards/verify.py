@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ from schemas.shards import (
     SHARD_GLOB,
     SHARDS_SCHEMA_VERSION,
     SHARDS_VERSION_KEY,
+    ChatTemplateInfo,
     ShardInfo,
     ShardsManifest,
     read_manifest,
@@ -73,12 +74,71 @@ def _flag(problems: list[str], where: str, first_row: int, bad: np.ndarray, what
         problems.append(f"{where}: {what} in rows {examples}{more}")
 
 
+def _windows_differ(ids: np.ndarray, ends: np.ndarray, expected: Sequence[int]) -> np.ndarray:
+    """Whether ids[end - len(expected) : end] differs from `expected`, for each end (True where the
+    window would start before the first id)."""
+    width = len(expected)
+    starts = ends - width
+    inside = starts >= 0
+    differ = np.ones(len(ends), dtype=bool)
+    if inside.any():
+        windows = ids[starts[inside, None] + np.arange(width)]
+        differ[inside] = (windows != np.asarray(expected, dtype=ids.dtype)).any(axis=1)
+    return differ
+
+
+def _check_spans(
+    ids: np.ndarray,
+    mask: np.ndarray,
+    conversation_ends: np.ndarray,
+    template: ChatTemplateInfo,
+    *,
+    truncated: bool,
+    row_starts: np.ndarray,
+    where: str,
+    first_row: int,
+    problems: list[str],
+) -> None:
+    """Every supervised span must follow the answer header and end with the end of turn the
+    manifest's template records: a span anywhere else trains on text that is not an answer (a user
+    turn, a header). Spans ending where a conversation ends may lack the end of turn when the
+    shards hold truncated conversations."""
+    flat = mask.astype(bool)
+    rises = np.flatnonzero(flat[1:] & ~flat[:-1]) + 1
+    starts = np.concatenate([[0], rises]) if len(flat) and flat[0] else rises
+    falls = np.flatnonzero(flat[:-1] & ~flat[1:]) + 1
+    # A span ends where the mask falls, and where a conversation ends on a supervised token.
+    ends = np.union1d(falls, np.intersect1d(conversation_ends, np.flatnonzero(flat) + 1))
+    if truncated:
+        ends = ends[~np.isin(ends, conversation_ends)]
+    checks = [
+        (starts, template.supervised_opening_ids, "follow no answer header"),
+        (ends, template.supervised_closing_ids, "lack the end of turn"),
+    ]
+    for edges, expected, what in checks:
+        bad = _windows_differ(ids, edges, expected) if expected else np.zeros(len(edges), dtype=bool)
+        if bad.any():
+            rows = sorted({first_row + int(r) for r in np.searchsorted(row_starts, edges[bad], side="right") - 1})
+            problems.append(
+                f"{where}: {int(bad.sum())} supervised spans ({LOSS_MASK_COLUMN}) {what} of the {template.name} "
+                f"template, which supervises answers only, in rows {rows[:_EXAMPLE_ROWS]}"
+            )
+
+
 def _check_group(
-    table: pa.Table, *, layout: str, max_seq_len: int, where: str, first_row: int, problems: list[str]
+    table: pa.Table,
+    *,
+    layout: str,
+    max_seq_len: int,
+    template: ChatTemplateInfo | None,
+    truncated: bool,
+    where: str,
+    first_row: int,
+    problems: list[str],
 ) -> tuple[list[str], int, int]:
     """Row invariants of one row group; returns its conversation ids, tokens and loss tokens."""
     mask, mask_len = _flat_and_lengths(table[LOSS_MASK_COLUMN])
-    ids_len = _flat_and_lengths(table["input_ids"])[1]
+    ids, ids_len = _flat_and_lengths(table["input_ids"])
     num_tokens = table["num_tokens"].to_numpy().astype(np.int64)
     num_loss = table["num_loss_tokens"].to_numpy().astype(np.int64)
     if layout == "packed":
@@ -122,6 +182,19 @@ def _check_group(
     supervised_start = np.zeros(len(seq_count), dtype=bool)
     supervised_start[seq_row[inside][mask[starts] != 0]] = True
     _flag(problems, where, first_row, supervised_start, f"{LOSS_MASK_COLUMN} 1 at a conversation start")
+    if template is not None and len(ids) == len(mask):
+        ends = row_start[seq_row[inside]] + end_in_row[inside]
+        _check_spans(
+            ids,
+            mask,
+            ends,
+            template,
+            truncated=truncated,
+            row_starts=row_start,
+            where=where,
+            first_row=first_row,
+            problems=problems,
+        )
     return list(conv_ids), int(ids_len.sum()), int(mask.sum())
 
 
@@ -154,6 +227,8 @@ def _check_rows(
             table,
             layout=manifest.layout,
             max_seq_len=manifest.max_seq_len,
+            template=manifest.chat_template,
+            truncated=bool(manifest.packing and manifest.packing.truncated),
             where=f"{info.file} row group {index}",
             first_row=first_row,
             problems=problems,

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tokenizers import Tokenizer
 
+from curation.shards.chat_templates import ChatTemplate, jinja_chat_template
 from curation.shards.pack import PackedRow, packing_info
+from curation.shards.tokenization import probe_conversation, supervised_span_edges, tokenize_conversation
 from curation.stage import Stage
 from schemas.config import ShardsConfig
 from schemas.files import atomic_target, atomic_write_text
@@ -35,15 +38,17 @@ from schemas.shards import (
     LOSS_MASK_COLUMN,
     MANIFEST_NAME,
     SHARD_GLOB,
+    ChatTemplateInfo,
     ShardInfo,
     ShardsManifest,
     TokenizedConversation,
     TokenizerInfo,
+    TurnStrings,
     shard_name,
     shard_schema,
 )
 
-__all__ = ["WRITE_SHARDS", "tokenizer_info", "unpack_row", "write_shards"]
+__all__ = ["WRITE_SHARDS", "chat_template_info", "tokenizer_info", "unpack_row", "write_shards"]
 
 # Until a row group has been measured: 4 bytes per int32 id plus 1 per uint8 mask value, the
 # uncompressed size. After that, the compressed bytes per token measured so far.
@@ -53,15 +58,65 @@ _UNMEASURED_BYTES_PER_TOKEN = 5.0
 _PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "use_dictionary": False}
 
 
-def tokenizer_info(tokenizer: Tokenizer, spec: str) -> TokenizerInfo:
-    """What the manifest records of the tokenizer: enough to refuse shards made with another one."""
+# Names a tokenizer's padding token goes by, where its tokenizer_config.json names none.
+_PAD_NAMES = ("<pad>", "<|pad|>", "[PAD]", "<|finetune_right_pad_id|>")
+
+
+def _config_token_id(tokenizer: Tokenizer, config: dict[str, Any], key: str) -> int | None:
+    value = config.get(key)
+    text = value.get("content") if isinstance(value, dict) else value
+    return tokenizer.token_to_id(text) if isinstance(text, str) and text else None
+
+
+def tokenizer_info(
+    tokenizer: Tokenizer, spec: str, *, template: ChatTemplate | None = None, tokenizer_config: Path | None = None
+) -> TokenizerInfo:
+    """What the manifest records of the tokenizer: enough to refuse shards made with another one,
+    and the ids a trainer sets. With the template the shards are rendered with:
+    - bos_id: the token every conversation opens with, when the template writes a special token there;
+    - eos_id: the token every answer ends with, when its end of turn ends in one of the tokenizer's
+      added tokens (what the model learns to stop at); else the tokenizer_config's eos_token, else "</s>";
+    - pad_id: the tokenizer_config's pad_token, else a token named as padding tokens are, else eos_id
+      (what TRL and transformers fall back to; padded positions are never trained or attended to)."""
     serialized = tokenizer.to_str().encode("utf-8")
-    special = {t.content: i for i, t in tokenizer.get_added_tokens_decoder().items() if t.special}
+    added = tokenizer.get_added_tokens_decoder()
+    special = {t.content: i for i, t in added.items() if t.special}
+    config: dict[str, Any] = json.loads(tokenizer_config.read_text("utf-8")) if tokenizer_config else {}
+    bos_id = eos_id = None
+    if template is not None:
+        opening = tokenize_conversation(probe_conversation(), tokenizer=tokenizer, template=template).input_ids
+        bos_id = opening[0] if opening and opening[0] in special.values() else None
+        closing = supervised_span_edges(tokenizer, template)[1]
+        eos_id = closing[-1] if closing and closing[-1] in added else None
+    if eos_id is None:
+        eos_id = _config_token_id(tokenizer, config, "eos_token") or tokenizer.token_to_id("</s>")
+    pad_id = _config_token_id(tokenizer, config, "pad_token")
+    if pad_id is None:
+        pad_id = next((i for name in _PAD_NAMES if (i := tokenizer.token_to_id(name)) is not None), eos_id)
     return TokenizerInfo(
         name=spec,
         sha256=hashlib.sha256(serialized).hexdigest(),
         vocab_size=tokenizer.get_vocab_size(),
         special_ids=dict(sorted(special.items(), key=lambda kv: kv[1])),
+        bos_id=bos_id,
+        eos_id=eos_id,
+        pad_id=pad_id,
+    )
+
+
+def chat_template_info(tokenizer: Tokenizer, template: ChatTemplate) -> ChatTemplateInfo:
+    """The template as the manifest records it: its strings, a jinja rendering of them, and the ids
+    around every supervised span."""
+    opening, closing = supervised_span_edges(tokenizer, template)
+    return ChatTemplateInfo(
+        name=template.name,
+        jinja=jinja_chat_template(template),
+        bos=template.bos,
+        **{role: TurnStrings(**asdict(getattr(template, role))) for role in ("system", "user", "assistant")},
+        system_placement=template.system_placement,
+        default_system=template.default_system,
+        supervised_opening_ids=list(opening),
+        supervised_closing_ids=list(closing),
     )
 
 
@@ -212,6 +267,7 @@ def write_shards(
     config: ShardsConfig,
     tokenizer_info: TokenizerInfo,
     template: str,
+    chat_template: ChatTemplateInfo | None = None,
     run_id: str,
     config_hash: str,
     truncated: int = 0,
@@ -246,6 +302,7 @@ def write_shards(
         layout=config.layout,
         tokenizer=tokenizer_info,
         template=template,
+        chat_template=chat_template,
         max_seq_len=config.max_seq_len,
         packing=packing_info(tokens=total_tokens, rows=total_rows, config=config, truncated=truncated)
         if config.layout == "packed"

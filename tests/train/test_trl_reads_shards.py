@@ -24,7 +24,7 @@ from curation.shards.chat_templates import chat_template_for  # noqa: E402
 from curation.shards.pack import pack_conversations  # noqa: E402
 from curation.shards.tokenization import tokenize_conversations  # noqa: E402
 from curation.shards.tokenizer_load import load_tokenizer  # noqa: E402
-from curation.shards.write import tokenizer_info, write_shards  # noqa: E402
+from curation.shards.write import chat_template_info, tokenizer_info, write_shards  # noqa: E402
 from schemas.config import ShardsConfig  # noqa: E402
 from schemas.shards import read_manifest  # noqa: E402
 from tests.helpers.planting import real_conversation  # noqa: E402
@@ -72,8 +72,11 @@ def shards(tmp_path_factory: pytest.TempPathFactory, sharegpt_sample: list[dict]
             rows,
             out[layout],
             config=config,
-            tokenizer_info=tokenizer_info(tokenizer, str(phi3)),
+            tokenizer_info=tokenizer_info(
+                tokenizer, str(phi3), template=template, tokenizer_config=phi3 / "tokenizer_config.json"
+            ),
             template="tokenizer",
+            chat_template=chat_template_info(tokenizer, template),
             run_id="trl",
             config_hash="h",
             truncated=packing.truncated,
