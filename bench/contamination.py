@@ -61,7 +61,7 @@ from curation.contamination.vector_search import faiss_gpu_count, flat_ip_index,
 from curation.text import normalize_text
 from flows.resources import contamination_devices, embed_normalized, embedder_for, embedding_dim
 from schemas import Conversation
-from schemas.config import LOCAL_BENCHMARK_PRESETS, ContaminationConfig
+from schemas.config import LOCAL_BENCHMARK_PRESETS, BenchmarkSpec, ContaminationConfig
 from schemas.contamination import BenchmarkItem
 from tests.helpers.planting import held_out, light_edit, plant, read_rephrasings, real_conversation
 
@@ -96,16 +96,20 @@ def duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
 
 
-def read_items(shared: Path, mmlu_sample: int, rng: random.Random) -> list[BenchmarkItem]:
-    """The 9 local presets' questions; MMLU subsampled to `mmlu_sample` when that is > 0."""
-    raw = shared / "data" / "benchmarks" / "raw"
-    specs = [
+def shared_preset_specs(benchmarks: Path) -> list[BenchmarkSpec]:
+    """The 9 local presets with their files in ../shared/data/benchmarks (`benchmarks`): raw/, but ARC
+    Challenge beside it."""
+    return [
         spec.model_copy(
-            update={"path": str((raw.parent if name == "arc_challenge" else raw) / spec.path)}  # arc is not in raw/
+            update={"path": str((benchmarks if name == "arc_challenge" else benchmarks / "raw") / spec.path)}
         )
         for name, spec in LOCAL_BENCHMARK_PRESETS.items()
     ]
-    items = read_benchmarks(specs, index_answers=False)
+
+
+def read_items(shared: Path, mmlu_sample: int, rng: random.Random) -> list[BenchmarkItem]:
+    """The 9 local presets' questions; MMLU subsampled to `mmlu_sample` when that is > 0."""
+    items = read_benchmarks(shared_preset_specs(shared / "data" / "benchmarks"), index_answers=False)
     if mmlu_sample > 0:
         mmlu = [i for i in items if i.benchmark == "mmlu"]
         if mmlu_sample < len(mmlu):

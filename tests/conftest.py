@@ -62,6 +62,7 @@ HEAVIEST_FIRST = (
     "tests/curation/contamination/test_rephrased_real.py",
     "tests/curation/clean/test_markdown_roundtrip.py",  # ~60 s
     "tests/flows/test_curate.py",  # ~50 s
+    "tests/bench/test_gpu_check.py",  # ~45 s alone
     "tests/curation/shards/test_split.py",  # ~45 s
     "tests/curation/dedupe/test_minhash.py",  # ~25 s
     "tests/curation/runs/test_diff.py",  # ~20 s

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from bench.contamination import shared_preset_specs
 from curation.contamination.benchmarks import read_benchmarks
 from curation.contamination.check import BenchmarkIndex, ContaminationResult, build_benchmark_index, check_contamination
 from curation.text import normalize_text
@@ -39,13 +40,7 @@ INDEXED_PER_BENCHMARK = 100
 @pytest.fixture(scope="module")
 def real_items(shared_data: Path) -> list[BenchmarkItem]:
     """A fixed sample of every benchmark; the first PLANTS_PER_BENCHMARK of each are planted."""
-    raw = shared_data / "benchmarks" / "raw"
-    specs = [
-        spec.model_copy(
-            update={"path": str((shared_data / "benchmarks" if name == "arc_challenge" else raw) / spec.path)}
-        )
-        for name, spec in LOCAL_BENCHMARK_PRESETS.items()
-    ]
+    specs = shared_preset_specs(shared_data / "benchmarks")
     rng = random.Random(SEED)
     by_benchmark: dict[str, list[BenchmarkItem]] = {}
     for item in read_benchmarks(specs, index_answers=False):
