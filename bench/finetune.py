@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from bench.gpu import random_llama
 from flows.cli import main as chatsift
 from schemas.config import FinetuneConfig
 from schemas.shards import read_manifest
@@ -26,24 +27,6 @@ from train.run import run_finetune
 REPO = Path(__file__).resolve().parents[1]
 
 SAMPLE = "sharegpt_v3_unfiltered_cleaned_split.first3003.json.gz"
-
-
-def _random_llama(folder: Path, *, vocab: int, hidden: int, layers: int, seq_len: int) -> Path:
-    import transformers
-
-    torch.manual_seed(0)
-    heads = max(1, hidden // 64)
-    config = transformers.LlamaConfig(
-        vocab_size=vocab,
-        hidden_size=hidden,
-        intermediate_size=int(hidden * 8 / 3) // 64 * 64,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=max(1, heads // 4),
-        max_position_embeddings=seq_len,
-    )
-    transformers.LlamaForCausalLM(config).save_pretrained(folder)
-    return folder
 
 
 def main() -> None:
@@ -82,7 +65,7 @@ def main() -> None:
         shards = tmp / "runs" / "b" / "shards"
         manifest = read_manifest(shards)
         model = args.model or str(
-            _random_llama(
+            random_llama(
                 tmp / "model",
                 vocab=manifest.tokenizer.vocab_size,
                 hidden=args.hidden,

@@ -49,8 +49,15 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE = Path("sharegpt") / "sharegpt_v3_unfiltered_cleaned_split.first3003.json.gz"
 PARTS = ("finetune", "trl", "contamination")
 # Llama-3.2-1B's shape (its vocabulary aside: the shards' tokenizer decides that).
-ONE_B = {"hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16, "heads": 32, "kv_heads": 8}
-TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "heads": 4, "kv_heads": 2}
+ONE_B: dict[str, Any] = {
+    "hidden": 2048,
+    "intermediate": 8192,
+    "layers": 16,
+    "heads": 32,
+    "kv_heads": 8,
+    "tie_word_embeddings": True,
+}
+TINY: dict[str, Any] = {"hidden": 64, "intermediate": 128, "layers": 2, "heads": 4, "kv_heads": 2}
 
 
 def _say(line: str) -> None:
@@ -135,23 +142,36 @@ def _check_inputs(inputs: Path) -> str:
     )
 
 
-def _random_llama(folder: Path, *, vocab: int, seq_len: int, shape: dict[str, int], tokenizer: Path) -> Path:
+def random_llama(
+    folder: Path,
+    *,
+    vocab: int,
+    seq_len: int,
+    hidden: int,
+    layers: int,
+    intermediate: int | None = None,
+    heads: int | None = None,
+    kv_heads: int | None = None,
+    tie_word_embeddings: bool = False,
+) -> Path:
+    """A Llama of the given shape with random weights (seed 0), saved to `folder`; by default heads of 64
+    dimensions, a quarter as many key-value heads, and an MLP 8/3 as wide (multiple of 64)."""
     import torch
     import transformers
 
     torch.manual_seed(0)
+    heads = heads or max(1, hidden // 64)
     config = transformers.LlamaConfig(
         vocab_size=vocab,
-        hidden_size=shape["hidden_size"],
-        intermediate_size=shape["intermediate_size"],
-        num_hidden_layers=shape["num_hidden_layers"],
-        num_attention_heads=shape["heads"],
-        num_key_value_heads=shape["kv_heads"],
+        hidden_size=hidden,
+        intermediate_size=intermediate or int(hidden * 8 / 3) // 64 * 64,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads or max(1, heads // 4),
         max_position_embeddings=seq_len,
-        tie_word_embeddings=True,
+        tie_word_embeddings=tie_word_embeddings,
     )
     transformers.LlamaForCausalLM(config).save_pretrained(folder)
-    transformers.AutoTokenizer.from_pretrained(tokenizer).save_pretrained(folder)
     return folder
 
 
@@ -196,9 +216,8 @@ def _finetune(inputs: Path, model: Path, work: Path, *, steps: int, cpu: bool) -
 
 
 def _trl(inputs: Path, model: Path, work: Path, *, steps: int, options: Any, cpu: bool) -> dict[str, Any]:
-    from peft import LoraConfig
-
     from schemas.shards import read_manifest
+    from train.model import lora_config
 
     spec = importlib.util.spec_from_file_location("train_with_trl", REPO / "docs" / "examples" / "train_with_trl.py")
     assert spec is not None and spec.loader is not None
@@ -213,13 +232,7 @@ def _trl(inputs: Path, model: Path, work: Path, *, steps: int, options: Any, cpu
         model=str(model),
         args=trainer.args,
         train_dataset=trainer.train_dataset,
-        peft_config=LoraConfig(
-            r=options.lora_r,
-            lora_alpha=options.lora_alpha,
-            lora_dropout=options.lora_dropout,
-            target_modules=list(options.lora_target_modules),
-            task_type="CAUSAL_LM",
-        ),
+        peft_config=lora_config(options),
     )
     supervised = sum(sum(1 for label in row if label != -100) for row in peft_trainer.train_dataset["labels"])
     _peak_memory_reset()
@@ -312,18 +325,19 @@ def run(inputs: Path, *, parts: list[str], cpu: bool, steps: int) -> int:
             from schemas.shards import read_manifest
 
             manifest = read_manifest(inputs / "shards")
-            model = _random_llama(
-                work / "model",
-                vocab=manifest.tokenizer.vocab_size,
-                seq_len=manifest.max_seq_len,
-                shape=TINY if cpu else ONE_B,
-                tokenizer=inputs / "tokenizer",
+            shape = TINY if cpu else ONE_B
+            model = random_llama(
+                work / "model", vocab=manifest.tokenizer.vocab_size, seq_len=manifest.max_seq_len, **shape
             )
-            shape = "tiny Llama" if cpu else "Llama-3.2-1B-shaped Llama, random weights"
+            # TRL loads the tokenizer from the model's folder, as from a real model's
+            from transformers import AutoTokenizer
+
+            AutoTokenizer.from_pretrained(inputs / "tokenizer").save_pretrained(model)
+            described = "tiny Llama" if cpu else "Llama-3.2-1B-shaped Llama, random weights"
             ours = _finetune(inputs, model, work, steps=steps, cpu=cpu)
             figures["finetune"] = ours
             _say(
-                f"finetune ({shape}, LoRA, {ours['precision']}, {ours['attention']}): {ours['tokens_per_s']:,.0f} "
+                f"finetune ({described}, LoRA, {ours['precision']}, {ours['attention']}): {ours['tokens_per_s']:,.0f} "
                 f"tokens/s, peak {ours['peak_gib']:.2f} GiB, loss curve {[round(x, 3) for x in ours['loss_curve']]}"
             )
             if not all(x == x and x < float("inf") for x in ours["loss_curve"]):

@@ -122,6 +122,20 @@ def _check_lora_targets(model: torch.nn.Module, targets: tuple[str, ...]) -> Non
         )
 
 
+def lora_config(config: FinetuneConfig) -> Any:
+    """PEFT's LoraConfig of the [finetune] options (also what bench.gpu gives TRL, for the same adapters)."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=list(config.lora_target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
 def load_model_for_finetuning(source: str, *, config: FinetuneConfig, setup: TrainingSetup) -> torch.nn.Module:
     """The model on setup.device, ready to train: LoRA-wrapped (base frozen) or fully trainable.
 
@@ -136,17 +150,10 @@ def load_model_for_finetuning(source: str, *, config: FinetuneConfig, setup: Tra
     )
     model.config.use_cache = False  # the KV cache is for generation; training never reads it
     if config.method == "lora":
-        from peft import LoraConfig, get_peft_model
+        from peft import get_peft_model
 
         _check_lora_targets(model, config.lora_target_modules)
-        lora = LoraConfig(
-            r=config.lora_r,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout,
-            target_modules=list(config.lora_target_modules),
-            bias="none",
-            task_type="CAUSAL_LM",
-        )
+        lora = lora_config(config)
         torch.manual_seed(config.seed)  # the adapters' random init: the same seed, the same run
         model = get_peft_model(model, lora)
     if config.gradient_checkpointing:
