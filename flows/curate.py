@@ -23,7 +23,7 @@ from curation.runs.stage_reports import count_source_records, ledger_balance_err
 from flows.clean import clean_stage
 from flows.contamination import contamination_check_stage
 from flows.dedupe import dedupe_exact_stage, dedupe_minhash_stage
-from flows.execution import publish_link, publish_markdown, publish_table, run_logger, tasks_on
+from flows.execution import StageProgress, publish_link, publish_markdown, publish_table, run_logger, tasks_on
 from flows.ingest import ingest_stage
 from flows.resources import check_inputs, check_resources
 from flows.runners import run_task_runner
@@ -35,6 +35,9 @@ from schemas.config import CurationConfig
 from schemas.errors import ChatsiftError
 from schemas.files import atomic_write_text
 from schemas.run_layout import RunPaths, new_run_id, publish_parts, record_run_end, run_record_json, staging_name
+
+# ingest, clean, dedupe-exact, dedupe-minhash, contamination, split, shards (tokenize and pack).
+CURATE_STAGES = 7
 
 
 class LedgerImbalanceError(ChatsiftError, RuntimeError):
@@ -104,19 +107,27 @@ def _curate(inputs: list[Path], paths: RunPaths, config: CurationConfig, started
     staged_conversations = staging_name(paths.conversations_dir)
     staged = replace(paths, shards_staged=True)
     # The stages run in this flow run, their tasks on the run's task runner (flows.execution: why no subflows).
+    progress = StageProgress(key="curate-progress", stages=CURATE_STAGES)
     with run_task_runner(config.run) as runner, tasks_on(runner):
         ingest_parts, ingest_report, input_groups = ingest_stage(inputs, paths, config)
+        progress.stage_done(ingest_report)
         clean_parts, clean_reports = clean_stage(ingest_parts, paths, config)
+        progress.stage_done(*clean_reports)
         # Cleaning (the secrets stage) has read the raw text: nothing later needs it, and a resumed
         # run computes it again, so it is on disk no longer than it must be.
         if not config.run.keep_raw_intermediates:
             paths.remove_raw_intermediates()
         exact_parts, exact_report = dedupe_exact_stage(clean_parts, paths, config)
+        progress.stage_done(exact_report)
         near_parts, near_report = dedupe_minhash_stage(exact_parts, paths, config)
+        progress.stage_done(near_report)
         checked_parts, contamination_report, contamination_files = contamination_check_stage(near_parts, paths, config)
+        progress.stage_done(contamination_report)
         split_parts, split_report = split_stage(checked_parts, paths, config)
+        progress.stage_done(split_report)
         final_parts = publish_parts(split_parts, staged_conversations)
         staged_manifest, shard_reports = shards_stage(final_parts, staged, config)
+        progress.stage_done(*shard_reports)
 
     stages = [
         ingest_report,

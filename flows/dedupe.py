@@ -19,7 +19,7 @@ from curation.dedupe.minhash import MINHASH_SIGNATURES, NEAR_DUPLICATES
 from curation.parquet import atomic_write_table, read_conversations_parquet
 from curation.runs.stage_reports import merge_stage_reports, passthrough_report, stage_report
 from curation.stage import Stage as CurationStage
-from flows.execution import run_logger, run_parts, run_step
+from flows.execution import run_parts, run_step
 from flows.parts import PartResult, write_part
 from flows.stage_cache import cached_part
 from schemas import StageReport
@@ -106,9 +106,6 @@ def _remove_everywhere(
     (report,) = merge_stage_reports([r.report for r in results])
     report.parts = len(per_part)
     report.parts_reused = sum(r.reused for r in per_part)
-    run_logger().info(
-        "%s: %d in, %d kept, %d dropped %s", stage, report.inputs, report.kept, report.dropped, report.dropped_by_reason
-    )
     return [r.output for r in results], report
 
 

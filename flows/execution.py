@@ -22,11 +22,19 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from prefect import Task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 from prefect.task_runners import TaskRunner
 from prefect.utilities.callables import get_call_parameters
+
+from schemas.ledger import StageReport
 
 R = TypeVar("R")
 
@@ -125,3 +133,44 @@ def publish_table(*, key: str, table: list[dict[str, Any]], description: str) ->
 def publish_link(*, key: str, link: str, link_text: str, description: str) -> None:
     if _plain.get() is None:
         create_link_artifact(link=link, link_text=link_text, key=key, description=description)
+
+
+class StageProgress:
+    """A run's progress through its stages: one log line per stage with its counts, and a Prefect
+    progress artifact (stages done of all, records read) that the run's page shows as it goes."""
+
+    def __init__(self, *, key: str, stages: int) -> None:
+        self.stages, self.done, self.records = stages, 0, 0
+        self._artifact: Any = None
+        if _plain.get() is None:
+            self._artifact = create_progress_artifact(progress=0.0, key=key, description=self._description())
+
+    def _description(self) -> str:
+        return f"{self.done} of {self.stages} stages done; {self.records:,} records read"
+
+    def stage_done(self, *reports: StageReport) -> None:
+        """Log each report of the stage just finished (the first stage's inputs are the records read)."""
+        self.done += 1
+        if self.done == 1:
+            self.records = sum(r.inputs for r in reports)
+        for r in reports:
+            dropped = f" {dict(sorted(r.dropped_by_reason.items()))}" if r.dropped_by_reason else ""
+            rows = f", {r.rows_out} rows out" if r.rows_out is not None else ""
+            reused = f", {r.parts_reused} of {r.parts} parts reused" if r.parts_reused else ""
+            changed = f", changed {dict(sorted(r.changed.items()))}" if r.changed else ""
+            run_logger().info(
+                "stage %d/%d %s: %d in, %d kept, %d dropped%s%s%s%s, %.1f s",
+                self.done,
+                self.stages,
+                r.stage,
+                r.inputs,
+                r.kept,
+                r.dropped,
+                dropped,
+                rows,
+                changed,
+                reused,
+                r.seconds,
+            )
+        if self._artifact is not None:
+            update_progress_artifact(self._artifact, 100.0 * self.done / self.stages, description=self._description())

@@ -11,7 +11,7 @@ from curation.parquet import read_conversations_parquet
 from curation.runs.stage_reports import merge_stage_reports, stage_report
 from curation.shards.split import SPLIT
 from curation.shards.tokenizer_load import batch_token_counter
-from flows.execution import run_logger, run_parts
+from flows.execution import run_parts
 from flows.parts import PartResult, write_part
 from flows.resources import tokenizer_for
 from flows.stage_cache import cached_part
@@ -57,5 +57,4 @@ def split_stage(parts: list[str], paths: RunPaths, config: CurationConfig) -> tu
     (report,) = merge_stage_reports([r.report for r in results]) or [
         stage_report("split", inputs=0, kept=0, dropped=[], rows_out=0)
     ]
-    run_logger().info("split: %d conversations → %d rows, %s", report.inputs, report.rows_out, report.changed)
     return [r.output for r in results], report

@@ -119,7 +119,12 @@ def test_recuration_deployment_runs_through_the_api(tmp_path: Path, server: dict
     )
     try:
         from prefect.client.orchestration import get_client
-        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+        from prefect.client.schemas.filters import (
+            ArtifactFilter,
+            ArtifactFilterFlowRunId,
+            LogFilter,
+            LogFilterFlowRunId,
+        )
         from prefect.deployments import run_deployment
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -148,6 +153,13 @@ def test_recuration_deployment_runs_through_the_api(tmp_path: Path, server: dict
             keys = {a.key for a in artifacts}
             assert {"curate-run-report", "curate-stage-counts", "curate-shards-manifest"} <= keys
             assert "curate-contamination-report" in keys
+            # progress: every stage done, and one line of counts per stage in the run's own log
+            [progress] = [a for a in artifacts if a.key == "curate-progress"]
+            assert progress.data == 100.0 and str(progress.description).startswith("7 of 7 stages done")
+            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id])))
+            stage_lines = [log.message for log in logs if log.message.startswith("stage ")]
+            assert stage_lines[0].startswith("stage 1/7 ingest: ") and stage_lines[-1].startswith("stage 7/7 pack: ")
+            assert any(line.startswith("stage 2/7 markdown: ") for line in stage_lines), stage_lines
             # link artifacts are markdown links ("[text](file:///...)") to files that exist
             links = {a.key: re.fullmatch(r"\[[^]]*\]\(file://(.+)\)", str(a.data)) for a in artifacts}
             manifest, report_html = links["curate-shards-manifest"], links["curate-contamination-report"]
