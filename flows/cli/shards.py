@@ -21,9 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     build.add_argument("--out", type=Path, default=Path("runs"), help="output directory (default: ./runs)")
     build.add_argument("--config", type=Path, help="TOML or JSON file; its [tokenizer] and [shards] tables are used")
     verify = sub.add_parser("verify", help="check the manifest against the files and every invariant")
-    verify.add_argument("dir", type=Path)
+    verify.add_argument("dir", type=Path, help="a shards folder (a run's shards/, holding manifest.json)")
     inspect = sub.add_parser("inspect", help="print stats and decode sample rows with the mask shown")
-    inspect.add_argument("dir", type=Path)
+    inspect.add_argument("dir", type=Path, help="a shards folder (a run's shards/, holding manifest.json)")
     inspect.add_argument("--rows", type=int, default=1, help="sample rows to decode (default 1)")
     inspect.add_argument("--no-decode", action="store_true", help="show token ids instead of text")
 

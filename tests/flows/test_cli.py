@@ -225,3 +225,21 @@ def test_the_command_table_builds_every_subcommand() -> None:
         with pytest.raises(SystemExit) as done:
             parser.parse_args([name, "--help"])
         assert done.value.code == 0
+
+
+def test_every_option_of_every_command_has_help_text() -> None:
+    import argparse
+
+    from flows.cli import build_parser
+
+    def undocumented(parser: argparse.ArgumentParser, path: str) -> list[str]:
+        found = []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    found += undocumented(sub, f"{path} {name}")
+            elif not isinstance(action, argparse._HelpAction) and not action.help:
+                found.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+        return found
+
+    assert undocumented(build_parser(), "chatsift") == []

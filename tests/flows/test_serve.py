@@ -93,6 +93,12 @@ def server(tmp_path: Path, migrated_prefect_db: Path) -> Iterator[dict[str, str]
 
 
 def test_recuration_deployment_runs_through_the_api(tmp_path: Path, server: dict[str, str]) -> None:
+    # the UI is told the server's own port (Prefect's default would send it to 4200), and the log says where
+    # the server keeps its data
+    api = server["PREFECT_API_URL"]
+    with urllib.request.urlopen(api.removesuffix("/api") + "/ui-settings", timeout=10) as r:
+        assert json.loads(r.read())["api_url"] == api
+    assert f"PREFECT_HOME={server['PREFECT_HOME']}" in (tmp_path / "server.log").read_text().splitlines()[0]
     inputs = write_demo_inputs(tmp_path / "in")
     config = tmp_path / "config.json"
     config.write_text(DEMO_CONFIG.model_dump_json())
@@ -156,8 +162,21 @@ def test_recuration_deployment_runs_through_the_api(tmp_path: Path, server: dict
             # progress: every stage done, and one line of counts per stage in the run's own log
             [progress] = [a for a in artifacts if a.key == "curate-progress"]
             assert progress.data == 100.0 and str(progress.description).startswith("7 of 7 stages done")
-            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id])))
-            stage_lines = [log.message for log in logs if log.message.startswith("stage ")]
+            # the flow's process ships its logs in batches, after its state may already read Completed
+            stage_lines: list[str] = []
+            by_run = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id]))
+
+            def all_stages_logged() -> bool:
+                logs: list = []
+                while True:  # in pages: the server answers at most 200 at a time
+                    page = client.read_logs(log_filter=by_run, limit=200, offset=len(logs))
+                    logs += page
+                    if len(page) < 200:
+                        break
+                stage_lines[:] = [log.message for log in logs if log.message.startswith("stage ")]
+                return any(line.startswith("stage 7/7 pack: ") for line in stage_lines)
+
+            _wait("the run's stage log lines", all_stages_logged, served, timeout=60)
             assert stage_lines[0].startswith("stage 1/7 ingest: ") and stage_lines[-1].startswith("stage 7/7 pack: ")
             assert any(line.startswith("stage 2/7 markdown: ") for line in stage_lines), stage_lines
             # link artifacts are markdown links ("[text](file:///...)") to files that exist
