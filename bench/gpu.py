@@ -223,24 +223,24 @@ def _trl(inputs: Path, model: Path, work: Path, *, steps: int, options: Any, cpu
     assert spec is not None and spec.loader is not None
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
-    trainer = example.trainer_for(inputs / "shards", str(model), str(work / "trl"), max_steps=steps)
     # the same LoRA as chatsift finetune's, the same rows a step
-    trainer.args.use_cpu = cpu
-    trainer.args.include_num_input_tokens_seen = True
-    trainer.args.logging_steps = 1
-    peft_trainer = example.SFTTrainer(
-        model=str(model),
-        args=trainer.args,
-        train_dataset=trainer.train_dataset,
+    trainer = example.trainer_for(
+        inputs / "shards",
+        str(model),
+        str(work / "trl"),
         peft_config=lora_config(options),
+        max_steps=steps,
+        use_cpu=cpu,
+        include_num_input_tokens_seen=True,
+        logging_steps=1,
     )
-    supervised = sum(sum(1 for label in row if label != -100) for row in peft_trainer.train_dataset["labels"])
+    supervised = sum(sum(1 for label in row if label != -100) for row in trainer.train_dataset["labels"])
     _peak_memory_reset()
     started = time.perf_counter()
-    result = peft_trainer.train()
+    result = trainer.train()
     seconds = time.perf_counter() - started
-    tokens = int(peft_trainer.state.num_input_tokens_seen)
-    losses = [entry["loss"] for entry in peft_trainer.state.log_history if "loss" in entry]
+    tokens = int(trainer.state.num_input_tokens_seen)
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     return {
         "tokens_per_s": tokens / seconds,
         "peak_gib": _peak_memory_gib(),

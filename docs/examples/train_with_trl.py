@@ -8,13 +8,16 @@ MODEL_DIR is a model folder (or hub id) with its tokenizer, of the vocabulary th
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 from datasets import load_dataset
 from trl import SFTConfig, SFTTrainer
 
 
-def trainer_for(shards: Path, model: str, output_dir: str, max_steps: int = -1) -> SFTTrainer:
+def trainer_for(shards: Path, model: str, output_dir: str, peft_config: Any = None, **options: Any) -> SFTTrainer:
+    """The trainer for the shards in `shards`; `peft_config` (e.g. peft's LoraConfig) trains adapters,
+    and `options` are any other SFTConfig fields (max_steps, learning_rate, ...)."""
     manifest = json.loads((shards / "manifest.json").read_text())
     files = [str(shards / shard["file"]) for shard in manifest["shards"]]
     # input_ids and assistant_masks: TRL takes the rows as tokenized and masks the labels where
@@ -29,12 +32,13 @@ def trainer_for(shards: Path, model: str, output_dir: str, max_steps: int = -1) 
         max_length=None,
         per_device_train_batch_size=2,
         bf16=torch.cuda.is_available(),  # TRL's default; fp32 on the CPU
-        max_steps=max_steps,
         report_to="none",
+        **options,
     )
-    return SFTTrainer(model=model, args=args, train_dataset=dataset)
+    return SFTTrainer(model=model, args=args, train_dataset=dataset, peft_config=peft_config)
 
 
 if __name__ == "__main__":
     shards_dir, model_dir, out_dir = sys.argv[1:4]
-    trainer_for(Path(shards_dir), model_dir, out_dir, int(sys.argv[4]) if len(sys.argv) > 4 else -1).train()
+    steps = int(sys.argv[4]) if len(sys.argv) > 4 else -1
+    trainer_for(Path(shards_dir), model_dir, out_dir, max_steps=steps).train()
