@@ -7,6 +7,10 @@ one line for the README. Usage: python -m bench.curate [--scale 30] [--html] [--
 limit), the four shapes in turn: 1.4M line breaks and 140K paragraphs (html_too_large drops),
 a highlighted code block and one long line (converted). Their peak RSS is the figure to watch:
 one such turn took a run to 3.1 GB before the element bound (docs/defaults.md#markdown).
+
+--whole-run runs `chatsift curate` with defaults on the dump instead, every stage, and prints its
+wall time and peak RSS (the highest VmHWM among its processes, polled): one 7 MB answer took a whole
+run to 3.5 GB in MinHash and split, which ingest + clean alone do not show.
 """
 
 from __future__ import annotations
@@ -108,11 +112,51 @@ def measure(dump: Path, label: str) -> None:
     )
 
 
+def whole_run(dump: Path, out: Path, label: str) -> None:
+    """Run `chatsift curate` on `dump` and print its wall time and the peak RSS of its processes."""
+    started = time.perf_counter()
+    cmd = [sys.executable, "-m", "flows.cli", "curate", str(dump), "--out", str(out), "--run-id", "bench"]
+    with subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL) as child:
+        peak_kb = 0
+        while child.poll() is None:
+            peak_kb = max([peak_kb, *map(_peak_rss_kb, _process_tree(child.pid))])
+            time.sleep(0.05)
+    if child.returncode:
+        raise SystemExit(f"chatsift curate exited {child.returncode}")
+    report = json.loads((out / "bench" / "report.json").read_text())
+    print(
+        f"README: whole run (chatsift curate, defaults) of {report['records_read']:,} conversations ({label}): "
+        f"{time.perf_counter() - started:.0f} s, peak RSS {peak_kb / 1024:.0f} MB"
+    )
+
+
+def _process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants alive now (Linux /proc)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found += [p for child in task.read_text().split() for p in _process_tree(int(child))]
+        except OSError:
+            continue  # the task ended while we looked
+    return found
+
+
+def _peak_rss_kb(pid: int) -> int:
+    """VmHWM of `pid`: its own peak, unlike ru_maxrss, which carries a forking parent's across exec."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    line = next((line for line in status.splitlines() if line.startswith("VmHWM:")), "VmHWM: 0 kB")
+    return int(line.split()[1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=int, default=30)
     ap.add_argument("--html", action="store_true", help="render assistant turns as ChatGPT HTML first")
     ap.add_argument("--huge-turns", type=int, default=0, help="add N conversations with a ~7 MB answer")
+    ap.add_argument("--whole-run", action="store_true", help="run chatsift curate on the dump: time and peak RSS")
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
     ap.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # internal: the measuring child
     args = ap.parse_args()
@@ -129,6 +173,9 @@ def main() -> None:
         dump = Path(tmp) / "dump.json"
         write_scaled_dump(sample, args.scale, args.html, dump, args.huge_turns)
         del sample
+        if args.whole_run:
+            whole_run(dump, Path(tmp) / "out", label)
+            return
         # A fresh process, so its peak RSS is the pipeline's, not the dump writer's.
         cmd = [sys.executable, "-m", "bench.curate", "--measure", str(dump), "--huge-turns", str(args.huge_turns)]
         cmd += ["--html"] if args.html else []

@@ -45,6 +45,11 @@ Key = tuple[int, int]  # (part, row): ids alone are not unique in real dumps
 # blake2b-64 of a word; never the builtin hash(), which is salted per process.
 _WORD_HASH_BYTES = 8
 
+# Shingles given to datasketch per update_batch call. It holds a permutations x shingles uint64
+# matrix (and temporaries of that size) per call, so one 7 MB answer (1.2M shingles, 168
+# permutations) took a run to 3.7 GB; in blocks of 32K it stays ~45 MB a matrix, the same minima.
+_MINHASH_BLOCK = 1 << 15
+
 
 def _ngram_multipliers(ngram: int) -> np.ndarray:
     """One fixed odd 64-bit multiplier per n-gram position, derived with blake2b so they are the
@@ -111,8 +116,8 @@ def conversation_minhashes(convs: Iterable[Conversation], *, config: MinHashConf
     for conv in convs:
         minhash = template.copy()
         shingles = _shingle_hashes(conv, config.ngram, word_cache)
-        if len(shingles):
-            minhash.update_batch(shingles.tolist())
+        for start in range(0, len(shingles), _MINHASH_BLOCK):
+            minhash.update_batch(shingles[start : start + _MINHASH_BLOCK].tolist())
         yield minhash
 
 

@@ -15,7 +15,9 @@ output} or OpenAI/TÜLU {id?, messages: [{role, content}]}.
 Only regular files are read (a link to one is followed): a FIFO, socket, device, dangling or
 looping link, a link to a directory, or a file open() refuses is one not_a_readable_file drop,
 found while listing, before anything opens it. A file reached twice (the same path given twice,
-another spelling of it, a link to it, or a folder holding it) is read once, and listed as repeated.
+another spelling of it, a link to it, or a folder holding it) is read once, and listed as repeated;
+so is a file holding the same bytes as one listed before it (a copy under another name): its records
+would only come back as exact duplicates of the first file's.
 
 Provenance.byte_offset is the record's offset in the file as read; for a gzip file that is the
 offset in the decompressed stream (a corrupt_compression drop's is in the compressed file, where
@@ -51,6 +53,7 @@ from curation.stage import Stage
 from schemas.config import IngestConfig
 from schemas.conversation import Conversation, Provenance, Role, Turn
 from schemas.errors import InputError
+from schemas.files import file_digest
 from schemas.ledger import Dropped, DropReason
 from schemas.scrape import PageFetchSidecar
 
@@ -174,7 +177,27 @@ def list_inputs(paths: Sequence[Path]) -> InputListing:
             why = _not_readable_because(path)
             origin = _Origin(str(path), path.name, None, 0)
             entries.append(path if why is None else _drop(origin, "not_a_readable_file", why))
-    return InputListing(tuple(entries), tuple(repeated))
+    copies = _copies_of_earlier_files([e for e in entries if isinstance(e, Path)])
+    repeated += [f"input {path} has the same bytes as {first}: read once" for path, first in copies.items()]
+    return InputListing(tuple(e for e in entries if e not in copies), tuple(repeated))
+
+
+def _copies_of_earlier_files(files: list[Path]) -> dict[Path, Path]:
+    """Each file whose bytes equal an earlier file's, mapped to that earlier file. Only files of
+    a size another file shares are hashed, so a folder of distinct dumps costs one stat each."""
+    by_size: dict[int, list[Path]] = {}
+    for path in files:
+        by_size.setdefault(path.stat().st_size, []).append(path)
+    copies: dict[Path, Path] = {}
+    for same_size in by_size.values():
+        if len(same_size) < 2:
+            continue
+        first_by_digest: dict[str, Path] = {}
+        for path in same_size:
+            first = first_by_digest.setdefault(file_digest(path), path)
+            if first != path:
+                copies[path] = first
+    return copies
 
 
 def _entries_below(path: Path) -> list[Path]:

@@ -551,3 +551,15 @@ def test_planted_near_duplicates_in_the_real_sample(sharegpt_sample: list[dict[s
         lowest = min(lowest, similarity)
         assert d.detail.startswith(f"jaccard={similarity:.3f} (part 0 row ")
     print(f"{len(result.dropped)} removals checked; lowest true Jaccard with the named kept record: {lowest:.3f}")
+
+
+def test_a_conversation_longer_than_a_block_gets_the_minhash_of_one_update(monkeypatch: pytest.MonkeyPatch) -> None:
+    # conversation_minhashes feeds datasketch in blocks to bound memory; the minima must not change.
+    rng = random.Random(3)
+    conv = conversation(("user", "q"), ("assistant", " ".join(f"w{rng.randrange(900)}" for _ in range(5_000))))
+    config = MinHashConfig()
+    monkeypatch.setattr(dedupe_minhash, "_MINHASH_BLOCK", 10**9)
+    [whole] = dedupe_minhash.conversation_minhashes([conv], config=config)
+    monkeypatch.setattr(dedupe_minhash, "_MINHASH_BLOCK", 512)
+    [blocked] = dedupe_minhash.conversation_minhashes([conv], config=config)
+    assert (blocked.hashvalues == whole.hashvalues).all() and not whole.is_empty()

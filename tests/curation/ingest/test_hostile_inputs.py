@@ -281,3 +281,15 @@ def test_a_file_reached_twice_is_listed_once_with_a_warning(tmp_path: Path, monk
     assert "link.json" in listing.repeated[1] and "in/a.json" in listing.repeated[1]
     records = list(ingest_paths(given, config=CONFIG))
     assert _outcomes(records) == [("kept", "a"), ("kept", "b")]
+
+
+def test_a_copy_under_another_name_is_read_once_and_a_same_size_file_is_read(tmp_path: Path) -> None:
+    # Before: the copy's records were read again, then dropped one by one as exact duplicates.
+    (tmp_path / "a.json").write_text(json.dumps([_good("a"), _good("b")]))
+    (tmp_path / "copy.json").write_bytes((tmp_path / "a.json").read_bytes())
+    (tmp_path / "other.json").write_text(json.dumps([_good("c"), _good("d")]))  # same size, other bytes
+    listing = list_inputs([tmp_path])
+    assert listing.files == [tmp_path / "a.json", tmp_path / "other.json"]
+    copy, first = tmp_path / "copy.json", tmp_path / "a.json"
+    assert listing.repeated == (f"input {copy} has the same bytes as {first}: read once",)
+    assert _outcomes(list(ingest_paths([tmp_path], config=CONFIG))) == [("kept", k) for k in "abcd"]
