@@ -60,11 +60,10 @@ _WIDGET_TAIL = re.compile(
 _WIDGET_TAIL_MAX_CHARS = 120
 # A counter in front of the first tag of a captured HTML value ("2 / 2<div class=...").
 _HTML_LEADING_COUNTER = re.compile(r"\A\s*\d{1,3} / \d{1,3}\s*(?=<)")
-# A converted block that is nothing but a counter or a widget: chrome, not part of the answer.
-_NOISE_BLOCK = re.compile(
-    r"\A(?:(?P<k>\d{1,3}) / (?P<n>\d{1,3})|(?:지금 번역하기)?(?:Copy)*(?: HTML)?(?:Read Aloud)?(?:⏹️ Stop)?"
-    r"\d+ chars [/|] \d+ words)\Z"
-)
+# A converted block that is nothing but a widget, or a counter: chrome, not part of the answer.
+_WIDGET = r"(?:지금 번역하기)?(?:Copy)*(?: HTML)?(?:Read Aloud)?(?:⏹️ Stop)?\d+ chars [/|] \d+ words"
+_WIDGET_BLOCK = re.compile(rf"\A{_WIDGET}\Z")
+_NOISE_BLOCK = re.compile(rf"\A(?:(?P<k>\d{{1,3}}) / (?P<n>\d{{1,3}})|{_WIDGET})\Z")
 
 
 def _is_counter(k: str, n: str) -> bool:
@@ -100,7 +99,8 @@ def strip_assistant_capture_noise(md: str) -> str:
 
 
 def _strip_noise_blocks(blocks: list[str]) -> list[str]:
-    """Converted blocks less the counters and widgets that open the turn as blocks of their own.
+    """Converted blocks less the counters and widgets that open the turn as blocks of their own,
+    and widget blocks anywhere.
 
     A converted turn is then cleaned as text (strip_user_capture_noise), which takes what is glued
     to either end, and a last block "n / n". A first block "k / n" before the answer is always the
@@ -111,7 +111,9 @@ def _strip_noise_blocks(blocks: list[str]) -> list[str]:
         if noise["k"] is not None and not _is_counter(noise["k"], noise["n"]):
             break
         start += 1
-    return blocks[start:]
+    # A widget block between two blocks of the answer is chrome too ("12 chars / 3 words" alone is
+    # no prose); a lone "k / n" there is kept, as it may be a line of arithmetic.
+    return [block for block in blocks[start:] if not _WIDGET_BLOCK.match(block)] or blocks[-1:]
 
 
 # --- detection -----------------------------------------------------------------------------------

@@ -55,6 +55,21 @@ def test_every_widget_and_counter_shape_leaves_nothing(shape: str, widget: str, 
     assert html_to_markdown(_html_shapes(widget, counter)[shape]) == "Here is the answer."
 
 
+@pytest.mark.parametrize("widget", WIDGET_COUNTS)
+@pytest.mark.parametrize(
+    "middle",
+    ["<p>Copy{}</p>", "<button>Copy</button><span>{}</span>", "<p>{}</p>", "<div>지금 번역하기Copy{}</div>"],
+)
+def test_a_widget_between_two_blocks_of_the_answer_leaves_nothing(middle: str, widget: str) -> None:
+    html = WRAPPER.format(ANSWER + middle.format(widget) + "<p>And more.</p>")
+    assert html_to_markdown(html) == "Here is the answer.\n\nAnd more."
+
+
+def test_a_counter_between_two_blocks_of_the_answer_is_kept_as_arithmetic() -> None:
+    html = WRAPPER.format("<p>Divide:</p><p>2 / 2</p><p>which is 1.</p>")
+    assert html_to_markdown(html) == "Divide:\n\n2 / 2\n\nwhich is 1."
+
+
 @pytest.mark.parametrize(
     ("captured", "expected"),
     [
