@@ -64,10 +64,15 @@ def main() -> None:
         rows, dropped, info = pack_conversations(with_unique_ids(tokenized), config=shards_config)
         pack_seconds = time.perf_counter() - started
         lengths = [len(t.input_ids) for t in tokenized if len(t.input_ids) <= max_seq_len]
+        # Context per piece in rounds: over the pieces of conversations that were cut, and all.
+        rounds = [sum(t.role == "user" for t in piece.turns) for piece in split]
+        cut_rounds = [r for r, piece in zip(rounds, split, strict=True) if piece.parent_id is not None]
         fewest_rows = packing_lower_bound(lengths, capacity=max_seq_len)
         print(
             f"max_seq_len {max_seq_len}, split.piece_target_ratio {ratio}: {len(split)} conversations/pieces "
-            f"(tokens mean {statistics.mean(lengths):.0f}, median {statistics.median(lengths):.0f}), "
+            f"(tokens mean {statistics.mean(lengths):.0f}, median {statistics.median(lengths):.0f}; "
+            f"{len(split) / len(convs):.2f} a conversation; rounds a piece {statistics.mean(rounds):.1f}, "
+            f"{statistics.mean(cut_rounds or [0]):.1f} in the {len(cut_rounds)} pieces of cut conversations), "
             f"{tokens:,} tokens tokenized at {tokens / seconds:,.0f} tokens/s; packed into {info.rows} rows "
             f"(volume bound {info.lower_bound_rows}, no packing fewer than {fewest_rows}: at most "
             f"{100 * sum(lengths) / (fewest_rows * max_seq_len):.2f}%) in {pack_seconds:.2f} s, "
