@@ -28,7 +28,7 @@ from curation.contamination.ngram_overlap import (
     char_containment,
     overlap_evidence,
 )
-from curation.contamination.rephrase import anchor_share, code_prose, item_views
+from curation.contamination.rephrase import anchor_share, code_prose, item_views, signatures_agree
 from curation.contamination.vector_search import flat_ip_index, search_top
 from curation.stage import Stage
 from curation.text import word_spans, words
@@ -269,7 +269,12 @@ def _rephrase_tier(
                     if unit_words[u] > config.rephrase_max_length_ratio * len(words(compared)) + _REPHRASE_SLACK_WORDS:
                         continue
                     share, anchors = anchor_share(compared, texts[u])
-                    if anchors >= rule.min_anchors and share >= rule.min_anchor_share:
+                    if (
+                        anchors >= rule.min_anchors
+                        and share >= rule.min_anchor_share
+                        # The whole turn's defs (its first unit): a window or docstring unit holds none.
+                        and signatures_agree(index.items[row].text, texts[t.units[0]])
+                    ):
                         t.rephrase_row, t.rephrase_score, t.rephrase_share, t.rephrase_view = row, score, share, view
 
 

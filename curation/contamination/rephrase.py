@@ -8,6 +8,11 @@ whose cosine to an item clears a lower, per-benchmark floor when it also holds a
 the item's anchor terms; both are needed, so a same-topic question with other numbers or names
 stays unflagged.
 
+A code item's rewrite renames its function and arguments but keeps what they are: so when the
+unit defines functions, one of them must have the item's signature with its names left out (the
+types of its arguments and its return type, `def f(xs: List[int]) -> bool` as `(list[int]) ->
+bool`). A different function with a similar docstring (same account, other result) is no rewrite.
+
 Items are also compared through a second view where their text hides the question: the last line
 of a passage item (MMLU's history questions quote a source, then ask), and the docstring prose of
 a code item (doctest examples left out: rephrasings change their values).
@@ -34,6 +39,13 @@ _STOPWORDS = frozenset(
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _TRIPLE_QUOTED = re.compile(r"(\"\"\"|''')(.*?)\1", re.S)
 _DOCTEST_PROMPT = re.compile(r"^\s*(>>>|\.\.\.)")
+# A Python def up to its colon: arguments (possibly over several lines) and return annotation.
+_DEF = re.compile(
+    r"^[ \t]*(?:async[ \t]+)?def[ \t]+\w+[ \t]*\((?P<args>[^()]*(?:\([^()]*\)[^()]*)*)\)[ \t]*(?:->(?P<ret>[^:\n]+))?:",
+    re.M,
+)
+_OPTIONAL = re.compile(r"\AOptional\[(.*)\]\Z")
+_TYPING_PREFIX = re.compile(r"\b(?:typing\.)?(List|Dict|Tuple|Set|FrozenSet|Type)\b")
 
 
 def _fold(word: str) -> str:
@@ -72,6 +84,54 @@ def code_prose(text: str) -> str:
                 lines.append(line.strip())
         parts.append(" ".join(lines))
     return " ".join(p for p in parts if p)
+
+
+def _annotation(text: str) -> str:
+    """An annotation compared without spaces, `typing.` or the capital of List/Dict/Tuple/Set."""
+    return _TYPING_PREFIX.sub(lambda m: m.group(1).lower(), "".join(text.split()))
+
+
+def _arguments(args: str) -> tuple[str, ...]:
+    """The annotations of a def's arguments, in order ("" where none), self and cls left out."""
+    parts, depth, current = [], 0, ""
+    for char in args:
+        depth += char in "([{"
+        depth -= char in ")]}"
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    annotations = []
+    for part in (p.split("=", 1)[0] for p in parts if p.strip()):
+        name, _, annotation = part.partition(":")
+        if name.strip() not in ("self", "cls"):
+            annotations.append(_annotation(annotation))
+    return tuple(annotations)
+
+
+@lru_cache(maxsize=1 << 14)
+def code_signatures(text: str) -> frozenset[tuple[tuple[str, ...], str]]:
+    """The signatures of the functions `text` defines with their names left out: (argument
+    annotations, return annotation)."""
+    return frozenset((_arguments(m["args"]), _annotation(m["ret"] or "")) for m in _DEF.finditer(text))
+
+
+def _same_annotation(a: str, b: str) -> bool:
+    """Equal, or one side unannotated, or equal once an Optional[...] is unwrapped (a rewrite may add one)."""
+    return not a or not b or _OPTIONAL.sub(r"\1", a) == _OPTIONAL.sub(r"\1", b)
+
+
+def _same_signature(a: tuple[tuple[str, ...], str], b: tuple[tuple[str, ...], str]) -> bool:
+    return len(a[0]) == len(b[0]) and all(map(_same_annotation, (*a[0], a[1]), (*b[0], b[1])))
+
+
+def signatures_agree(item_text: str, text: str) -> bool:
+    """False only when both define functions and none of `text`'s has a signature of the item's:
+    as many arguments, and the same annotations where both have one."""
+    item, unit = code_signatures(item_text), code_signatures(text)
+    return not item or not unit or any(_same_signature(i, u) for i in item for u in unit)
 
 
 def item_views(items: Sequence[BenchmarkItem], *, min_words: int) -> list[tuple[int, str, str]]:

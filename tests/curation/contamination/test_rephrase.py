@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from curation.contamination.rephrase import anchor_share, anchor_terms, code_prose, item_views
+from curation.contamination.rephrase import (
+    anchor_share,
+    anchor_terms,
+    code_prose,
+    code_signatures,
+    item_views,
+    signatures_agree,
+)
 from schemas.config import ContaminationConfig
 from schemas.config.contamination import RephraseRule
 from schemas.contamination import BenchmarkItem
@@ -62,3 +69,15 @@ def test_one_rephrase_rule_per_benchmark() -> None:
     rule = RephraseRule(benchmark="mmlu", min_score=0.7, min_anchor_share=0.4)
     with pytest.raises(ValidationError, match="rephrase_rules name a benchmark twice"):
         ContaminationConfig(rephrase_rules=(rule, rule))
+
+
+def test_code_signatures_leave_names_out_and_agree_on_arity_and_annotations() -> None:
+    assert code_signatures(HUMANEVAL_LIKE) == {(("list[int]",), "bool")}
+    renamed = "def dips(self, moves: typing.List[int], start=0) -> bool:\n    pass"
+    assert code_signatures(renamed) == {(("list[int]", ""), "bool")}
+    assert signatures_agree(HUMANEVAL_LIKE, "def dips(moves: list[int]) -> Optional[bool]:")
+    assert signatures_agree(HUMANEVAL_LIKE, "def dips(moves):")  # unannotated: no evidence against
+    assert not signatures_agree(HUMANEVAL_LIKE, "def total(moves: List[int]) -> int:")
+    assert not signatures_agree(HUMANEVAL_LIKE, "def dips(moves: List[int], limit: int) -> bool:")
+    assert signatures_agree(HUMANEVAL_LIKE, "Write a function that says whether the balance dips.")  # no def
+    assert signatures_agree("What is 2 + 2?", "def total(moves: List[int]) -> int:")  # no code item
