@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,18 +27,27 @@ from schemas.files import file_digest
 from schemas.run_layout import RunRecord, read_run_to_resume
 from tests.helpers.assertions import assert_nothing_lost
 from tests.helpers.runs import assert_same_outputs
+from tests.helpers.secret_cases import LOOK_ALIKES, PLANTED, planted_secret_strings
 
 pytestmark = pytest.mark.slow
 
 # One of each kind the secrets stage redacts (curation/clean/secrets.py): an OpenAI key, an AWS
 # access key id, a GitHub token, an e-mail address and an international phone number.
-PLANTED_SECRETS = (
+OLDER_KINDS = (
     "sk-Ab3dEf6hIj9kLmN0pQr5tUv8wXyZ1234abcd",
     "AKIAQ7RT2XV9LMN4PZ3K",
     "ghp_Zq8WmR4tYp2LkN6vBx9CjH3sDf7GaE1uIo5T",
     "jane.doe.planted@corpmail.io",
     "+44 20 7946 0958",
 )
+# ... and every newer kind (tests/helpers/secret_cases.py): AWS pairs, Stripe, JWTs, keys split by
+# invisible characters, French phones, credit cards, public IPv4 addresses.
+PLANTED_SECRETS = tuple(
+    dict.fromkeys([*OLDER_KINDS, *(s for t, e in PLANTED.values() for s in planted_secret_strings(t, e))])
+)
+# The grep looks for the secrets no look-alike holds: "ref 12 06 12 34 56 78" is kept whole, phone included.
+GREPPED_SECRETS = [s for s in PLANTED_SECRETS if not any(s in text for text in LOOK_ALIKES.values())]
+ANSWER = "The value is well formed, so check the account's permissions first, then rotate it and try again."
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +57,25 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     folder = tmp_path_factory.mktemp("inputs")
     demo = write_demo_inputs(folder / "demo")
     records = []
-    for i, secret in enumerate(PLANTED_SECRETS):
+    for i, secret in enumerate(OLDER_KINDS):
         question = f"Here is my credential {secret} for deployment step {i}; why does the service reject it?"
         answer = f"The value you pasted ({secret}) looks well formed; check the account's permissions, then rotate it."
         records.append({"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]})
         records.append({"messages": [{"role": "user", "content": f"Only a question about {secret}, record {i}."}]})
+    # Every kind the stage knows, each in a kept record's prompt and in its title.
+    for k, (text, _) in enumerate(PLANTED.values()):
+        turns = [("human", f"Why does the service reject this (case {k})?\n{text}"), ("gpt", f"Case {k}: {ANSWER}")]
+        records.append(
+            {"id": f"kind-{k}", "title": f"About {text}", "conversations": [{"from": f, "value": v} for f, v in turns]}
+        )
+    # The look-alikes, which must come out as they went in.
+    rounds = [
+        (f"Is line {k} safe to publish: {text} ?", f"Line {k}: {ANSWER}") for k, text in enumerate(LOOK_ALIKES.values())
+    ]
+    turns = [(role, value) for question, answer in rounds for role, value in (("human", question), ("gpt", answer))]
+    records.append({"id": "look-alikes", "conversations": [{"from": f, "value": v} for f, v in turns]})
     planted = folder / "planted.jsonl"
-    planted.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    planted.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
     return [*demo, planted]
 
 
@@ -169,7 +191,7 @@ def test_run_failing_its_ledger_balance_leaves_nothing_that_looks_finished(
         described.update(size=part.stat().st_size, blake2b=file_digest(part))
     (entry / "result.json").write_text(json.dumps(record), encoding="utf-8")
 
-    with pytest.raises(LedgerImbalanceError, match="read"):
+    with pytest.raises(LedgerImbalanceError, match=" != "):  # the run total or a stage boundary
         _curate(inputs, out, "lost")
     run = out / "lost"
     assert not [
@@ -203,7 +225,7 @@ def _holding_secrets(folder: Path) -> dict[str, list[str]]:
         blob = f.read_bytes()
         if f.suffix == ".parquet":
             blob += json.dumps(pq.read_table(f).to_pylist(), default=str, ensure_ascii=False).encode()
-        hits = [s for s in PLANTED_SECRETS if s.encode() in blob]
+        hits = [s for s in GREPPED_SECRETS if s.encode() in blob]
         if hits:
             found[str(f.relative_to(folder))] = hits
     return found
@@ -215,9 +237,15 @@ def test_no_planted_secret_is_kept_on_disk_after_a_run(inputs: list[Path], tmp_p
     report = _curate(inputs, out, "run")
     # the premise: the planted records reach the secrets stage, which redacts every secret
     secrets = next(s for s in report.stages if s.stage == "secrets")
-    assert sum(secrets.changed.values()) >= 2 * len(PLANTED_SECRETS)
+    assert sum(secrets.changed.values()) >= 2 * len(OLDER_KINDS) + 2 * len(PLANTED)
     assert (out / "cache").is_dir() and (out / "run" / "stages").is_dir()
     assert _holding_secrets(out) == {}
+    # Titles were redacted, not dropped; the look-alikes came through unchanged.
+    conversations = pq.read_table(out / "run" / "conversations").to_pylist()
+    titles = [c["title"] for c in conversations if c["id"].startswith("kind-")]
+    assert len(titles) == len(PLANTED) and all(re.search(r"<[A-Z_]+>", t) for t in titles)
+    kept_text = "\n".join(t["content"] for c in conversations for t in c["turns"])
+    assert [name for name, text in LOOK_ALIKES.items() if text not in kept_text] == []
 
 
 def test_raw_intermediates_are_kept_when_asked(inputs: list[Path], tmp_path: Path) -> None:
