@@ -397,3 +397,21 @@ def test_stage_leaves_clean_conversations_untouched() -> None:
     result = convert_assistant_html([conv], config=MarkdownConfig())
     assert result.kept[0] is conv
     assert result.changed == {"html_turns_converted": 0, "capture_noise_removed": 0}
+
+
+def test_only_the_outer_markdown_divs_are_converted_in_document_order() -> None:
+    html = (
+        "<nav>Regenerate response</nav>"
+        + WRAPPER.format("<p>First.</p>" + WRAPPER.format("<p>Nested.</p>"))
+        + "<footer>ChatGPT may produce inaccurate information</footer>"
+        + '<div class="markdown">'
+        + "<p>Second.</p></div>"
+    )
+    assert html_to_markdown(html) == "First.\n\nNested.\n\nSecond."
+
+
+def test_emphasis_of_one_turn_does_not_leak_into_the_next() -> None:
+    # One converter serves a thread's turns; what it keeps of a tree is cleared for the next.
+    first = html_to_markdown(WRAPPER.format("<p>a<em>b</em>c and <em>d</em></p>"))
+    assert html_to_markdown(WRAPPER.format("<p><em>x</em> y</p>")) == "*x* y"
+    assert html_to_markdown(WRAPPER.format("<p>a<em>b</em>c and <em>d</em></p>")) == first
