@@ -1,4 +1,4 @@
-"""Where a run's tasks execute: Prefect's thread pool, or a Dask cluster through prefect-dask."""
+"""Where a run's tasks execute: Prefect's thread or process pool, or a Dask cluster through prefect-dask."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
 from schemas.config import RunConfig
 
@@ -23,6 +23,11 @@ def run_task_runner(config: RunConfig) -> Iterator[TaskRunner[Any]]:
         threads: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=config.max_workers)
         with threads:
             yield threads
+        return
+    if config.task_runner == "processes":
+        # The stages are CPU-bound Python: in processes, each part has a core of its own, not a GIL share.
+        with ProcessPoolTaskRunner(max_workers=config.max_workers) as processes:
+            yield processes
         return
     from prefect_dask import DaskTaskRunner
 

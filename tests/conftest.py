@@ -57,7 +57,7 @@ HEAVIEST_FIRST = (
     "tests/flows/test_resume.py",  # ~145 s
     "tests/flows/test_serve.py",  # ~120 s
     "tests/flows/test_cli.py",  # ~60 s
-    "tests/flows/test_runners.py",  # ~75 s
+    "tests/flows/test_runners.py",  # ~120 s
     # ~60 s once test_check_real has embedded the conversations both check (the shared cache)
     "tests/curation/contamination/test_rephrased_real.py",
     "tests/curation/clean/test_markdown_roundtrip.py",  # ~60 s

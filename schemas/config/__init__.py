@@ -133,15 +133,15 @@ class CurationConfig(ConfigSection):
                 f"split.max_tokens={split.max_tokens} leaves no text in a round: its user and assistant turns cost "
                 f"2 x split.turn_overhead_tokens={split.turn_overhead_tokens} tokens alone; raise split.max_tokens"
             )
-        if run.task_runner == "threads" and run.dask_address is not None:
+        if run.task_runner != "dask" and run.dask_address is not None:
             problems.append(
-                'run.dask_address is set but run.task_runner is "threads", which ignores it: set task_runner = '
-                '"dask", or remove dask_address'
+                f'run.dask_address is set but run.task_runner is "{run.task_runner}", which ignores it: set '
+                'task_runner = "dask", or remove dask_address'
             )
         if run.task_runner == "dask" and run.max_workers is not None:
             problems.append(
-                'run.max_workers sizes the "threads" runner only, and run.task_runner is "dask": remove max_workers '
-                "(dask_workers sizes a LocalCluster)"
+                'run.max_workers sizes the "threads" and "processes" runners only, and run.task_runner is "dask": '
+                "remove max_workers (dask_workers sizes a LocalCluster)"
             )
         if problems:
             raise ConfigError("; ".join(problems))

@@ -27,12 +27,13 @@ class RunConfig(ConfigSection):
     cache. Off: they are never cached and are deleted once cleaning has read them, so nothing a finished run leaves on
     disk holds a secret the secrets stage redacts (docs/defaults.md#run).
     """
-    task_runner: Literal["threads", "dask"] = "threads"
-    """ "threads": Prefect's thread pool in the flow's process, its default runner. "dask": Prefect's Dask task runner
-    (prefect-dask), which costs ~4 s to start (docs/defaults.md#run).
+    task_runner: Literal["threads", "processes", "dask"] = "threads"
+    """ "threads": Prefect's thread pool in the flow's process, its default runner. "processes": Prefect's process
+    pool, a core per part for the CPU-bound stages. "dask": Prefect's Dask task runner (prefect-dask), which costs ~4 s
+    to start (docs/defaults.md#run).
     """
     max_workers: int | None = Field(default=None, gt=0)
-    """Thread-pool size for task_runner "threads"; None: Prefect's default."""
+    """Pool size for task_runner "threads" or "processes"; None: Prefect's default (for processes, the cores)."""
     dask_address: str | None = None
     """The Dask scheduler that task_runner "dask" sends tasks to ("tcp://host:8786"); None: a LocalCluster of
     dask_workers processes is started for the run.

@@ -1,5 +1,5 @@
-"""`curate` on Prefect's Dask task runner (prefect-dask) gives byte-identical outputs to the default runner,
-and a scheduler that does not answer fails the run before any work."""
+"""`curate` on Prefect's Dask task runner (prefect-dask) and on its process pool gives byte-identical outputs to
+the default runner, and a scheduler that does not answer fails the run before any work."""
 
 from __future__ import annotations
 
@@ -93,3 +93,25 @@ def test_an_unreachable_dask_scheduler_fails_the_run_before_any_work(tmp_path: P
             curate_flow(inputs=[tmp_path / "in.jsonl"], out_dir=tmp_path / "out", config=config)
         assert time.monotonic() - started < 20
     assert not (tmp_path / "out").exists()
+
+
+def test_process_runner_output_is_byte_identical_to_the_thread_runner(
+    tmp_path: Path, prefect_server: None, sharegpt_sample: list[dict]
+) -> None:
+    """Prefect's process pool: each part's task runs in a worker process (spawned: nothing of this
+    process is inherited) and its outputs match the thread runner's byte for byte."""
+    inputs = [*write_demo_inputs(tmp_path / "in"), tmp_path / "in" / "real-pages"]
+    write_pages(tmp_path / "in" / "real-pages", sharegpt_sample[:40])
+    base = _with_run(DEMO_CONFIG, batch_size=20, cache=False)
+    threads = curate_flow(inputs=inputs, out_dir=tmp_path / "threads", config=base)
+    processes = curate_flow(
+        inputs=inputs, out_dir=tmp_path / "processes", config=_with_run(base, task_runner="processes", max_workers=2)
+    )
+    assert sum(s.parts for s in processes.stages if s.stage == "ingest") >= 3
+    assert_same_outputs(tmp_path / "threads" / threads.run_id, tmp_path / "processes" / processes.run_id)
+    assert (processes.records_read, processes.kept, processes.dropped) == (
+        threads.records_read,
+        threads.kept,
+        threads.dropped,
+    )
+    assert_nothing_lost(processes)
