@@ -26,11 +26,38 @@ SOURCE_ROOT = Path(__file__).resolve().parents[1]
 NIGHTLY = "0 3 * * *"
 
 
+# The config sections each flow taking a CurationConfig never reads: left out of its deployment's form
+# and default parameters (curate's form carried all of [finetune], ~15,000 px of it). A run started
+# from the form gets their defaults, which the flow does not look at.
+UNREAD_SECTIONS = {
+    "curate": ("scrape", "finetune"),
+    "contamination": ("scrape", "finetune"),
+    "build-shards": ("scrape", "finetune"),
+    "scrape": ("finetune",),
+}
+
+
 def _built(deployment: object) -> RunnerDeployment:
     # to_deployment is sync-compatible: called outside an event loop it returns the deployment.
     if not isinstance(deployment, RunnerDeployment):
         raise TypeError(f"expected a RunnerDeployment, got {type(deployment).__name__}")
+    unread = UNREAD_SECTIONS.get(deployment.flow_name or "", ())
+    if unread:
+        # New dicts, never pops: the deployments share their default parameters.
+        schema = deployment._parameter_openapi_schema
+        definition = schema.definitions["CurationConfig"]
+        definition["properties"] = _without(definition["properties"], unread)
+        schema.properties["config"] = _without(schema.properties["config"], ("default",)) | {
+            "default": _without(schema.properties["config"].get("default") or {}, unread)
+        }
+        parameters = deployment.parameters
+        if "config" in parameters:
+            deployment.parameters = parameters | {"config": _without(parameters["config"], unread)}
     return deployment
+
+
+def _without(mapping: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if k not in keys}
 
 
 def chatsift_deployments(
