@@ -112,10 +112,13 @@ def measure(dump: Path, label: str) -> None:
     )
 
 
-def whole_run(dump: Path, out: Path, label: str) -> None:
+def whole_run(dump: Path, out: Path, label: str, task_runner: str) -> None:
     """Run `chatsift curate` on `dump` and print its wall time and the peak RSS of its processes."""
+    config = out.parent / "run.toml"
+    config.write_text(f'[run]\ntask_runner = "{task_runner}"\n', encoding="utf-8")
     started = time.perf_counter()
     cmd = [sys.executable, "-m", "flows.cli", "curate", str(dump), "--out", str(out), "--run-id", "bench"]
+    cmd += ["--config", str(config)]
     with subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL) as child:
         peak_kb = 0
         while child.poll() is None:
@@ -125,7 +128,8 @@ def whole_run(dump: Path, out: Path, label: str) -> None:
         raise SystemExit(f"chatsift curate exited {child.returncode}")
     report = json.loads((out / "bench" / "report.json").read_text())
     print(
-        f"README: whole run (chatsift curate, defaults) of {report['records_read']:,} conversations ({label}): "
+        f"README: whole run (chatsift curate, task_runner {task_runner}) of {report['records_read']:,} conversations "
+        f"({label}): "
         f"{time.perf_counter() - started:.0f} s, peak RSS {peak_kb / 1024:.0f} MB"
     )
 
@@ -157,6 +161,7 @@ def main() -> None:
     ap.add_argument("--html", action="store_true", help="render assistant turns as ChatGPT HTML first")
     ap.add_argument("--huge-turns", type=int, default=0, help="add N conversations with a ~7 MB answer")
     ap.add_argument("--whole-run", action="store_true", help="run chatsift curate on the dump: time and peak RSS")
+    ap.add_argument("--task-runner", choices=("threads", "processes"), default="threads", help="with --whole-run")
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
     ap.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # internal: the measuring child
     args = ap.parse_args()
@@ -174,7 +179,7 @@ def main() -> None:
         write_scaled_dump(sample, args.scale, args.html, dump, args.huge_turns)
         del sample
         if args.whole_run:
-            whole_run(dump, Path(tmp) / "out", label)
+            whole_run(dump, Path(tmp) / "out", label, args.task_runner)
             return
         # A fresh process, so its peak RSS is the pipeline's, not the dump writer's.
         cmd = [sys.executable, "-m", "bench.curate", "--measure", str(dump), "--huge-turns", str(args.huge_turns)]

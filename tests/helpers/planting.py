@@ -11,13 +11,29 @@ import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from curation.contamination.check import BenchmarkIndex, benchmark_views, build_benchmark_index
 from schemas import Conversation
+from schemas.config import ContaminationConfig
+from schemas.contamination import BenchmarkItem
 from schemas.conversation import Role
 from tests.helpers.conversations import conversation, sharegpt_turns, turn
 
 # The roles kept from a real record (its one "bing" turn and empty values are left out).
 REAL_ROLES: dict[str, Role] = {"human": "user", "gpt": "assistant", "system": "system"}
 REQUESTS = ("Can you help me with this question? ", "Please answer the following. ", "Quick one for you: ")
+
+
+def embedded_index(items: list[BenchmarkItem], embed_units: Any) -> BenchmarkIndex:
+    """A CPU index of `items` and their second views with the default config, embedded by `embed_units`."""
+    config = ContaminationConfig()
+    views = benchmark_views(items, config)
+    return build_benchmark_index(
+        items,
+        embed_units([i.text for i in items]).vectors,
+        config=config,
+        gpu=False,
+        view_vectors=embed_units([text for _, _, text in views]).vectors,
+    )
 
 
 def real_conversation(raw: dict[str, Any], index: int) -> Conversation | None:

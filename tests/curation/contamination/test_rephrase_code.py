@@ -12,13 +12,12 @@ import pytest
 from curation.contamination.benchmarks import read_benchmark_items
 from curation.contamination.check import (
     BenchmarkIndex,
-    benchmark_views,
-    build_benchmark_index,
     check_contamination,
 )
 from schemas.config import LOCAL_BENCHMARK_PRESETS, ContaminationConfig
 from schemas.contamination import TurnFinding
 from tests.helpers.conversations import conversation
+from tests.helpers.planting import embedded_index
 
 # HumanEval/3 (below_zero) rewritten as llm-decontaminator's rephrasings are: function and argument
 # renamed, docstring reworded, other doctest values, the solution included.
@@ -60,15 +59,7 @@ def humaneval_index(shared_data: Path, embed_units: Any) -> BenchmarkIndex:
     items = read_benchmark_items(
         spec.model_copy(update={"path": str(shared_data / "benchmarks" / "raw" / spec.path)})
     ).items
-    config = ContaminationConfig()
-    views = benchmark_views(items, config)
-    return build_benchmark_index(
-        items,
-        embed_units([i.text for i in items]).vectors,
-        config=config,
-        gpu=False,
-        view_vectors=embed_units([text for _, _, text in views]).vectors,
-    )
+    return embedded_index(items, embed_units)
 
 
 def _check(code: str, index: BenchmarkIndex, embed_units: Any) -> TurnFinding:

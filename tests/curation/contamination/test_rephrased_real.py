@@ -20,14 +20,20 @@ from curation.contamination.benchmarks import read_benchmark_items
 from curation.contamination.check import (
     BenchmarkIndex,
     ContaminationResult,
-    benchmark_views,
-    build_benchmark_index,
     check_contamination,
 )
 from schemas import Conversation
 from schemas.config import LOCAL_BENCHMARK_PRESETS, ContaminationConfig
 from schemas.contamination import BenchmarkItem
-from tests.helpers.planting import Rephrasing, held_out, opening_round, plant, read_rephrasings, untouched_and_hosts
+from tests.helpers.planting import (
+    Rephrasing,
+    embedded_index,
+    held_out,
+    opening_round,
+    plant,
+    read_rephrasings,
+    untouched_and_hosts,
+)
 
 SEED = 20261203
 UNTOUCHED = 150  # real conversations left as they are, for the FPR
@@ -64,15 +70,7 @@ def index_items(shared_data: Path, held_out_slice: list[Rephrasing]) -> list[Ben
 
 @pytest.fixture(scope="module")
 def index(index_items: list[BenchmarkItem], embed_units: Any) -> BenchmarkIndex:
-    config = ContaminationConfig()
-    views = benchmark_views(index_items, config)
-    return build_benchmark_index(
-        index_items,
-        embed_units([i.text for i in index_items]).vectors,
-        config=config,
-        gpu=False,
-        view_vectors=embed_units([text for _, _, text in views]).vectors,
-    )
+    return embedded_index(index_items, embed_units)
 
 
 @pytest.fixture(scope="module")
