@@ -137,7 +137,9 @@ def rejected_lines(report: RunReport) -> list[str]:
 
 
 def run_report_markdown(report: RunReport) -> str:
-    """The run report as markdown: a table per stage of kept, dropped by reason, and changes."""
+    """The run report as markdown: a table of counts per stage, then each stage's drop reasons and
+    changes as a list. The lists are not table columns: their long comma lists made the table too
+    wide for the Prefect UI's artifact page, which cut it off before the last columns."""
     lines = [
         f"# chatsift run `{report.run_id}`",
         "",
@@ -149,16 +151,20 @@ def run_report_markdown(report: RunReport) -> str:
         reuse_line(report),
         "",
         *rejected_lines(report),
-        "| stage | in | kept | dropped | reasons | changes | reused | seconds |",
-        "|---|---:|---:|---:|---|---|---:|---:|",
+        "| stage | in | kept | dropped | reused | seconds |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
+    details = []
     for s in report.stages:
-        reasons = ", ".join(f"{k} {v}" for k, v in sorted(s.dropped_by_reason.items())) or "-"
-        changes = ", ".join(f"{k} {v}" for k, v in sorted(s.changed.items())) or "-"
         reused = f"{s.parts_reused}/{s.parts}" if s.parts else "-"
-        lines.append(
-            f"| {s.stage} | {s.inputs} | {s.kept} | {s.dropped} | {reasons} | {changes} | {reused} | {s.seconds:.2f} |"
-        )
+        lines.append(f"| {s.stage} | {s.inputs} | {s.kept} | {s.dropped} | {reused} | {s.seconds:.2f} |")
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(s.dropped_by_reason.items()))
+        changes = ", ".join(f"{k} {v}" for k, v in sorted(s.changed.items()))
+        if reasons or changes:
+            said = [f"dropped: {reasons}" if reasons else "", f"changed: {changes}" if changes else ""]
+            details.append(f"- **{s.stage}**: " + "; ".join(part for part in said if part))
+    if details:
+        lines += ["", "Drop reasons and changes by stage:", "", *details]
     if report.outputs:
         lines += ["", "Outputs:", ""] + [f"- {k}: `{v}`" for k, v in sorted(report.outputs.items())]
     return "\n".join(lines) + "\n"
