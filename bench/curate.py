@@ -8,9 +8,10 @@ limit), the four shapes in turn: 1.4M line breaks and 140K paragraphs (html_too_
 a highlighted code block and one long line (converted). Their peak RSS is the figure to watch:
 one such turn took a run to 3.1 GB before the element bound (docs/defaults.md#markdown).
 
---whole-run runs `chatsift curate` with defaults on the dump instead, every stage, and prints its
-wall time and peak RSS (the highest VmHWM among its processes, polled): one 7 MB answer took a whole
-run to 3.5 GB in MinHash and split, which ingest + clean alone do not show.
+--whole-run runs `chatsift curate` with defaults (cache off) on the dump instead, every stage, and prints
+its wall time and peak RSS (the highest VmHWM among its processes, polled): one 7 MB answer took a whole
+run to 3.5 GB in MinHash and split, which ingest + clean alone do not show. With --task-runners
+threads,processes --repeats N it alternates the runners and prints the medians and their ratio.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import gzip
 import itertools
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -112,12 +114,13 @@ def measure(dump: Path, label: str) -> None:
     )
 
 
-def whole_run(dump: Path, out: Path, label: str, task_runner: str) -> None:
-    """Run `chatsift curate` on `dump` and print its wall time and the peak RSS of its processes."""
-    config = out.parent / "run.toml"
-    config.write_text(f'[run]\ntask_runner = "{task_runner}"\n', encoding="utf-8")
+def whole_run(dump: Path, out: Path, task_runner: str) -> tuple[float, int, int]:
+    """Run `chatsift curate` on `dump` (cache off): (wall seconds, peak RSS of its processes in kB, records read)."""
+    config = out.parent / f"{task_runner}.toml"
+    config.write_text(f'[run]\ntask_runner = "{task_runner}"\ncache = false\n', encoding="utf-8")
+    run_id = f"bench-{task_runner}-{time.time_ns()}"
     started = time.perf_counter()
-    cmd = [sys.executable, "-m", "flows.cli", "curate", str(dump), "--out", str(out), "--run-id", "bench"]
+    cmd = [sys.executable, "-m", "flows.cli", "curate", str(dump), "--out", str(out), "--run-id", run_id]
     cmd += ["--config", str(config)]
     with subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL) as child:
         peak_kb = 0
@@ -126,12 +129,27 @@ def whole_run(dump: Path, out: Path, label: str, task_runner: str) -> None:
             time.sleep(0.05)
     if child.returncode:
         raise SystemExit(f"chatsift curate exited {child.returncode}")
-    report = json.loads((out / "bench" / "report.json").read_text())
-    print(
-        f"README: whole run (chatsift curate, task_runner {task_runner}) of {report['records_read']:,} conversations "
-        f"({label}): "
-        f"{time.perf_counter() - started:.0f} s, peak RSS {peak_kb / 1024:.0f} MB"
-    )
+    report = json.loads((out / run_id / "report.json").read_text())
+    return time.perf_counter() - started, peak_kb, report["records_read"]
+
+
+def whole_runs(dump: Path, out: Path, label: str, task_runners: list[str], repeats: int) -> None:
+    """Whole runs on each task runner in turn, `repeats` rounds; the medians, and the first runner's
+    time over each other's (above 1: the other is faster)."""
+    seconds: dict[str, list[float]] = {name: [] for name in task_runners}
+    peaks: dict[str, int] = dict.fromkeys(task_runners, 0)
+    records = 0
+    for _ in range(repeats):
+        for name in task_runners:
+            wall, peak_kb, records = whole_run(dump, out, name)
+            seconds[name].append(wall)
+            peaks[name] = max(peaks[name], peak_kb)
+    medians = {name: statistics.median(values) for name, values in seconds.items()}
+    figures = ", ".join(f"{name} {medians[name]:.0f} s (peak RSS {peaks[name] / 1024:.0f} MB)" for name in task_runners)
+    first = task_runners[0]
+    ratios = "".join(f"; {first} / {name}: {medians[first] / medians[name]:.2f}x" for name in task_runners[1:])
+    print(f"README: whole run (chatsift curate) of {records:,} conversations ({label}), {repeats} round(s): ", end="")
+    print(f"{figures}{ratios}")
 
 
 def _process_tree(pid: int) -> list[int]:
@@ -161,7 +179,10 @@ def main() -> None:
     ap.add_argument("--html", action="store_true", help="render assistant turns as ChatGPT HTML first")
     ap.add_argument("--huge-turns", type=int, default=0, help="add N conversations with a ~7 MB answer")
     ap.add_argument("--whole-run", action="store_true", help="run chatsift curate on the dump: time and peak RSS")
-    ap.add_argument("--task-runner", choices=("threads", "processes"), default="threads", help="with --whole-run")
+    ap.add_argument(
+        "--task-runners", default="threads", help="with --whole-run: runners to compare, in turn (threads,processes)"
+    )
+    ap.add_argument("--repeats", type=int, default=1, help="with --whole-run: rounds over the runners")
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
     ap.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # internal: the measuring child
     args = ap.parse_args()
@@ -179,7 +200,7 @@ def main() -> None:
         write_scaled_dump(sample, args.scale, args.html, dump, args.huge_turns)
         del sample
         if args.whole_run:
-            whole_run(dump, Path(tmp) / "out", label, args.task_runner)
+            whole_runs(dump, Path(tmp) / "out", label, args.task_runners.split(","), args.repeats)
             return
         # A fresh process, so its peak RSS is the pipeline's, not the dump writer's.
         cmd = [sys.executable, "-m", "bench.curate", "--measure", str(dump), "--huge-turns", str(args.huge_turns)]

@@ -35,13 +35,13 @@ BUILTIN_MISTRAL = "mistral-7b-v0.1"
 _CONVERSION_VERSION = "1"
 _SPACE = "\u2581"  # SentencePiece's visible space, "▁"
 
-# "owner/name" or "name" as the hub spells repositories; anything else is treated as a path.
 # A text longer than this is counted in blocks cut before whitespace: one encoding of a 7 MB answer
 # held ~700 MB (ids, offsets and token strings of 1.2M tokens). Each cut may shift the count by a
 # token or two, nothing beside a text this far past any piece's budget.
 _COUNT_BLOCK_CHARS = 1 << 20
 _WHITESPACE = re.compile(r"\s")
 
+# "owner/name" or "name" as the hub spells repositories; anything else is treated as a path.
 _HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 _ACCEPTED = (

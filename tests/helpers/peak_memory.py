@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
-from typing import Any
+from typing import Any, NamedTuple
 
 from tests.conftest import REPO_ROOT
 
@@ -25,13 +25,18 @@ Path("/proc/self/clear_refs").write_text("5")
 _before = _vmhwm_mib()
 result = None
 {work}
-print(json.dumps({{"growth_mib": _vmhwm_mib() - _before, "result": result}}))
+print(json.dumps({{"peak_mib": _vmhwm_mib(), "growth_mib": _vmhwm_mib() - _before, "result": result}}))
 """
 
 
-def peak_growth_mib(setup: str, work: str) -> tuple[int, Any]:
-    """(MiB the peak RSS rose by while `work` ran after `setup`, the `result` work set), in a fresh Python."""
+class PeakMemory(NamedTuple):
+    peak_mib: int  # the process's peak RSS while `work` ran
+    growth_mib: int  # how far that peak rose above the RSS `setup` left
+    result: Any  # what `work` set `result` to
+
+
+def peak_memory(setup: str, work: str) -> PeakMemory:
+    """Run `setup` then `work` (Python source) in a fresh interpreter at the repo root and measure `work`."""
     code = _HARNESS.format(setup=textwrap.dedent(setup), work=textwrap.dedent(work))
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-    measured = json.loads(done.stdout.strip().splitlines()[-1])
-    return measured["growth_mib"], measured["result"]
+    return PeakMemory(**json.loads(done.stdout.strip().splitlines()[-1]))

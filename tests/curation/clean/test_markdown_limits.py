@@ -7,19 +7,14 @@ RecursionError, which stopped the whole run with no ledger, or take gigabytes.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import textwrap
-
 import pytest
 from pydantic import ValidationError
 
 from curation.clean.batch import clean_batch
 from curation.clean.markdown import html_to_markdown
 from schemas.config import CurationConfig, MarkdownConfig
-from tests.conftest import REPO_ROOT
 from tests.helpers.conversations import conversation
+from tests.helpers.peak_memory import peak_memory
 
 WRAPPER = '<div class="markdown prose w-full break-words dark:prose-invert light">{}</div>'
 NORMAL = conversation(
@@ -89,43 +84,39 @@ def test_a_long_run_of_sibling_emphasis_converts_and_alternates() -> None:
     assert md == "*a*_a_" * 2_500
 
 
-# One process per check, so that its peak is this turn's alone. VmHWM belongs to the process's own
-# address space; ru_maxrss would not do, as Linux carries the forking parent's peak across exec. Each turn is ~7 MB of
-# ChatGPT HTML (under ingest's 8 MiB record limit), read from a JSON dump as a run reads it.
-_PEAK_RSS_SCRIPT = textwrap.dedent(
-    """
-    import json, re, sys, tempfile
-    from pathlib import Path
-    from curation.clean.batch import clean_batch
-    from curation.ingest.read import read_conversations
-    from schemas import Conversation
-    from schemas.config import CurationConfig, IngestConfig
+# Each turn is ~7 MB of ChatGPT HTML (under ingest's 8 MiB record limit), written to a JSON dump in
+# the setup, then read and cleaned as a run does, in a process of its own (tests/helpers/peak_memory.py).
+_HUGE_TURN_DUMP = """
+import json, tempfile
+from pathlib import Path
 
-    wrapper = '<div class="markdown prose w-full break-words dark:prose-invert light">{}</div>'
-    size = 7_000_000
-    line = '<span class="hljs-keyword">def</span> <span class="hljs-title">f</span>(a_b): return a_b * 2\\n'
-    turns = {
-        "line_breaks": wrapper.format("<p>" + "a<br>" * (size // 5) + "</p>"),
-        "paragraphs": wrapper.format("<p>A paragraph with <strong>bold</strong> text.</p>" * (size // 50)),
-        "code_block": wrapper.format(
-            '<pre><code class="hljs language-python">' + line * (size // len(line)) + "</code></pre>"
-        ),
-        "one_line": wrapper.format("<p>" + "word " * (size // 5) + "</p>"),
-    }
-    html = turns[sys.argv[1]]
-    dump = Path(tempfile.mkdtemp()) / "dump.json"
-    dump.write_text(json.dumps([{"id": "big", "conversations": [
-        {"from": "human", "value": "Please write a very long answer."}, {"from": "gpt", "value": html}]}]))
-    del turns, html
-    records = list(read_conversations(dump, config=IngestConfig()))
-    kept, dropped, _ = clean_batch([r for r in records if isinstance(r, Conversation)], config=CurationConfig())
-    print(json.dumps({
-        "peak_mib": int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1)) // 1024,
-        "kept_chars": [len(t.content) for c in kept for t in c.turns],
-        "dropped": [d.reason for d in dropped],
-    }))
-    """
-)
+wrapper = '<div class="markdown prose w-full break-words dark:prose-invert light">{{}}</div>'
+size = 7_000_000
+line = '<span class="hljs-keyword">def</span> <span class="hljs-title">f</span>(a_b): return a_b * 2\\n'
+turns = {{
+    "line_breaks": wrapper.format("<p>" + "a<br>" * (size // 5) + "</p>"),
+    "paragraphs": wrapper.format("<p>A paragraph with <strong>bold</strong> text.</p>" * (size // 50)),
+    "code_block": wrapper.format(
+        '<pre><code class="hljs language-python">' + line * (size // len(line)) + "</code></pre>"
+    ),
+    "one_line": wrapper.format("<p>" + "word " * (size // 5) + "</p>"),
+}}
+html = turns["{shape}"]
+dump = Path(tempfile.mkdtemp()) / "dump.json"
+dump.write_text(json.dumps([{{"id": "big", "conversations": [
+    {{"from": "human", "value": "Please write a very long answer."}}, {{"from": "gpt", "value": html}}]}}]))
+del turns, html
+"""
+_READ_AND_CLEAN = """
+from curation.clean.batch import clean_batch
+from curation.ingest.read import read_conversations
+from schemas import Conversation
+from schemas.config import CurationConfig, IngestConfig
+
+records = list(read_conversations(dump, config=IngestConfig()))
+kept, dropped, _ = clean_batch([r for r in records if isinstance(r, Conversation)], config=CurationConfig())
+result = {"kept_chars": [len(t.content) for c in kept for t in c.turns], "dropped": [d.reason for d in dropped]}
+"""
 
 
 @pytest.mark.parametrize(
@@ -140,11 +131,8 @@ _PEAK_RSS_SCRIPT = textwrap.dedent(
 )
 def test_a_7_mb_turn_stays_under_1_gib_of_memory(shape: str, outcome: str, min_text_chars: int) -> None:
     # Before the element bound, "line_breaks" (1.4M <br>) took the bs4 tree alone to 1.6 GB.
-    done = subprocess.run(
-        [sys.executable, "-c", _PEAK_RSS_SCRIPT, shape], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-    )
-    result = json.loads(done.stdout)
-    assert result["peak_mib"] < 1024, result
+    peak_mib, _, result = peak_memory(_HUGE_TURN_DUMP.format(shape=shape), _READ_AND_CLEAN)
+    assert peak_mib < 1024, (peak_mib, result)
     if outcome == "dropped":
         assert result["dropped"] == ["html_too_large"]
     else:
