@@ -21,7 +21,9 @@ from curation.contamination.check import BENCHMARK_INDEX, CONTAMINATION, Benchma
 from curation.contamination.decisions import decisions_by_conversation, read_decisions
 from curation.contamination.report import (
     CONTAMINATION_REPORT,
+    SUMMARY_TOP_PAIRS,
     contamination_summary_markdown,
+    top_pair_rows,
     write_contamination_report,
     write_findings,
 )
@@ -30,12 +32,16 @@ from curation.runs.stage_reports import merge_stage_reports, passthrough_report,
 from flows.execution import publish_markdown, publish_table, run_logger, run_step
 from flows.parts import PartResult, write_part
 from flows.resources import check_contamination_resources, contamination_devices, embed_with_cache
+from flows.run_files import file_links, publish_file_link
 from flows.stage_cache import cached_part
 from schemas import StageReport
 from schemas.config import CurationConfig
 from schemas.contamination import ReviewerDecision
 from schemas.files import atomic_target, atomic_write_text, file_digest
 from schemas.run_layout import RunPaths, conversation_parts, new_run_id, part_name, publish_parts
+
+# The contamination-top-pairs table: more rows than the summary's, still one screen of the UI.
+TOP_PAIRS_TABLE = 5 * SUMMARY_TOP_PAIRS
 
 
 @dataclass(frozen=True)
@@ -177,14 +183,26 @@ def contamination_check_stage(
     )
     report_paths = write_contamination_report(summary, paths.contamination_dir)
     publish_markdown(
-        markdown=contamination_summary_markdown(summary, report_paths),
+        markdown=contamination_summary_markdown(summary, file_links(report_paths)),
         key="contamination-summary",
-        description="contamination check summary and report files",
+        description="contamination check: the numbers, the top flagged pairs and the report files",
     )
     publish_table(
         table=[row.model_dump() for row in summary.counts] or [{"benchmark": "-", "flagged_turns": 0}],
         key="contamination-counts",
         description="flagged turns and removed conversations per benchmark and source",
+    )
+    if summary.pairs:
+        publish_table(
+            table=top_pair_rows(summary, TOP_PAIRS_TABLE),
+            key="contamination-top-pairs",
+            description=f"the {TOP_PAIRS_TABLE} highest-scored flagged pairs (all of them: report.html)",
+        )
+    publish_file_link(
+        key="contamination-report",
+        path=report_paths["html"],
+        link_text="contamination report",
+        description="the reviewers' contamination report (one offline HTML file)",
     )
     logger.info(
         "contamination: %d conversations, %d flagged turns, %d removed, %d cut → %s",

@@ -23,9 +23,10 @@ from curation.runs.stage_reports import count_source_records, ledger_balance_err
 from flows.clean import clean_stage
 from flows.contamination import contamination_check_stage
 from flows.dedupe import dedupe_exact_stage, dedupe_minhash_stage
-from flows.execution import StageProgress, publish_link, publish_markdown, publish_table, run_logger, tasks_on
+from flows.execution import StageProgress, publish_markdown, publish_table, run_logger, tasks_on
 from flows.ingest import ingest_stage
 from flows.resources import check_inputs, check_resources
+from flows.run_files import publish_file_link
 from flows.runners import run_task_runner
 from flows.shards import shards_stage
 from flows.split import split_stage
@@ -176,14 +177,12 @@ def _curate(inputs: list[Path], paths: RunPaths, config: CurationConfig, started
     markdown = run_report_markdown(report)
     atomic_write_text(paths.report_md, markdown)
     atomic_write_text(paths.report_json, report.model_dump_json(indent=2))
-    _publish_run_artifacts(report, markdown, manifest, contamination_files)
+    _publish_run_artifacts(report, markdown, manifest)
     return report
 
 
-def _publish_run_artifacts(
-    report: RunReport, markdown: str, manifest: str, contamination_files: dict[str, str]
-) -> None:
-    """The run report, the stage counts and links to the shards manifest and the contamination report."""
+def _publish_run_artifacts(report: RunReport, markdown: str, manifest: str) -> None:
+    """The run report, the stage counts and a link to the shards manifest (the contamination stage links its report)."""
     publish_markdown(markdown=markdown, key="curate-run-report", description="chatsift run report")
     publish_table(
         table=[
@@ -200,16 +199,9 @@ def _publish_run_artifacts(
         key="curate-stage-counts",
         description="records in, kept and dropped per stage",
     )
-    publish_link(
-        link=Path(manifest).resolve().as_uri(),
-        link_text="shards manifest.json",
+    publish_file_link(
         key="curate-shards-manifest",
+        path=manifest,
+        link_text="shards manifest.json",
         description="the training shards' manifest: files, checksums, tokenizer, schema version",
     )
-    if "html" in contamination_files:
-        publish_link(
-            link=Path(contamination_files["html"]).resolve().as_uri(),
-            link_text="contamination report",
-            key="curate-contamination-report",
-            description="the reviewers' contamination report (offline HTML)",
-        )

@@ -120,18 +120,23 @@ def run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
         return _PLAIN_LOGGER
 
 
+def publishing() -> bool:
+    """Whether artifacts are published: on Prefect, not in a plain execution."""
+    return _plain.get() is None
+
+
 def publish_markdown(*, key: str, markdown: str, description: str) -> None:
-    if _plain.get() is None:
+    if publishing():
         create_markdown_artifact(markdown=markdown, key=key, description=description)
 
 
 def publish_table(*, key: str, table: list[dict[str, Any]], description: str) -> None:
-    if _plain.get() is None:
+    if publishing():
         create_table_artifact(table=table, key=key, description=description)
 
 
 def publish_link(*, key: str, link: str, link_text: str, description: str) -> None:
-    if _plain.get() is None:
+    if publishing():
         create_link_artifact(link=link, link_text=link_text, key=key, description=description)
 
 

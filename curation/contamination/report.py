@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -169,15 +170,63 @@ def write_contamination_report(report: ContaminationReport, folder: Path) -> dic
     return {k: str(v) for k, v in paths.items()}
 
 
-def contamination_summary_markdown(report: ContaminationReport, files: Mapping[str, str]) -> str:
-    """The short summary a Prefect markdown artifact shows, with the paths of the report files."""
-    return (
-        f"# Contamination check\n\nChecked **{report.conversations_checked}** conversations against "
-        f"**{sum(report.benchmarks.values())}** benchmark items: **{report.flagged_turns}** flagged turns, "
-        f"**{report.removed_conversations}** conversations removed, **{report.cut_conversations}** cut.\n\n"
-        + "\n".join(f"- {kind}: `{path}`" for kind, path in sorted(files.items()))
-        + "\n"
-    )
+# The flagged pairs an artifact shows itself: the strongest first, enough to judge the run at a glance
+# (the full list is in report.html and flagged_pairs.csv).
+SUMMARY_TOP_PAIRS = 10
+_EXCERPT_CHARS = 90
+
+
+def _cell(text: str) -> str:
+    """One markdown table cell: one line, cut to an excerpt, then pipes and HTML escaped (a turn may hold
+    a <script>; the UI's markdown must show it as text)."""
+    flat = " ".join(text.split())
+    excerpt = flat if len(flat) <= _EXCERPT_CHARS else flat[: _EXCERPT_CHARS - 1] + "…"
+    return html.escape(excerpt, quote=False).replace("|", "\\|")
+
+
+def top_pair_rows(report: ContaminationReport, limit: int) -> list[dict[str, str | float | int]]:
+    """The `limit` highest-scored flagged pairs as flat rows (for the table artifact and the summary)."""
+    return [
+        {
+            "score": round(p.score, 3),
+            "category": p.category,
+            "benchmark": p.benchmark,
+            "item": p.item_id,
+            "action": p.action,
+            "conversation": p.conversation_id,
+            "turn": p.turn_index,
+            "turn text": _cell(p.turn_text),
+            "benchmark text": _cell(p.item_text),
+        }
+        for p in sorted(report.pairs, key=lambda p: -p.score)[:limit]
+    ]
+
+
+def contamination_summary_markdown(report: ContaminationReport, links: Mapping[str, str]) -> str:
+    """What a Prefect markdown artifact shows: the numbers, the top flagged pairs and links to the report files."""
+    lines = [
+        "# Contamination check",
+        "",
+        f"Checked **{report.conversations_checked}** conversations ({report.turns_checked} turns) against "
+        f"**{sum(report.benchmarks.values())}** benchmark items: **{report.flagged_turns}** flagged turns in "
+        f"{report.flagged_conversations} conversations, **{report.removed_conversations}** conversations removed, "
+        f"**{report.cut_conversations}** cut (threshold {report.threshold}, model {report.model}, {report.device}).",
+        "",
+        "Files: " + ", ".join(f"[{Path(link).name}]({link})" for _, link in sorted(links.items())),
+    ]
+    rows = top_pair_rows(report, SUMMARY_TOP_PAIRS)
+    if rows:
+        columns = ["score", "category", "benchmark", "item", "action", "conversation", "turn text"]
+        shown = "all" if len(rows) == len(report.pairs) else f"the top {len(rows)} of {len(report.pairs)}"
+        lines += [
+            "",
+            f"## Flagged pairs ({shown}, highest score first)",
+            "",
+            "| " + " | ".join(columns) + " |",
+            "|" + "---|" * len(columns),
+            *("| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows),
+        ]
+    return "\n".join(lines) + "\n"
 
 
 # Run-wide: the reviewers' report over every part's findings.

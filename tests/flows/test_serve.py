@@ -70,7 +70,7 @@ def server(tmp_path: Path, migrated_prefect_db: Path) -> Iterator[dict[str, str]
     }
     log = open(tmp_path / "server.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "server", "--port", str(port)],
+        [sys.executable, "-m", "flows.cli", "server", "--port", str(port), "--serve-dir", str(tmp_path / "runs")],
         env=env,
         cwd=REPO_ROOT,
         stdout=log,
@@ -158,7 +158,7 @@ def test_recuration_deployment_runs_through_the_api(tmp_path: Path, server: dict
             )
             keys = {a.key for a in artifacts}
             assert {"curate-run-report", "curate-stage-counts", "curate-shards-manifest"} <= keys
-            assert "curate-contamination-report" in keys
+            assert "contamination-report" in keys
             # progress: every stage done, and one line of counts per stage in the run's own log
             [progress] = [a for a in artifacts if a.key == "curate-progress"]
             assert progress.data == 100.0 and str(progress.description).startswith("7 of 7 stages done")
@@ -179,11 +179,18 @@ def test_recuration_deployment_runs_through_the_api(tmp_path: Path, server: dict
             _wait("the run's stage log lines", all_stages_logged, served, timeout=60)
             assert stage_lines[0].startswith("stage 1/7 ingest: ") and stage_lines[-1].startswith("stage 7/7 pack: ")
             assert any(line.startswith("stage 2/7 markdown: ") for line in stage_lines), stage_lines
-            # link artifacts are markdown links ("[text](file:///...)") to files that exist
-            links = {a.key: re.fullmatch(r"\[[^]]*\]\(file://(.+)\)", str(a.data)) for a in artifacts}
-            manifest, report_html = links["curate-shards-manifest"], links["curate-contamination-report"]
+            # link artifacts are markdown links ("[text](http://...)") that open from the UI: `chatsift server`
+            # serves the run folders beside it
+            base = api.removesuffix("/api") + "/chatsift/files"
+            links = {a.key: re.fullmatch(rf"\[[^]]*\]\({re.escape(base)}(/.+)\)", str(a.data)) for a in artifacts}
+            manifest, report_html = links["curate-shards-manifest"], links["contamination-report"]
             assert manifest and manifest[1].endswith("/shards/manifest.json") and Path(manifest[1]).is_file()
-            assert report_html and Path(report_html[1]).name == "report.html" and Path(report_html[1]).is_file()
+            assert report_html and Path(report_html[1]).name == "report.html"
+            with urllib.request.urlopen(base + report_html[1], timeout=10) as r:
+                assert "Contamination report" in r.read().decode()
+            # the summary carries the numbers and the flagged pairs itself
+            [summary] = [a for a in artifacts if a.key == "contamination-summary"]
+            assert "flagged turns" in str(summary.data) and "| score | category |" in str(summary.data)
             # bad input fails the run at once, with the fix in the state message the UI shows
             bad = run_deployment(
                 "curate/curate", parameters={"inputs": [str(tmp_path / "missing")]}, timeout=300, poll_interval=1
