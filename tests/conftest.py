@@ -56,6 +56,7 @@ HEAVIEST_FIRST = (
     "tests/curation/contamination/test_check_real.py",  # ~140 s
     "tests/flows/test_resume.py",  # ~145 s
     "tests/flows/test_serve.py",  # ~120 s
+    "tests/flows/test_ui_browser.py",  # ~80 s
     "tests/flows/test_cli.py",  # ~60 s
     "tests/flows/test_runners.py",  # ~120 s
     # ~60 s once test_check_real has embedded the conversations both check (the shared cache)

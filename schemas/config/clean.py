@@ -92,27 +92,27 @@ class BlockedConfig(ConfigSection):
 
 
 class SecretsConfig(ConfigSection):
-    """[secrets]: secrets and personal data, redacted to placeholders such as <API_KEY>."""
+    """[secrets]: secrets and personal data, redacted to placeholders such as `<API_KEY>`."""
 
     redact_api_keys: bool = True
     """Replace credentials: API keys (AWS secret keys beside their key id, Stripe secret and restricted keys,
-    also split by invisible characters) and private keys with <API_KEY>, JWTs with <JWT>. On, since shared
+    also split by invisible characters) and private keys with `<API_KEY>`, JWTs with `<JWT>`. On, since shared
     conversations hold pasted keys (docs/defaults.md#secrets).
     """
     redact_emails: bool = True
-    """Replace e-mail addresses with <EMAIL>; reserved example domains (RFC 2606, RFC 6761) are kept
+    """Replace e-mail addresses with `<EMAIL>`; reserved example domains (RFC 2606, RFC 6761) are kept
     (docs/defaults.md#secrets).
     """
     redact_phone_numbers: bool = True
-    """Replace international (E.164, 8-15 digits), North American and French phone numbers with <PHONE>
+    """Replace international (E.164, 8-15 digits), North American and French phone numbers with `<PHONE>`
     (docs/defaults.md#secrets).
     """
     redact_credit_cards: bool = True
-    """Replace card numbers that pass the Luhn check and start with a card network's prefix with <CREDIT_CARD>;
+    """Replace card numbers that pass the Luhn check and start with a card network's prefix with `<CREDIT_CARD>`;
     the providers' published test numbers are kept (docs/defaults.md#secrets).
     """
     redact_ip_addresses: bool = True
-    """Replace public IPv4 host addresses with <IP_ADDRESS>; private, loopback, documentation and other
+    """Replace public IPv4 host addresses with `<IP_ADDRESS>`; private, loopback, documentation and other
     non-global ranges, well-known DNS resolvers and version numbers are kept (docs/defaults.md#secrets).
     """
 

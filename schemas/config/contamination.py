@@ -21,10 +21,10 @@ class BenchmarkSpec(ConfigSection):
     per-subject CSVs), or an hf://datasets/... Parquet path (read by polars; needs network).
     """
     id_field: str | None = None
-    """The field holding the item id; None: "<file stem>/<row>"."""
+    """The field holding the item id; None: `<file stem>/<row>`."""
     text_fields: tuple[str, ...] = Field(min_length=1)
     """Fields holding question text. A list-valued field (MT-Bench's turns) gives one item per element, with id
-    "<id>/turn<k>".
+    `<id>/turn<k>`.
     """
     answer_fields: tuple[str, ...] = ()
     """Fields holding reference answers, indexed as items when contamination.index_answers is on; empty: none."""

@@ -21,7 +21,7 @@ class RunConfig(ConfigSection):
     the code, so a re-run or a resumed run redoes only what changed (docs/defaults.md#run).
     """
     cache_dir: str | None = None
-    """Where the stage cache lives; None: <out_dir>/cache, shared by the runs of one output folder."""
+    """Where the stage cache lives; None: `<out_dir>/cache`, shared by the runs of one output folder."""
     keep_raw_intermediates: bool = False
     """Keep the ingest parts (the input's text before the secrets stage redacts it) in stages/ingest/ and the stage
     cache. Off: they are never cached and are deleted once cleaning has read them, so nothing a finished run leaves on

@@ -50,7 +50,7 @@ class ShardsConfig(ConfigSection):
     """[shards]: tokenization with a chat template, packing, and the training shards."""
 
     template: ChatTemplateName = "llama2"
-    """The chat template. "llama2" ([INST] ... [/INST] answer </s>) is the native format of the default Mistral 7B
+    """The chat template. "llama2" (`[INST] ... [/INST] answer </s>`) is the native format of the default Mistral 7B
     tokenizer; "tokenizer" uses the jinja chat_template of the tokenizer's tokenizer_config.json
     (docs/defaults.md#shards).
     """

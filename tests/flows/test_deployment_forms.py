@@ -3,6 +3,7 @@ field with its description; the default parameters match the form."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -51,6 +52,16 @@ def test_every_field_of_every_form_has_a_description(deployments: dict[str, Any]
             if not spec.get("description")
         ]
         assert missing == []
+
+
+def test_no_description_loses_text_to_the_forms_markdown(deployments: dict[str, Any]) -> None:
+    # The UI renders descriptions as markdown with HTML: "<out_dir>/cache" showed as "/cache". Angle
+    # brackets are kept only inside `code`.
+    for deployment in deployments.values():
+        for model, definition in deployment._parameter_openapi_schema.definitions.items():
+            for field, spec in definition.get("properties", {}).items():
+                outside_code = re.sub(r"`[^`]*`", "", spec.get("description", ""))
+                assert not re.search(r"<[A-Za-z/]", outside_code), f"{model}.{field}: {spec['description']}"
 
 
 def test_a_run_started_from_a_pruned_form_gets_the_defaults_of_the_left_out_sections(

@@ -6,90 +6,17 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from demo.inputs import DEMO_CONFIG, write_demo_inputs
 from schemas import RunReport
 from schemas.shards import read_manifest
-from tests.conftest import REPO_ROOT, environ_with_every_server_service
+from tests.conftest import REPO_ROOT
+from tests.helpers.processes import stop, wait_until
 from tests.helpers.tiny_training import save_tiny_llama
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(what: str, ready: object, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"{what} exited with {proc.returncode}")
-        if ready():  # type: ignore[operator]
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{what} not ready after {timeout} s")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    # docs/defaults.md#prefect: a worker ignored SIGTERM while the server was down; SIGINT works. Stop it first.
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@pytest.fixture
-def server(tmp_path: Path, migrated_prefect_db: Path) -> Iterator[dict[str, str]]:
-    port = _free_port()
-    # PREFECT_HOME's default database, already migrated (tests/conftest.py)
-    (tmp_path / "prefect-home").mkdir()
-    shutil.copyfile(migrated_prefect_db, tmp_path / "prefect-home" / "prefect.db")
-    env = {
-        **environ_with_every_server_service(),
-        "PREFECT_HOME": str(tmp_path / "prefect-home"),
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-        # serve looks for runs to start every 10 s by default; the test's runs start within a second
-        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-    }
-    log = open(tmp_path / "server.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "server", "--port", str(port), "--serve-dir", str(tmp_path / "runs")],
-        env=env,
-        cwd=REPO_ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-    def healthy() -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
-
-    try:
-        _wait("prefect server", healthy, proc, timeout=120)
-        yield env
-    finally:
-        _stop(proc)
-        log.close()
 
 
 def test_recuration_deployment_runs_through_the_api(tmp_path: Path, server: dict[str, str]) -> None:
@@ -139,7 +66,7 @@ def test_recuration_deployment_runs_through_the_api(tmp_path: Path, server: dict
             def registered() -> bool:
                 return len(client.read_deployments()) >= 6
 
-            _wait("flows.serve", registered, served, timeout=120)
+            wait_until("flows.serve", registered, served, timeout=120)
             deployments = {f"{d.name}": d for d in client.read_deployments()}
             assert set(deployments) == {"recurate-nightly", "curate", "contamination", "shards", "scrape", "finetune"}
             assert deployments["finetune"].work_pool_name == "chatsift-gpu"
@@ -176,7 +103,7 @@ def test_recuration_deployment_runs_through_the_api(tmp_path: Path, server: dict
                 stage_lines[:] = [log.message for log in logs if log.message.startswith("stage ")]
                 return any(line.startswith("stage 7/7 pack: ") for line in stage_lines)
 
-            _wait("the run's stage log lines", all_stages_logged, served, timeout=60)
+            wait_until("the run's stage log lines", all_stages_logged, served, timeout=60)
             assert stage_lines[0].startswith("stage 1/7 ingest: ") and stage_lines[-1].startswith("stage 7/7 pack: ")
             assert any(line.startswith("stage 2/7 markdown: ") for line in stage_lines), stage_lines
             # link artifacts are markdown links ("[text](http://...)") that open from the UI: `chatsift server`
@@ -229,7 +156,7 @@ def test_recuration_deployment_runs_through_the_api(tmp_path: Path, server: dict
             }
             assert {"finetune-loss-curve", "finetune-summary", "finetune-progress"} <= keys
     finally:
-        _stop(served)
+        stop(served)
         serve_log.close()
     first_dir, second_dir = sorted(p for p in (tmp_path / "runs").iterdir() if p.name not in ("cache", "finetune"))
     report = RunReport.model_validate_json((first_dir / "report.json").read_text())

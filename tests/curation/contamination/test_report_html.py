@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import shutil
 import struct
 import subprocess
@@ -21,6 +20,7 @@ from curation.contamination.report_html import (
     merge_spans,
 )
 from schemas.contamination import ContaminationReport, ReviewerDecision
+from tests.helpers import browser
 from tests.helpers.contamination_report import GSM8K_Q, SCRIPT, sample_report
 
 
@@ -139,27 +139,15 @@ def test_csv_round_trips_and_serves_as_a_decisions_template() -> None:
 # --- real headless Chromium ---------------------------------------------------------------------------------------
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-
-def _chromium() -> str:
-    path = shutil.which("chromium") or (str(CHROMIUM) if CHROMIUM.exists() else None)
-    if path is None:
-        if os.environ.get("CHATSIFT_REQUIRE_SHARED") == "1":
-            pytest.fail("CHATSIFT_REQUIRE_SHARED=1 but chromium is missing (apt-get install -y chromium)")
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium); .ci/run installs it")
-    return path
-
-
 def test_missing_chromium_skips_or_fails_when_required(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(shutil, "which", lambda _name: None)
-    monkeypatch.setattr(f"{__name__}.CHROMIUM", tmp_path / "no-chromium")
+    monkeypatch.setattr(browser, "CHROMIUM", tmp_path / "no-chromium")
     monkeypatch.delenv("CHATSIFT_REQUIRE_SHARED", raising=False)
     with pytest.raises(pytest.skip.Exception, match="apt-get install -y chromium"):
-        _chromium()
+        browser.chromium_binary()
     monkeypatch.setenv("CHATSIFT_REQUIRE_SHARED", "1")
     with pytest.raises(pytest.fail.Exception, match="chromium is missing"):
-        _chromium()
+        browser.chromium_binary()
 
 
 def _run_chromium(binary: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -186,7 +174,7 @@ def _png_colours(path: Path) -> int | None:
 
 
 def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
-    binary = _chromium()
+    binary = browser.chromium_binary()
     report = sample_report()
     page = tmp_path / "report.html"
     page.write_text(contamination_report_html(report), encoding="utf-8")
