@@ -29,7 +29,7 @@ from curation.contamination.report import (
 )
 from curation.parquet import read_conversations_parquet
 from curation.runs.stage_reports import merge_stage_reports, passthrough_report, stage_report
-from flows.execution import publish_markdown, publish_table, run_logger, run_step
+from flows.execution import publish_markdown, publish_table, run_in_turn, run_logger, run_step
 from flows.parts import PartResult, write_part
 from flows.resources import check_contamination_resources, contamination_devices, embed_with_cache
 from flows.run_files import file_links, publish_file_link
@@ -165,7 +165,7 @@ def contamination_check_stage(
     grouped = decisions_by_conversation(decisions)
     bench = run_step(index_benchmarks_global, paths, config)
     # One part at a time, in this flow's process: every part shares the loaded model and index.
-    results = [run_step(contamination_part, p, i, bench, paths, config, grouped) for i, p in enumerate(parts)]
+    results = run_in_turn(contamination_part, [(p, i, bench, paths, config, grouped) for i, p in enumerate(parts)])
     (report,) = merge_stage_reports([r.report for r in results])
     report.changed["benchmark_items_embedded"] = bench.embedded
     items = read_benchmark_items_parquet(Path(bench.items))

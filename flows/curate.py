@@ -23,8 +23,9 @@ from curation.runs.stage_reports import count_source_records, ledger_balance_err
 from flows.clean import clean_stage
 from flows.contamination import contamination_check_stage
 from flows.dedupe import dedupe_exact_stage, dedupe_minhash_stage
-from flows.execution import StageProgress, publish_markdown, publish_table, run_logger, tasks_on
+from flows.execution import publish_markdown, publish_table, run_logger, tasks_on
 from flows.ingest import ingest_stage
+from flows.progress import StageProgress
 from flows.resources import check_inputs, check_resources
 from flows.run_files import publish_file_link
 from flows.runners import run_task_runner
@@ -108,7 +109,7 @@ def _curate(inputs: list[Path], paths: RunPaths, config: CurationConfig, started
     staged_conversations = staging_name(paths.conversations_dir)
     staged = replace(paths, shards_staged=True)
     # The stages run in this flow run, their tasks on the run's task runner (flows.execution: why no subflows).
-    progress = StageProgress(key="curate-progress", stages=CURATE_STAGES)
+    progress = StageProgress(key="curate-progress", title="curate", stages=CURATE_STAGES)
     with run_task_runner(config.run) as runner, tasks_on(runner):
         ingest_parts, ingest_report, input_groups = ingest_stage(inputs, paths, config)
         progress.stage_done(ingest_report)

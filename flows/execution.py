@@ -15,26 +15,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from prefect import Task
-from prefect.artifacts import (
-    create_link_artifact,
-    create_markdown_artifact,
-    create_progress_artifact,
-    create_table_artifact,
-    update_progress_artifact,
-)
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 from prefect.task_runners import TaskRunner
 from prefect.utilities.callables import get_call_parameters
-
-from schemas.ledger import StageReport
 
 R = TypeVar("R")
 
@@ -68,6 +60,13 @@ _plain: ContextVar[PlainCalls | None] = ContextVar("chatsift_plain_execution", d
 # The current run's task runner (flows.runners.run_task_runner); None: the flow's own.
 _run_runner: ContextVar[TaskRunner[Any] | None] = ContextVar("chatsift_run_task_runner", default=None)
 _PLAIN_LOGGER = logging.getLogger("chatsift")
+# Set by flows.progress while a terminal shows the run: (task name, parts) -> called once per part done.
+_parts_progress: Callable[[str, int], Callable[[], None]] | None = None
+
+
+def set_parts_progress(hook: Callable[[str, int], Callable[[], None]] | None) -> None:
+    global _parts_progress
+    _parts_progress = hook
 
 
 @contextmanager
@@ -98,10 +97,29 @@ def run_parts(task: Task[..., R], arguments: Sequence[tuple[Any, ...]]) -> list[
         return [plain.call(task, *args) for args in arguments]
     runner = _run_runner.get()
     if runner is None:
-        return [future.result() for future in [task.submit(*args) for args in arguments]]
-    # TaskRunner.submit is what Task.submit calls with the flow's runner; the parts run on the run's.
-    futures = [runner.submit(task, get_call_parameters(task.fn, args, {})) for args in arguments]
-    return [future.result() for future in futures]
+        futures = [task.submit(*args) for args in arguments]
+    else:
+        # TaskRunner.submit is what Task.submit calls with the flow's runner; the parts run on the run's.
+        futures = [runner.submit(task, get_call_parameters(task.fn, args, {})) for args in arguments]
+    one_done = _parts_progress(task.name, len(futures)) if _parts_progress is not None else None
+    results = []
+    for future in futures:
+        results.append(future.result())
+        if one_done is not None:
+            one_done()
+    return results
+
+
+def run_in_turn(task: Task[..., R], arguments: Sequence[tuple[Any, ...]]) -> list[R]:
+    """Run `task` once per argument tuple, one after another in this process (parts that share a loaded model),
+    with the same progress as `run_parts`."""
+    one_done = _parts_progress(task.name, len(arguments)) if _parts_progress is not None else None
+    results = []
+    for args in arguments:
+        results.append(run_step(task, *args))
+        if one_done is not None:
+            one_done()
+    return results
 
 
 def run_step(task: Task[..., R], *args: Any) -> R:
@@ -138,44 +156,3 @@ def publish_table(*, key: str, table: list[dict[str, Any]], description: str) ->
 def publish_link(*, key: str, link: str, link_text: str, description: str) -> None:
     if publishing():
         create_link_artifact(link=link, link_text=link_text, key=key, description=description)
-
-
-class StageProgress:
-    """A run's progress through its stages: one log line per stage with its counts, and a Prefect
-    progress artifact (stages done of all, records read) that the run's page shows as it goes."""
-
-    def __init__(self, *, key: str, stages: int) -> None:
-        self.stages, self.done, self.records = stages, 0, 0
-        self._artifact: Any = None
-        if _plain.get() is None:
-            self._artifact = create_progress_artifact(progress=0.0, key=key, description=self._description())
-
-    def _description(self) -> str:
-        return f"{self.done} of {self.stages} stages done; {self.records:,} records read"
-
-    def stage_done(self, *reports: StageReport) -> None:
-        """Log each report of the stage just finished (the first stage's inputs are the records read)."""
-        self.done += 1
-        if self.done == 1:
-            self.records = sum(r.inputs for r in reports)
-        for r in reports:
-            dropped = f" {dict(sorted(r.dropped_by_reason.items()))}" if r.dropped_by_reason else ""
-            rows = f", {r.rows_out} rows out" if r.rows_out is not None else ""
-            reused = f", {r.parts_reused} of {r.parts} parts reused" if r.parts_reused else ""
-            changed = f", changed {dict(sorted(r.changed.items()))}" if r.changed else ""
-            run_logger().info(
-                "stage %d/%d %s: %d in, %d kept, %d dropped%s%s%s%s, %.1f s",
-                self.done,
-                self.stages,
-                r.stage,
-                r.inputs,
-                r.kept,
-                r.dropped,
-                dropped,
-                rows,
-                changed,
-                reused,
-                r.seconds,
-            )
-        if self._artifact is not None:
-            update_progress_artifact(self._artifact, 100.0 * self.done / self.stages, description=self._description())

@@ -11,12 +11,12 @@ a link to loss_curve.svg.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from prefect import flow, task
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from flows.execution import publish_link, publish_markdown, publish_table, run_logger, run_step
+from flows.execution import publish_markdown, publish_table, run_logger, run_step
+from flows.progress import RunProgress
+from flows.run_files import publish_file_link
 from schemas.config import FinetuneConfig
 from schemas.finetune import FinetuneSummary, StepMetrics
 from schemas.run_layout import new_run_id
@@ -40,9 +40,7 @@ def _curve_points(history: list[StepMetrics]) -> list[StepMetrics]:
 @task(name="finetune-train")
 def train_task(shards_dir: str, model: str, run_dir: str, config: FinetuneConfig, resume: bool) -> dict:
     logger = run_logger()
-    progress: Any = create_progress_artifact(
-        progress=0.0, key="finetune-progress", description=f"optimizer steps done, run {Path(run_dir).name}"
-    )
+    progress: RunProgress | None = None
 
     def on_step(m: StepMetrics, total_steps: int) -> None:
         logger.info(
@@ -56,7 +54,10 @@ def train_task(shards_dir: str, model: str, run_dir: str, config: FinetuneConfig
             m.tokens_per_second,
             m.peak_memory_bytes / _GIB,
         )
-        update_progress_artifact(progress, progress=100.0 * m.step / total_steps)
+        nonlocal progress
+        if progress is None:  # the total is known once training has started
+            progress = RunProgress(key="finetune-progress", title="finetune", total=total_steps, unit="steps")
+        progress.update(m.step, f"loss {m.loss:.4f}, {m.tokens_per_second:,.0f} tokens/s")
 
     summary = run_finetune(shards_dir, model, config=config, run_dir=run_dir, resume=resume, on_step=on_step)
     return summary.model_dump(mode="json")
@@ -92,9 +93,9 @@ def _artifacts(summary: FinetuneSummary, history: list[StepMetrics]) -> None:
         f"Final weights and their lineage: `{summary.final_dir}`",
     ]
     publish_markdown(markdown="\n".join(lines), key="finetune-summary", description="fine-tuning summary")
-    publish_link(
+    publish_file_link(
         key="finetune-loss-curve-svg",
-        link=(Path(summary.run_dir) / "loss_curve.svg").resolve().as_uri(),
+        path=Path(summary.run_dir) / "loss_curve.svg",
         link_text="loss_curve.svg",
         description="the loss curve as an SVG file",
     )

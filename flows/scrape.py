@@ -30,6 +30,7 @@ from curation.scrape.fetch import (
 )
 from curation.scrape.store import RawPageStore
 from flows.execution import publish_markdown, run_logger, run_step
+from flows.progress import RunProgress
 from schemas.config import CurationConfig, ScrapeConfig
 from schemas.errors import ConfigError, InputError
 from schemas.files import atomic_write_text
@@ -128,7 +129,12 @@ def scrape_flow(
     chunks = [listed.targets[i : i + size] for i in range(0, len(listed.targets), size)]
     # One chunk after another: each chunk already fetches `concurrency` pages at once, and the
     # per-host rate limit holds across the run only if chunks do not overlap.
-    counts = [run_step(scrape_chunk, chunk, i, folder, run_id, config) for i, chunk in enumerate(chunks)]
+    progress = RunProgress(key="scrape-progress", title="scrape", total=len(listed.targets), unit="pages")
+    counts: list[dict] = []
+    for i, chunk in enumerate(chunks):
+        counts.append(run_step(scrape_chunk, chunk, i, folder, run_id, config))
+        fetched = sum(c["outcomes"].get("fetched", 0) for c in counts)
+        progress.update(sum(map(len, chunks[: i + 1])), f"{fetched:,} fetched")
     report = _report(run_id, source, listed.duplicates, listed.dropped, counts, folder)
     atomic_write_text(folder.report(run_id), json.dumps(report, indent=2) + "\n")
     publish_markdown(markdown=_markdown(report), key="scrape-report", description="chatsift scrape report")

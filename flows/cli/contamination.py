@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from flows.cli.local import local_prefect
+from flows.cli.local import add_progress_argument, local_prefect
 from schemas.config import LOCAL_BENCHMARK_PRESETS, CurationConfig
 from schemas.config.file import load_config
 from schemas.errors import ConfigError, InputError
@@ -20,6 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="TOML or JSON file; its [contamination] table is used")
     p.add_argument("--presets-dir", type=Path, help="folder holding the benchmark files as published")
     p.add_argument("--presets", nargs="*", help="benchmark presets to use with --presets-dir (default: all)")
+    add_progress_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--presets: {e.errors(include_url=False)[0]['msg']}") from e
     if not args.conversations.is_dir():
         raise InputError(f"{args.conversations} is not a folder: pass a run's conversations/ folder")
-    with local_prefect():
+    with local_prefect(args.progress):
         from flows.contamination import contamination_flow
 
         summary = contamination_flow(conversations=args.conversations, out_dir=args.out, config=config)

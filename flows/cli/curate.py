@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from flows.cli.local import local_prefect
+from flows.cli.local import add_progress_argument, local_prefect
 from schemas import RunReport
 from schemas.config import CurationConfig
 from schemas.config.file import load_config
@@ -24,6 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="RUN_DIR",
         help="run a killed or finished run again with its own inputs and config; finished parts come from the cache",
     )
+    add_progress_argument(p)
 
 
 # What --resume reads from the run folder instead, by flag and argparse name.
@@ -51,12 +52,13 @@ def run(args: argparse.Namespace) -> int:
             RunPaths.create(out, run_id).refuse_if_taken()
         check_inputs(inputs)
         check_resources(config)
-    print_summary(curate_locally(inputs, out, config, run_id))
+    print_summary(curate_locally(inputs, out, config, run_id, args.progress))
     return 0
 
 
 def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("runs"), help="output directory (default: ./runs)")
+    add_progress_argument(p)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -66,13 +68,15 @@ def run_demo(args: argparse.Namespace) -> int:
     check_resources(DEMO_CONFIG)
     inputs = write_demo_inputs(args.out / "demo-input")
     print(f"demo inputs written to {args.out / 'demo-input'} (split.max_tokens={DEMO_CONFIG.split.max_tokens})")
-    print_summary(curate_locally(inputs, args.out, DEMO_CONFIG, None))
+    print_summary(curate_locally(inputs, args.out, DEMO_CONFIG, None, args.progress))
     return 0
 
 
-def curate_locally(inputs: list[Path], out: Path, config: CurationConfig, run_id: str | None) -> RunReport:
-    """The curate flow on the local (or PREFECT_API_URL's) Prefect."""
-    with local_prefect():
+def curate_locally(
+    inputs: list[Path], out: Path, config: CurationConfig, run_id: str | None, progress: str = "auto"
+) -> RunReport:
+    """The curate flow on the local (or PREFECT_API_URL's) Prefect, its progress on stderr as `progress` says."""
+    with local_prefect(progress):
         from flows.curate import curate_flow
 
         return curate_flow(inputs=inputs, out_dir=out, config=config, run_id=run_id)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from flows.cli.local import local_prefect
+from flows.cli.local import add_progress_argument, local_prefect
 from schemas.config.file import load_config, validation_problems
 from schemas.errors import ConfigError
 
@@ -22,6 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue --run-id after its newest checkpoint")
     p.add_argument("--method", choices=["lora", "full"], help="overrides finetune.method")
     p.add_argument("--max-steps", type=int, help="overrides finetune.max_steps")
+    add_progress_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     check_finetune_inputs(args.shards, args.model, config=config)
     if args.run_id:
         check_run_folder(args.out / args.run_id, resume=args.resume)
-    with local_prefect():
+    with local_prefect(args.progress):
         from flows.finetune import finetune_flow
 
         summary = finetune_flow(

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 
+def add_progress_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--progress",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="progress bars on stderr: auto (default) when stderr is a terminal, on always, off never; "
+        "the run's progress artifact and log lines are there either way",
+    )
+
+
 @contextmanager
-def local_prefect() -> Iterator[None]:
-    """Settings for a run on Prefect from the command line: telemetry off, no heartbeat thread.
+def local_prefect(progress: str = "off") -> Iterator[None]:
+    """Settings for a run on Prefect from the command line: telemetry off, no heartbeat thread; with
+    `progress` ("auto", "on"), the run's progress drawn on stderr (flows/progress.py).
 
     Without PREFECT_API_URL, Prefect starts a temporary local server (SQLite) for the run.
     """
@@ -26,7 +38,13 @@ def local_prefect() -> Iterator[None]:
 
     # The heartbeat thread adds ~1 s per flow run (docs/defaults.md#prefect); the embedded server can
     # take longer than the default 20 s to start on a busy 2-core machine.
-    with temporary_settings(
-        {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 90}
+    from flows.progress import PROGRESS_MODES, terminal_progress
+
+    mode = next(m for m in PROGRESS_MODES if m == progress)
+    with (
+        temporary_settings(
+            {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 90}
+        ),
+        terminal_progress(mode),
     ):
         yield

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from flows.cli.local import local_prefect
+from flows.cli.local import add_progress_argument, local_prefect
 from schemas.config.file import load_config
 
 
@@ -17,6 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="output directory: store/, pages/, <run-id>/")
     p.add_argument("--config", type=Path, help="TOML or JSON file overriding the defaults ([scrape] table)")
     p.add_argument("--run-id", help="name of the run directory (default: UTC time + random suffix)")
+    add_progress_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     check_scrape_arguments(args.ids, args.urls)
-    with local_prefect():
+    with local_prefect(args.progress):
         from flows.scrape import scrape_flow
 
         summary = scrape_flow(

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from flows.cli.local import local_prefect
+from flows.cli.local import add_progress_argument, local_prefect
 from schemas.config.file import load_config
 from schemas.errors import InputError
 from schemas.shards import MANIFEST_NAME, read_manifest
@@ -20,6 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     build.add_argument("dir", type=Path, help="a folder of conversation parts (a run's conversations/)")
     build.add_argument("--out", type=Path, default=Path("runs"), help="output directory (default: ./runs)")
     build.add_argument("--config", type=Path, help="TOML or JSON file; its [tokenizer] and [shards] tables are used")
+    add_progress_argument(build)
     verify = sub.add_parser("verify", help="check the manifest against the files and every invariant")
     verify.add_argument("dir", type=Path, help="a shards folder (a run's shards/, holding manifest.json)")
     inspect = sub.add_parser("inspect", help="print stats and decode sample rows with the mask shown")
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.shards_command == "build":
         config = load_config(args.config)
-        with local_prefect():
+        with local_prefect(args.progress):
             from flows.shards import build_shards_flow
 
             summary = build_shards_flow(conversations=args.dir, out_dir=args.out, config=config)

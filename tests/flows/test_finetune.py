@@ -20,6 +20,7 @@ from flows.finetune import finetune_flow  # noqa: E402
 from schemas.config import FinetuneConfig  # noqa: E402
 from schemas.finetune import StepMetrics, TrainingLineage  # noqa: E402
 from schemas.shards import read_manifest  # noqa: E402
+from tests.helpers.terminal import terminal_text  # noqa: E402
 from tests.helpers.tiny_training import save_tiny_llama  # noqa: E402
 from train.run import LINEAGE_NAME  # noqa: E402
 
@@ -72,8 +73,9 @@ def test_cli_fine_tunes_on_real_shards_with_lineage_and_loss_curve(
     # two spawned loader workers, as a GPU run uses
     config.write_text("[finetune]\ngradient_accumulation_steps = 2\nloader_workers = 2\nlearning_rate = 5e-3\n")
     args = ["finetune", "--shards", str(real_shards), "--model", str(phi3_sized_model), "--out", str(tmp_path)]
-    assert main([*args, "--config", str(config), "--run-id", "ft", "--max-steps", "4"]) == 0
-    printed = capsys.readouterr().out
+    assert main([*args, "--config", str(config), "--run-id", "ft", "--max-steps", "4", "--progress", "on"]) == 0
+    printed, terminal = capsys.readouterr()
+    assert "4/4 steps" in terminal_text(terminal) and "tokens/s" in terminal_text(terminal)
     summary = json.loads((tmp_path / "ft" / "summary.json").read_text())
     assert f'"run_dir": "{tmp_path / "ft"}"' in printed
     assert summary["steps"] == 4 and summary["method"] == "lora" and summary["tokens"] > 0

@@ -21,6 +21,7 @@ from schemas import Conversation, Dropped
 from schemas.config import CurationConfig, IngestConfig
 from tests.conftest import REPO_ROOT
 from tests.helpers.scrape_server import MisbehavingServer
+from tests.helpers.terminal import terminal_text
 
 pytestmark = pytest.mark.slow
 
@@ -199,8 +200,12 @@ def test_a_killed_scrape_resumes_without_fetching_a_finished_page_again(
         hits_before = server.hits()
         assert 40 <= len(done_before) < len(ids)
 
-        resumed = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+        resumed = subprocess.run(
+            [*command, "--progress", "on"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
         assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+        # the terminal's bar counts the listed pages
+        assert f"{len(ids)}/{len(ids)} pages" in terminal_text(resumed.stderr)
         hits_after = server.hits()
     assert all(hits_after[i] == hits_before[i] == 1 for i in done_before), "no finished page fetched twice"
     latest = _latest(out)
