@@ -222,3 +222,46 @@ def read_manifest(shards_dir: str | Path) -> ShardsManifest:
         raise ShardsVersionError(f"{path} is not a JSON object")
     check_shards_version(data.get("schema_version"), str(path))
     return ShardsManifest.model_validate(data)
+
+
+# `chatsift shards export`: a shards folder rewritten in another trainer's format, with this manifest beside it.
+EXPORT_MANIFEST_NAME = "export_manifest.json"
+EXPORT_FORMATS = ("axolotl",)
+# Where a format's labels are not trained on (Hugging Face's and axolotl's convention).
+IGNORE_INDEX = -100
+
+
+class ExportFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file: str  # relative to the export's folder
+    sha256: str
+    rows: int
+    tokens: int
+    supervised_tokens: int
+
+
+class ExportManifest(BaseModel):
+    """export_manifest.json: what an export holds, and the shards it was made from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: str
+    layout: Literal["packed", "unpacked"]
+    # sha256 of the source shards' manifest.json, which names every shard file's sha256 in turn
+    source_manifest_sha256: str
+    source_run_id: str
+    source_config_hash: str
+    tokenizer: TokenizerInfo
+    chat_template: ChatTemplateInfo | None = None
+    files: list[ExportFile] = Field(default_factory=list)
+    rows: int = 0
+    conversations: int = 0
+    tokens: int = 0
+    supervised_tokens: int = 0
+    # conversations the shards hold cut to max_seq_len (PackingInfo.truncated)
+    truncated_conversations: int = 0
+
+
+def read_export_manifest(folder: str | Path) -> ExportManifest:
+    return ExportManifest.model_validate_json((Path(folder) / EXPORT_MANIFEST_NAME).read_text("utf-8"))

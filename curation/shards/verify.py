@@ -35,7 +35,7 @@ from schemas.shards import (
     shard_schema,
 )
 
-__all__ = ["inspect_shards", "verify_shards"]
+__all__ = ["check_supervised_spans", "inspect_shards", "verify_shards"]
 
 # A check that fails on many rows is reported once, naming this many of them.
 _EXAMPLE_ROWS = 5
@@ -87,7 +87,7 @@ def _windows_differ(ids: np.ndarray, ends: np.ndarray, expected: Sequence[int]) 
     return differ
 
 
-def _check_spans(
+def check_supervised_spans(
     ids: np.ndarray,
     mask: np.ndarray,
     conversation_ends: np.ndarray,
@@ -184,7 +184,7 @@ def _check_group(
     _flag(problems, where, first_row, supervised_start, f"{LOSS_MASK_COLUMN} 1 at a conversation start")
     if template is not None and len(ids) == len(mask):
         ends = row_start[seq_row[inside]] + end_in_row[inside]
-        _check_spans(
+        check_supervised_spans(
             ids,
             mask,
             ends,

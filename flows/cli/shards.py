@@ -9,7 +9,7 @@ from pathlib import Path
 from flows.cli.local import add_progress_argument, local_prefect
 from schemas.config.file import load_config
 from schemas.errors import InputError
-from schemas.shards import MANIFEST_NAME, read_manifest
+from schemas.shards import EXPORT_FORMATS, MANIFEST_NAME, read_manifest
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,6 +21,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     build.add_argument("--out", type=Path, default=Path("runs"), help="output directory (default: ./runs)")
     build.add_argument("--config", type=Path, help="TOML or JSON file; its [tokenizer] and [shards] tables are used")
     add_progress_argument(build)
+    export = sub.add_parser(
+        "export", help="write verified shards in another trainer's format (axolotl's pre-tokenized columns)"
+    )
+    export.add_argument("dir", type=Path, help="a shards folder (a run's shards/, holding manifest.json)")
+    export.add_argument("--format", dest="export_format", choices=EXPORT_FORMATS, required=True, help="the format")
+    export.add_argument("--out", type=Path, required=True, help="a new folder for the export and its manifest")
+    export.add_argument(
+        "--layout",
+        choices=("unpacked", "packed"),
+        default="unpacked",
+        help="unpacked (default): one conversation a row, for the trainer's own packing; packed: the shards' "
+        "packed rows, with position_ids that restart at each conversation",
+    )
     verify = sub.add_parser("verify", help="check the manifest against the files and every invariant")
     verify.add_argument("dir", type=Path, help="a shards folder (a run's shards/, holding manifest.json)")
     inspect = sub.add_parser("inspect", help="print stats and decode sample rows with the mask shown")
@@ -48,6 +61,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"FAIL {problem}")
         print(f"{args.dir}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
         return 1 if problems else 0
+    if args.shards_command == "export":
+        from curation.shards.export import export_shards
+
+        exported = export_shards(args.dir, args.out, fmt=args.export_format, layout=args.layout)
+        print(
+            f"{args.out}: {exported.format} ({exported.layout}), {exported.rows} rows, {exported.tokens} tokens, "
+            f"{exported.supervised_tokens} supervised, as in {args.dir}"
+        )
+        return 0
     decode = None
     if not args.no_decode:
         from flows.resources import tokenizer_for

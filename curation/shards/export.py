@@ -1,0 +1,239 @@
+"""`chatsift shards export`: a verified shards folder rewritten in the format another trainer loads.
+
+axolotl, pre-tokenized (docs.axolotl.ai, "Custom Pre-Tokenized Dataset"; no `type:` in the config):
+exactly `input_ids`, `attention_mask` and `labels`, where `labels` is `input_ids` on supervised tokens and
+-100 elsewhere (unshifted: the model shifts). The per-token mask becomes the labels, so a turn chatsift
+does not supervise (a user turn, a zero-weighted refusal) stays at -100.
+- unpacked (the default): one conversation a row, for axolotl's own `sample_packing`;
+- packed: chatsift's packed rows as they are, plus `position_ids` restarting at every conversation (what
+  axolotl's flash-attention path reads to keep packed conversations apart) and `attention_mask` numbering
+  the conversations of a row 1, 2, 3 ... (axolotl's multipack convention; 0 would be padding, never written).
+
+An export first verifies the source shards (a wrong mask there is refused), writes into a staging folder,
+checks what it wrote against the source's figures and the chat template's answer spans, and only then
+renames the folder into place: a failed export leaves nothing that looks finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curation.parquet import atomic_write_table
+from curation.shards.verify import check_supervised_spans, verify_shards
+from schemas.arrow import KIND_KEY, SCHEMA_VERSION, SCHEMA_VERSION_KEY
+from schemas.errors import ConfigError, InputError
+from schemas.files import atomic_write_text
+from schemas.shards import (
+    EXPORT_FORMATS,
+    EXPORT_MANIFEST_NAME,
+    IGNORE_INDEX,
+    LOSS_MASK_COLUMN,
+    MANIFEST_NAME,
+    ExportFile,
+    ExportManifest,
+    ShardsManifest,
+    read_export_manifest,
+    read_manifest,
+)
+
+
+def _schema(fields: list[pa.Field], kind: str) -> pa.Schema:
+    return pa.schema(fields, metadata={SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode(), KIND_KEY: kind.encode()})
+
+
+_AXOLOTL_FIELDS = [
+    pa.field("input_ids", pa.list_(pa.int32()), nullable=False),
+    pa.field("attention_mask", pa.list_(pa.int8()), nullable=False),
+    pa.field("labels", pa.list_(pa.int64()), nullable=False),
+]
+AXOLOTL_UNPACKED_SCHEMA = _schema(_AXOLOTL_FIELDS, "axolotl_pretokenized")
+AXOLOTL_PACKED_SCHEMA = _schema(
+    [*_AXOLOTL_FIELDS, pa.field("position_ids", pa.list_(pa.int32()), nullable=False)], "axolotl_pretokenized_packed"
+)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _flat(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """The values of a list column and each row's length."""
+    array = column.combine_chunks()
+    return array.flatten().to_numpy(zero_copy_only=False), array.value_lengths().to_numpy(zero_copy_only=False)
+
+
+def _lists(values: np.ndarray, lengths: np.ndarray, value_type: pa.DataType) -> pa.Array:
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(values, value_type))
+
+
+def _axolotl_table(group: pa.Table, *, source_layout: str, layout: str) -> pa.Table:
+    """One row group of shards in axolotl's pre-tokenized columns."""
+    ids, row_lengths = _flat(group["input_ids"])
+    mask, _ = _flat(group[LOSS_MASK_COLUMN])
+    labels = np.where(mask.astype(bool), ids.astype(np.int64), IGNORE_INDEX)
+    # conversation lengths, in order along the flat arrays
+    conversations = _flat(group["seq_lengths"])[0] if source_layout == "packed" else row_lengths
+    if layout == "unpacked":
+        columns = {
+            "input_ids": _lists(ids, conversations, pa.int32()),
+            "attention_mask": _lists(np.ones(len(ids), np.int8), conversations, pa.int8()),
+            "labels": _lists(labels, conversations, pa.int64()),
+        }
+        return pa.table(columns, schema=AXOLOTL_UNPACKED_SCHEMA)
+    per_row = _flat(group["seq_lengths"])[1]
+    # each conversation's number within its row (1, 2, ...), and its first token's flat offset
+    number = np.arange(len(conversations)) - np.repeat(np.cumsum(per_row) - per_row, per_row) + 1
+    starts = np.cumsum(conversations) - conversations
+    columns = {
+        "input_ids": _lists(ids, row_lengths, pa.int32()),
+        "attention_mask": _lists(np.repeat(number, conversations).astype(np.int8), row_lengths, pa.int8()),
+        "labels": _lists(labels, row_lengths, pa.int64()),
+        "position_ids": _lists(np.arange(len(ids)) - np.repeat(starts, conversations), row_lengths, pa.int32()),
+    }
+    return pa.table(columns, schema=AXOLOTL_PACKED_SCHEMA)
+
+
+def _row_groups(path: Path) -> Iterator[pa.Table]:
+    parquet = pq.ParquetFile(path)
+    for i in range(parquet.num_row_groups):
+        yield parquet.read_row_group(i)
+
+
+def export_shards(shards_dir: Path, out_dir: Path, *, fmt: str, layout: str = "unpacked") -> ExportManifest:
+    """Write the shards in `fmt` to `out_dir` (which must not exist yet), with export_manifest.json beside
+    them; raises InputError for unsound shards or an export that fails its own check, ConfigError for a
+    format or layout that cannot be made."""
+    shards_dir, out_dir = Path(shards_dir), Path(out_dir)
+    if fmt not in EXPORT_FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise ConfigError(f"{out_dir} already holds files: export into a new folder")
+    problems = verify_shards(shards_dir)
+    if problems:
+        raise InputError(f"{shards_dir} fails `chatsift shards verify`, so it is not exported: " + "; ".join(problems))
+    source = read_manifest(shards_dir)
+    if layout == "packed" and source.layout != "packed":
+        raise ConfigError(f"{shards_dir} holds unpacked shards: export them unpacked, or build packed shards")
+    staging = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        manifest = _write_axolotl(shards_dir, staging, source, layout)
+        problems = check_export(staging)
+        if problems:
+            raise InputError(f"the {fmt} export failed its own check: " + "; ".join(problems))
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        if out_dir.exists():
+            out_dir.rmdir()  # empty (checked above)
+        os.replace(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest
+
+
+def _write_axolotl(shards_dir: Path, folder: Path, source: ShardsManifest, layout: str) -> ExportManifest:
+    schema = AXOLOTL_PACKED_SCHEMA if layout == "packed" else AXOLOTL_UNPACKED_SCHEMA
+    files: list[ExportFile] = []
+    for index, info in enumerate(source.shards):
+        tables = [
+            _axolotl_table(g, source_layout=source.layout, layout=layout) for g in _row_groups(shards_dir / info.file)
+        ]
+        table = pa.concat_tables(tables) if tables else schema.empty_table()
+        path = folder / f"data-{index:05d}.parquet"
+        atomic_write_table(path, table, schema=schema)
+        labels, _ = _flat(table["labels"])
+        files.append(
+            ExportFile(
+                file=path.name,
+                sha256=_sha256(path),
+                rows=table.num_rows,
+                tokens=len(labels),
+                supervised_tokens=int((labels != IGNORE_INDEX).sum()),
+            )
+        )
+    manifest = ExportManifest(
+        format="axolotl",
+        layout="packed" if layout == "packed" else "unpacked",
+        source_manifest_sha256=_sha256(shards_dir / MANIFEST_NAME),
+        source_run_id=source.run_id,
+        source_config_hash=source.config_hash,
+        tokenizer=source.tokenizer,
+        chat_template=source.chat_template,
+        files=files,
+        rows=sum(f.rows for f in files),
+        conversations=source.total_conversations,
+        tokens=sum(f.tokens for f in files),
+        supervised_tokens=sum(f.supervised_tokens for f in files),
+        truncated_conversations=source.packing.truncated if source.packing else 0,
+    )
+    # What the source says must survive the export unchanged: every token and every supervised one.
+    if (manifest.tokens, manifest.supervised_tokens) != (source.total_tokens, source.total_loss_tokens):
+        raise InputError(
+            f"the export holds {manifest.tokens} tokens ({manifest.supervised_tokens} supervised), the shards "
+            f"{source.total_tokens} ({source.total_loss_tokens})"
+        )
+    atomic_write_text(folder / EXPORT_MANIFEST_NAME, manifest.model_dump_json(indent=2))
+    return manifest
+
+
+def check_export(folder: Path) -> list[str]:
+    """Every problem in an axolotl export: files against the manifest, labels that are not the input ids,
+    supervised tokens outside an answer span of the chat template, masks of the wrong shape."""
+    manifest = read_export_manifest(folder)
+    problems: list[str] = []
+    for info in manifest.files:
+        path = folder / info.file
+        if _sha256(path) != info.sha256:
+            problems.append(f"{info.file}: sha256 differs from {EXPORT_MANIFEST_NAME}")
+        table = pq.read_table(path)
+        ids, lengths = _flat(table["input_ids"])
+        labels, label_lengths = _flat(table["labels"])
+        attention, attention_lengths = _flat(table["attention_mask"])
+        if not (np.array_equal(lengths, label_lengths) and np.array_equal(lengths, attention_lengths)):
+            problems.append(f"{info.file}: rows whose input_ids, labels and attention_mask differ in length")
+            continue
+        supervised = labels != IGNORE_INDEX
+        wrong = np.flatnonzero(supervised & (labels != ids))
+        if len(wrong):
+            problems.append(f"{info.file}: {len(wrong)} labels are neither -100 nor the input id at their position")
+        if (attention <= 0).any():
+            problems.append(f"{info.file}: attention_mask holds 0 (padding) where every token is real")
+        found = (table.num_rows, len(ids), int(supervised.sum()))
+        if found != (info.rows, info.tokens, info.supervised_tokens):
+            problems.append(
+                f"{info.file}: rows, tokens, supervised tokens {found}; the manifest says "
+                f"{(info.rows, info.tokens, info.supervised_tokens)}"
+            )
+        row_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        if "position_ids" in table.column_names:
+            positions, _ = _flat(table["position_ids"])
+            conversation_ends = np.append(np.flatnonzero(positions == 0)[1:], len(ids))
+        else:
+            conversation_ends = np.cumsum(lengths)
+        if manifest.chat_template is not None and len(ids):
+            check_supervised_spans(
+                ids,
+                supervised.astype(np.uint8),
+                conversation_ends,
+                manifest.chat_template,
+                # a conversation cut to max_seq_len may end inside an answer, without its end of turn
+                truncated=manifest.truncated_conversations > 0,
+                row_starts=row_starts,
+                where=info.file,
+                first_row=0,
+                problems=problems,
+            )
+    return problems

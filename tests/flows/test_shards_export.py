@@ -1,0 +1,166 @@
+"""`chatsift shards export --format axolotl`: real shards from a curate run, exported unpacked and packed, read
+back as axolotl reads a pre-tokenized dataset (Hugging Face `datasets`; axolotl itself pins versions that
+conflict with this project's, see docs/defaults.md#export), with the manifest's supervised-token count; a
+zero-weighted refusal stays at -100; a wrong mask in the shards or in an export is caught."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from curation.shards.export import check_export, export_shards
+from flows.cli import main
+from flows.resources import tokenizer_for
+from schemas.errors import InputError
+from schemas.shards import EXPORT_MANIFEST_NAME, IGNORE_INDEX, LOSS_MASK_COLUMN, read_export_manifest, read_manifest
+
+REFUSAL = "As an AI language model, I cannot give medical advice about your dosage; please ask your doctor."
+ANSWER = "Paris is the capital of France. It has been the seat of government since the tenth century."
+
+
+def _record(i: int, rounds: list[tuple[str, str]]) -> dict:
+    turns = [t for q, a in rounds for t in ({"from": "human", "value": q}, {"from": "gpt", "value": a})]
+    return {"id": f"conv{i}", "conversations": turns}
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> Path:
+    folder = tmp_path_factory.mktemp("export")
+    records = [
+        # a refusal in the second round: blocked's default mode zero-weights that answer
+        _record(0, [("What is the capital of France?", ANSWER), ("How much ibuprofen should I take?", REFUSAL)]),
+        *(
+            _record(i, [(f"Question {i}: name a number above {i * 10}.", "; ".join([f"{i * 10 + 1} is one"] * 6))])
+            for i in range(1, 12)
+        ),
+    ]
+    data = folder / "in.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    assert main(["curate", str(data), "--out", str(folder / "runs"), "--run-id", "r"]) == 0
+    return folder / "runs" / "r" / "shards"
+
+
+def _read_back(folder: Path) -> dict[str, list]:
+    """The export as axolotl loads a pre-tokenized dataset: `datasets`' Parquet builder over the data files."""
+    from datasets import load_dataset
+
+    files = sorted(str(p) for p in folder.glob("data-*.parquet"))
+    return load_dataset("parquet", data_files=files, split="train").to_dict()
+
+
+def test_unpacked_axolotl_reads_back_with_every_supervised_token(shards: Path, tmp_path: Path) -> None:
+    source = read_manifest(shards)
+    exported = export_shards(shards, tmp_path / "axolotl", fmt="axolotl")
+    rows = _read_back(tmp_path / "axolotl")
+    assert set(rows) == {"input_ids", "attention_mask", "labels"}  # axolotl: exactly these, no `type:`
+    assert len(rows["input_ids"]) == source.total_conversations == exported.rows
+    supervised = sum(sum(label != IGNORE_INDEX for label in row) for row in rows["labels"])
+    assert supervised == source.total_loss_tokens == exported.supervised_tokens > 0
+    assert sum(map(len, rows["input_ids"])) == source.total_tokens
+    assert all(set(mask) == {1} for mask in rows["attention_mask"])
+    # labels are the input ids themselves (unshifted) where supervised
+    for ids, labels in zip(rows["input_ids"], rows["labels"], strict=True):
+        assert all(label in (IGNORE_INDEX, token) for token, label in zip(ids, labels, strict=True))
+    assert read_export_manifest(tmp_path / "axolotl").source_run_id == "r"
+    assert check_export(tmp_path / "axolotl") == []
+
+
+def test_packed_axolotl_keeps_the_rows_and_restarts_positions_per_conversation(shards: Path, tmp_path: Path) -> None:
+    source = read_manifest(shards)
+    assert source.layout == "packed"
+    export_shards(shards, tmp_path / "packed", fmt="axolotl", layout="packed")
+    rows = _read_back(tmp_path / "packed")
+    assert set(rows) == {"input_ids", "attention_mask", "labels", "position_ids"}
+    assert len(rows["input_ids"]) == source.total_rows
+    assert sum(sum(label != IGNORE_INDEX for label in row) for row in rows["labels"]) == source.total_loss_tokens
+    shard_rows = pq.read_table(shards / source.shards[0].file).to_pylist()
+    for shard_row, positions, numbers in zip(shard_rows, rows["position_ids"], rows["attention_mask"], strict=False):
+        lengths = shard_row["seq_lengths"]
+        assert positions == [p for n in lengths for p in range(n)]
+        assert numbers == [k + 1 for k, n in enumerate(lengths) for _ in range(n)]
+
+
+def test_a_zero_weighted_refusal_stays_unsupervised(shards: Path, tmp_path: Path) -> None:
+    tokenizer = tokenizer_for(read_manifest(shards).tokenizer.name)
+    for layout in ("unpacked", "packed"):
+        rows = _read_back(export_shards(shards, tmp_path / layout, fmt="axolotl", layout=layout) and tmp_path / layout)
+        whole = [tokenizer.decode(ids) for ids in rows["input_ids"]]
+        trained = [
+            tokenizer.decode([t for t, label in zip(ids, labels, strict=True) if label != IGNORE_INDEX])
+            for ids, labels in zip(rows["input_ids"], rows["labels"], strict=True)
+        ]
+        assert any("As an AI language model" in text for text in whole), layout
+        assert not any("AI language model" in text for text in trained), layout
+        assert any("Paris is the capital" in text for text in trained), layout  # its other answer is trained
+
+
+def test_a_wrong_mask_in_the_shards_is_refused_and_nothing_is_left(shards: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in shards.iterdir():
+        (broken / f.name).write_bytes(f.read_bytes())
+    info = read_manifest(broken).shards[0]
+    table = pq.read_table(broken / info.file)
+    masks = table[LOSS_MASK_COLUMN].to_pylist()
+    masks[0] = [1, *masks[0][1:]]  # the first token of a conversation (its header) made trained
+    field = table.schema.field(LOSS_MASK_COLUMN)
+    table = table.set_column(table.schema.get_field_index(LOSS_MASK_COLUMN), field, pa.array(masks, field.type))
+    pq.write_table(table, broken / info.file)
+    with pytest.raises(InputError, match="fails `chatsift shards verify`"):
+        export_shards(broken, tmp_path / "out", fmt="axolotl")
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
+
+
+def _rewrite_labels(folder: Path, change: object) -> None:
+    """Change the first data file's labels, then its sha256 in the manifest, as a faulty exporter would."""
+    path = folder / "data-00000.parquet"
+    table = pq.read_table(path)
+    rows = zip(table["input_ids"].to_pylist(), table["labels"].to_pylist(), strict=True)
+    labels = [change(ids, row) for ids, row in rows]  # type: ignore[operator]
+    index = table.schema.get_field_index("labels")
+    pq.write_table(table.set_column(index, table.schema.field("labels"), pa.array(labels, pa.list_(pa.int64()))), path)
+    manifest = json.loads((folder / EXPORT_MANIFEST_NAME).read_text())
+    manifest["files"][0]["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (folder / EXPORT_MANIFEST_NAME).write_text(json.dumps(manifest))
+
+
+def test_the_exports_own_check_finds_shifted_labels_and_a_trained_prompt(shards: Path, tmp_path: Path) -> None:
+    for name in ("shifted", "prompt"):
+        export_shards(shards, tmp_path / name, fmt="axolotl")
+    # off by one: each label is the next token (a shift the model already makes)
+    _rewrite_labels(
+        tmp_path / "shifted",
+        lambda ids, labels: [
+            ids[i + 1] if label != IGNORE_INDEX and i + 1 < len(ids) else label for i, label in enumerate(labels)
+        ],
+    )
+    assert any("neither -100 nor the input id" in p for p in check_export(tmp_path / "shifted"))
+
+    # the prompt trained on: labels are the input ids, but on the user's turn too
+    def prompt_too(ids: list[int], labels: list[int]) -> list[int]:
+        first = next(i for i, label in enumerate(labels) if label != IGNORE_INDEX)
+        return [*ids[:first], *labels[first:]]
+
+    _rewrite_labels(tmp_path / "prompt", prompt_too)
+    problems = check_export(tmp_path / "prompt")
+    assert any("follow no answer header" in p for p in problems) and any("supervised tokens" in p for p in problems)
+
+
+def test_the_cli_exports_and_refuses_a_folder_that_holds_files(
+    shards: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cli"
+    assert main(["shards", "export", str(shards), "--format", "axolotl", "--out", str(out)]) == 0
+    manifest = read_export_manifest(out)
+    assert f"{manifest.supervised_tokens} supervised" in capsys.readouterr().out
+    assert main(["shards", "export", str(shards), "--format", "axolotl", "--out", str(out)]) == 2
+    assert "already holds files" in capsys.readouterr().err
+    assert np.array_equal(
+        sorted(p.name for p in out.iterdir()), sorted([EXPORT_MANIFEST_NAME, *(f.file for f in manifest.files)])
+    )
