@@ -68,6 +68,11 @@ def _repair_turn_order(turns: _IndexedTurns, *, keep_system: bool) -> tuple[_Ind
     return head + body, repairs
 
 
+def _trimmed(turn: Turn) -> Turn:
+    content = turn.content.rstrip()
+    return turn if content == turn.content else turn.model_copy(update={"content": content})
+
+
 def _shape_problem(turns: _IndexedTurns, *, config: ShapeConfig) -> tuple[DropReason, str] | None:
     """Why these (already repaired) turns cannot be kept, or None when they can."""
     for index, turn in turns:
@@ -105,6 +110,11 @@ def repair_shape(convs: Iterable[Conversation], *, config: ShapeConfig) -> Stage
     cut first; `changed` counts the kept conversations each repair touched. Without it, such
     conversations drop as "roles_not_alternating" or "empty_turn". System turns are not counted
     towards the minimum turns and characters.
+
+    Whitespace at the end of every turn is trimmed (trailing_whitespace_trimmed): it means nothing,
+    and a chat template's end of turn written after it tokenizes differently (" </s>" after "done. "
+    is "▁▁" "</s>", not "▁" "</s>"), so the shards' answer spans would lose the end of turn every
+    other answer has; a question's would change the answer header after it.
     """
     kept: list[Conversation] = []
     dropped: list[Dropped] = []
@@ -113,10 +123,13 @@ def repair_shape(convs: Iterable[Conversation], *, config: ShapeConfig) -> Stage
         if not conv.turns:
             dropped.append(_dropped(conv, stage="shape", reason="no_turns", detail="0 turns"))
             continue
-        turns: _IndexedTurns = list(enumerate(conv.turns))
+        turns: _IndexedTurns = [(i, _trimmed(t)) for i, t in enumerate(conv.turns)]
         repairs: Counter[str] = Counter()
+        if any(t is not original for (_, t), original in zip(turns, conv.turns, strict=True)):
+            repairs["trailing_whitespace_trimmed"] += 1
         if config.repair:
-            turns, repairs = _repair_turn_order(turns, keep_system=config.keep_system)
+            turns, order_repairs = _repair_turn_order(turns, keep_system=config.keep_system)
+            repairs += order_repairs
         problem = _shape_problem(turns, config=config)
         if problem is not None:
             reason, detail = problem

@@ -36,7 +36,9 @@ def shards(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> Pa
         # a refusal in the second round: blocked's default mode zero-weights that answer
         _record(0, [("What is the capital of France?", ANSWER), ("How much ibuprofen should I take?", REFUSAL)]),
         *(
-            _record(i, [(f"Question {i}: name a number above {i * 10}.", "; ".join([f"{i * 10 + 1} is one"] * 6))])
+            # whitespace at the end of turns, as JSONL answers often have: trimmed by the shape stage, or the
+            # answers' end of turn would tokenize apart from the template's and fail `shards verify`
+            _record(i, [(f"Question {i}: name a number above {i * 10}. ", f"{i * 10 + 1} is one; " * 6 + "\n")])
             for i in range(1, 12)
         ),
     ]

@@ -162,6 +162,18 @@ def test_shape_removes_a_trailing_user_turn() -> None:
     assert result.changed == {"trailing_user_removed": 1}
 
 
+def test_shape_trims_whitespace_at_the_end_of_every_turn() -> None:
+    c = conversation(("user", QUESTION + " \n"), ("assistant", "  " + ANSWER + "\n\n  "), ("user", QUESTION))
+    result = repair_shape([c, conversation(("user", QUESTION), ("assistant", ANSWER), id="c2")], config=SHAPE)
+    assert [t.content for t in result.kept[0].turns] == [QUESTION, "  " + ANSWER]  # leading indentation is kept
+    assert result.kept[1].turns == conversation(("user", QUESTION), ("assistant", ANSWER), id="c2").turns
+    assert result.changed == {"trailing_whitespace_trimmed": 1, "trailing_user_removed": 1}
+    # a turn of whitespace alone is an empty turn
+    no_repair = SHAPE.model_copy(update={"repair": False})
+    blank = repair_shape([conversation(("user", QUESTION), ("assistant", " \n "))], config=no_repair)
+    assert [d.reason for d in blank.dropped] == ["empty_turn"]
+
+
 def test_shape_counts_each_repair_once_per_conversation() -> None:
     c = conversation(("assistant", ANSWER), ("user", QUESTION), ("assistant", ANSWER), ("user", "More?"))
     other = conversation(("assistant", ANSWER), ("user", QUESTION), ("assistant", ANSWER), id="c2")
