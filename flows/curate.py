@@ -29,7 +29,7 @@ from flows.progress import StageProgress
 from flows.resources import check_inputs, check_resources
 from flows.run_files import publish_file_link
 from flows.runners import run_task_runner
-from flows.shards import shards_stage
+from flows.shards import shards_stage, write_configured_exports
 from flows.split import split_stage
 from flows.stage_cache import StageCache, rejected_cache_entries
 from schemas import RunReport
@@ -173,6 +173,8 @@ def _curate(inputs: list[Path], paths: RunPaths, config: CurationConfig, started
     for folder, final in ((staged_conversations, paths.conversations_dir), (staged.shards_dir, paths.shards_dir)):
         if folder.exists():
             os.replace(folder, final)
+    exports = write_configured_exports(paths, config)
+    report.outputs.update({f"export_{fmt}": folder for fmt, folder in exports.items()})
     lineage = run_lineage(paths=paths, inputs=inputs, config_hash=report.config_hash, input_groups=input_groups)
     atomic_write_text(paths.lineage_json, lineage.model_dump_json(indent=2))
     markdown = run_report_markdown(report)

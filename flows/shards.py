@@ -4,6 +4,7 @@ template, then pack and write the shards."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -11,19 +12,21 @@ from prefect import flow, task
 
 from curation.parquet import read_conversations_parquet, read_tokenized, write_ledger, write_tokenized
 from curation.runs.stage_reports import merge_stage_reports, stage_report
+from curation.shards.export import export_shards
 from curation.shards.pack import PACK, with_unique_ids
 from curation.shards.tokenization import TOKENIZE
 from curation.shards.write import WRITE_SHARDS, chat_template_info, tokenizer_info
-from flows.execution import publish_link, run_logger, run_parts, run_step
+from flows.execution import run_logger, run_parts, run_step
 from flows.parts import PartResult, write_part
 from flows.resources import check_tokenizer, template_for, tokenizer_config_for, tokenizer_for
+from flows.run_files import publish_file_link
 from flows.stage_cache import cached_part
 from schemas import StageReport
 from schemas.config import CurationConfig
 from schemas.errors import InputError
 from schemas.files import atomic_write_text
 from schemas.run_layout import RunPaths, conversation_parts, new_run_id, part_name
-from schemas.shards import MANIFEST_NAME
+from schemas.shards import EXPORT_MANIFEST_NAME, MANIFEST_NAME, ExportManifest
 
 
 def _tokenize(part: str, paths: RunPaths, config: CurationConfig) -> PartResult:
@@ -102,6 +105,38 @@ def shards_stage(parts: list[str], paths: RunPaths, config: CurationConfig) -> t
     return str(paths.shards_dir / MANIFEST_NAME), [tokenize_report, pack_report]
 
 
+@task(name="export-shards")
+def export_shards_task(shards_dir: str, out_dir: str, fmt: str, layout: str) -> ExportManifest:
+    return export_shards(Path(shards_dir), Path(out_dir), fmt=fmt, layout=layout)
+
+
+def write_configured_exports(paths: RunPaths, config: CurationConfig) -> dict[str, str]:
+    """The published shards written in each format of [shards] exports; the folder of each."""
+    folders: dict[str, str] = {}
+    for fmt in config.shards.exports:
+        folder = paths.export_dir(fmt)
+        shutil.rmtree(folder, ignore_errors=True)  # an earlier attempt of this run
+        exported = run_step(export_shards_task, str(paths.shards_dir), str(folder), fmt, config.shards.export_layout)
+        run_logger().info(
+            "export %s (%s): %d rows, %d tokens, %d supervised → %s",
+            fmt,
+            exported.layout,
+            exported.rows,
+            exported.tokens,
+            exported.supervised_tokens,
+            folder,
+        )
+        publish_file_link(
+            key=f"shards-export-{fmt}",
+            path=folder / EXPORT_MANIFEST_NAME,
+            link_text=f"{fmt} export_manifest.json",
+            description=f"the shards in {fmt}'s format: {exported.rows} rows, {exported.supervised_tokens} "
+            "supervised tokens, as in the shards",
+        )
+        folders[fmt] = str(folder)
+    return folders
+
+
 @flow(name="build-shards", log_prints=True)
 def build_shards_flow(
     conversations: Path,
@@ -120,6 +155,7 @@ def build_shards_flow(
     paths = RunPaths.create(Path(out_dir), run_id or new_run_id())
     atomic_write_text(paths.config_json, config.model_dump_json(indent=2))
     manifest, (tokenize_report, pack_report) = shards_stage(parts, paths, config)
+    exports = write_configured_exports(paths, config)
     summary = {
         "run_id": paths.run_id,
         "conversations": tokenize_report.inputs,
@@ -127,10 +163,11 @@ def build_shards_flow(
         "dropped": tokenize_report.dropped + pack_report.dropped,
         "manifest": manifest,
         "ledger": str(paths.ledger_dir),
+        **{f"export_{fmt}": folder for fmt, folder in exports.items()},
     }
     atomic_write_text(paths.report_json, json.dumps(summary, indent=2))
-    publish_link(
-        link=Path(manifest).resolve().as_uri(),
+    publish_file_link(
+        path=manifest,
         link_text="shards manifest.json",
         key="build-shards-manifest",
         description="the training shards' manifest",

@@ -35,6 +35,7 @@ LEDGER_DIR = "ledger"
 SHARDS_DIR = "shards"
 STAGES_DIR = "stages"
 CONTAMINATION_DIR = "contamination"
+EXPORTS_DIR = "exports"
 CACHE_DIR = "cache"
 # Stage-cache entries a run found damaged, one JSON file each, collected into report.json.
 CACHE_REJECTED_DIR = "cache-rejected"
@@ -150,6 +151,10 @@ class RunPaths:
         """Training shards (Parquet) and their manifest.json (under their staging name while staged)."""
         final = self.root / SHARDS_DIR
         return staging_name(final) if self.shards_staged else final
+
+    def export_dir(self, fmt: str) -> Path:
+        """The shards in another trainer's format ([shards] exports), with its export_manifest.json."""
+        return self.root / EXPORTS_DIR / fmt
 
     @property
     def cache_rejected_dir(self) -> Path:

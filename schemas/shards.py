@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
@@ -226,7 +226,8 @@ def read_manifest(shards_dir: str | Path) -> ShardsManifest:
 
 # `chatsift shards export`: a shards folder rewritten in another trainer's format, with this manifest beside it.
 EXPORT_MANIFEST_NAME = "export_manifest.json"
-EXPORT_FORMATS = ("axolotl",)
+ExportFormat = Literal["axolotl"]
+EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
 # Where a format's labels are not trained on (Hugging Face's and axolotl's convention).
 IGNORE_INDEX = -100
 

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from schemas.config._base import ConfigSection
+from schemas.shards import ExportFormat
 
 
 class TokenizerConfig(ConfigSection):
@@ -77,4 +78,14 @@ class ShardsConfig(ConfigSection):
     target_shard_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
     """Largest size of a shard file in bytes: a row group that would take the file past it opens the next shard. 200
     MiB, within the usual 100-250 MB (docs/defaults.md#shards).
+    """
+    exports: tuple[ExportFormat, ...] = ()
+    """Formats the shards are also written in once built, each in `<run>/exports/<format>/` with its own
+    export_manifest.json, as `chatsift shards export` writes them: "axolotl" (axolotl's pre-tokenized
+    input_ids, attention_mask and labels with -100). Empty: none (docs/defaults.md#shards).
+    """
+    export_layout: Literal["packed", "unpacked"] = "unpacked"
+    """Rows of the exports: "unpacked", one conversation a row, for a trainer that packs itself (axolotl's
+    sample_packing); "packed", the shards' rows with position ids that restart per conversation (packed
+    shards only; docs/defaults.md#shards).
     """

@@ -17,6 +17,7 @@ import pytest
 from curation.shards.export import check_export, export_shards
 from flows.cli import main
 from flows.resources import tokenizer_for
+from schemas import RunReport
 from schemas.errors import InputError
 from schemas.shards import EXPORT_MANIFEST_NAME, IGNORE_INDEX, LOSS_MASK_COLUMN, read_export_manifest, read_manifest
 
@@ -44,8 +45,31 @@ def shards(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> Pa
     ]
     data = folder / "in.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in records) + "\n")
-    assert main(["curate", str(data), "--out", str(folder / "runs"), "--run-id", "r"]) == 0
+    # [shards] exports: the run writes the axolotl export itself, beside its shards
+    config = folder / "config.json"
+    config.write_text(json.dumps({"shards": {"exports": ["axolotl"]}}))
+    argv = ["curate", str(data), "--out", str(folder / "runs"), "--run-id", "r", "--config", str(config)]
+    assert main(argv) == 0
     return folder / "runs" / "r" / "shards"
+
+
+def test_a_run_writes_the_exports_its_config_names(
+    shards: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = shards.parent
+    report = RunReport.model_validate_json((run / "report.json").read_text())
+    assert report.outputs["export_axolotl"] == str(run / "exports" / "axolotl")
+    exported = read_export_manifest(run / "exports" / "axolotl")
+    assert exported.supervised_tokens == read_manifest(shards).total_loss_tokens
+    assert check_export(run / "exports" / "axolotl") == []
+    # and so does the shards deployment's flow (build-shards), from the run's conversations
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"shards": {"exports": ["axolotl"], "export_layout": "packed"}}))
+    argv = ["shards", "build", str(run / "conversations"), "--out", str(tmp_path / "built"), "--config", str(config)]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    rebuilt = read_export_manifest(summary["export_axolotl"])
+    assert (rebuilt.layout, rebuilt.supervised_tokens) == ("packed", exported.supervised_tokens)
 
 
 def _read_back(folder: Path) -> dict[str, list]:

@@ -55,6 +55,7 @@ EXPLICIT_ALTERNATIVES: dict[str, Any] = {
     "contamination.roles": ("user", "assistant"),
     "contamination.remove_categories": ("near_verbatim",),
     "contamination.rephrase_rules": (RephraseRule(benchmark="gsm8k", min_score=0.75, min_anchor_share=0.5),),
+    "shards.exports": ("axolotl",),
     "scrape.url_template": "https://sharegpt.com/share/{id}",
     "scrape.allowed_hosts": ("https://www.sharegpt.com",),
     "finetune.learning_rate": 1e-4,

@@ -48,7 +48,7 @@ class BrowserError(AssertionError):
 class Browser:
     """One headless Chromium with one page, driven over the DevTools protocol."""
 
-    def __init__(self, profile: Path, *, width: int = 1400, height: int = 1000, timeout: float = 30.0) -> None:
+    def __init__(self, profile: Path, *, width: int = 1400, height: int = 1400, timeout: float = 60.0) -> None:
         self.timeout = timeout
         self._next_id = 0
         profile.mkdir(parents=True, exist_ok=True)
@@ -174,8 +174,9 @@ class Browser:
         if not done:
             raise BrowserError(f"no element {element} to fill; the page shows:\n{self.text()[:3000]}")
 
-    def screenshot(self, path: Path, *, full_page: bool = True) -> Path:
-        """A PNG of the page (its whole height with `full_page`)."""
+    def screenshot(self, path: Path, *, full_page: bool = False) -> Path:
+        """A PNG of the window (the page's whole height with `full_page`: a relayout, which took over 30 s on
+        two busy cores; a single-page app scrolls inside the window anyway)."""
         params: dict[str, Any] = {"format": "png", "captureBeyondViewport": full_page}
         data = self.call("Page.captureScreenshot", **params)["data"]
         path.write_bytes(base64.b64decode(data))
