@@ -70,6 +70,15 @@ def write_dir_atomic(final: Path, write: Callable[[Path], None]) -> None:
     tmp.rename(final)
 
 
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks: the checksum manifests publish for others to check."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def file_digest(path: Path) -> str:
     """blake2b-128 of a file's bytes, read in 1 MiB blocks."""
     digest = hashlib.blake2b(digest_size=16)

@@ -16,7 +16,6 @@ renames the folder into place: a failed export leaves nothing that looks finishe
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from curation.parquet import atomic_write_table
 from curation.shards.verify import check_supervised_spans, verify_shards
 from schemas.arrow import KIND_KEY, SCHEMA_VERSION, SCHEMA_VERSION_KEY
 from schemas.errors import ConfigError, InputError
-from schemas.files import atomic_write_text
+from schemas.files import atomic_write_text, file_sha256
 from schemas.shards import (
     EXPORT_FORMATS,
     EXPORT_MANIFEST_NAME,
@@ -51,21 +50,14 @@ def _schema(fields: list[pa.Field], kind: str) -> pa.Schema:
 
 _AXOLOTL_FIELDS = [
     pa.field("input_ids", pa.list_(pa.int32()), nullable=False),
-    pa.field("attention_mask", pa.list_(pa.int8()), nullable=False),
+    # int32: in a packed row it numbers the conversations, which can pass int8's 127 in long rows
+    pa.field("attention_mask", pa.list_(pa.int32()), nullable=False),
     pa.field("labels", pa.list_(pa.int64()), nullable=False),
 ]
 AXOLOTL_UNPACKED_SCHEMA = _schema(_AXOLOTL_FIELDS, "axolotl_pretokenized")
 AXOLOTL_PACKED_SCHEMA = _schema(
     [*_AXOLOTL_FIELDS, pa.field("position_ids", pa.list_(pa.int32()), nullable=False)], "axolotl_pretokenized_packed"
 )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _flat(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -79,7 +71,7 @@ def _lists(values: np.ndarray, lengths: np.ndarray, value_type: pa.DataType) -> 
     return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(values, value_type))
 
 
-def _axolotl_table(group: pa.Table, *, source_layout: str, layout: str) -> pa.Table:
+def axolotl_table(group: pa.Table, *, source_layout: str, layout: str) -> pa.Table:
     """One row group of shards in axolotl's pre-tokenized columns."""
     ids, row_lengths = _flat(group["input_ids"])
     mask, _ = _flat(group[LOSS_MASK_COLUMN])
@@ -89,7 +81,7 @@ def _axolotl_table(group: pa.Table, *, source_layout: str, layout: str) -> pa.Ta
     if layout == "unpacked":
         columns = {
             "input_ids": _lists(ids, conversations, pa.int32()),
-            "attention_mask": _lists(np.ones(len(ids), np.int8), conversations, pa.int8()),
+            "attention_mask": _lists(np.ones(len(ids), np.int32), conversations, pa.int32()),
             "labels": _lists(labels, conversations, pa.int64()),
         }
         return pa.table(columns, schema=AXOLOTL_UNPACKED_SCHEMA)
@@ -99,7 +91,7 @@ def _axolotl_table(group: pa.Table, *, source_layout: str, layout: str) -> pa.Ta
     starts = np.cumsum(conversations) - conversations
     columns = {
         "input_ids": _lists(ids, row_lengths, pa.int32()),
-        "attention_mask": _lists(np.repeat(number, conversations).astype(np.int8), row_lengths, pa.int8()),
+        "attention_mask": _lists(np.repeat(number, conversations).astype(np.int32), row_lengths, pa.int32()),
         "labels": _lists(labels, row_lengths, pa.int64()),
         "position_ids": _lists(np.arange(len(ids)) - np.repeat(starts, conversations), row_lengths, pa.int32()),
     }
@@ -149,7 +141,7 @@ def _write_axolotl(shards_dir: Path, folder: Path, source: ShardsManifest, layou
     files: list[ExportFile] = []
     for index, info in enumerate(source.shards):
         tables = [
-            _axolotl_table(g, source_layout=source.layout, layout=layout) for g in _row_groups(shards_dir / info.file)
+            axolotl_table(g, source_layout=source.layout, layout=layout) for g in _row_groups(shards_dir / info.file)
         ]
         table = pa.concat_tables(tables) if tables else schema.empty_table()
         path = folder / f"data-{index:05d}.parquet"
@@ -158,7 +150,7 @@ def _write_axolotl(shards_dir: Path, folder: Path, source: ShardsManifest, layou
         files.append(
             ExportFile(
                 file=path.name,
-                sha256=_sha256(path),
+                sha256=file_sha256(path),
                 rows=table.num_rows,
                 tokens=len(labels),
                 supervised_tokens=int((labels != IGNORE_INDEX).sum()),
@@ -167,7 +159,7 @@ def _write_axolotl(shards_dir: Path, folder: Path, source: ShardsManifest, layou
     manifest = ExportManifest(
         format="axolotl",
         layout="packed" if layout == "packed" else "unpacked",
-        source_manifest_sha256=_sha256(shards_dir / MANIFEST_NAME),
+        source_manifest_sha256=file_sha256(shards_dir / MANIFEST_NAME),
         source_run_id=source.run_id,
         source_config_hash=source.config_hash,
         tokenizer=source.tokenizer,
@@ -196,7 +188,7 @@ def check_export(folder: Path) -> list[str]:
     problems: list[str] = []
     for info in manifest.files:
         path = folder / info.file
-        if _sha256(path) != info.sha256:
+        if file_sha256(path) != info.sha256:
             problems.append(f"{info.file}: sha256 differs from {EXPORT_MANIFEST_NAME}")
         table = pq.read_table(path)
         ids, lengths = _flat(table["input_ids"])

@@ -10,7 +10,6 @@ group (36M tokens in 17.8K packed rows took 3 s on one core, sha256 included).
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ import pyarrow.parquet as pq
 
 from curation.shards.write import unpack_row
 from schemas.arrow import KIND_KEY, SCHEMA_VERSION, SCHEMA_VERSION_KEY
+from schemas.files import file_sha256
 from schemas.shards import (
     LOSS_MASK_COLUMN,
     MANIFEST_NAME,
@@ -41,14 +41,6 @@ __all__ = ["check_supervised_spans", "inspect_shards", "verify_shards"]
 _EXAMPLE_ROWS = 5
 # Supervised spans in a decoded sample are wrapped in these.
 SUPERVISED_OPEN, SUPERVISED_CLOSE = "\u27e6", "\u27e7"  # ⟦ ⟧
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _flat_and_lengths(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -248,7 +240,7 @@ def _check_shard(
     if not path.is_file():
         problems.append(f"{info.file}: listed in the manifest but missing")
         return
-    if _file_sha256(path) != info.sha256:
+    if file_sha256(path) != info.sha256:
         problems.append(f"{info.file}: sha256 differs from the manifest")
     try:
         parquet = pq.ParquetFile(path)
