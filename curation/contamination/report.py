@@ -174,17 +174,21 @@ def write_contamination_report(report: ContaminationReport, folder: Path) -> dic
 # (the full list is in report.html and flagged_pairs.csv).
 SUMMARY_TOP_PAIRS = 10
 _EXCERPT_CHARS = 90
+# The summary's table shares the page with the UI's side panel: short excerpts keep it within the page.
+SUMMARY_EXCERPT_CHARS = 36
 
 
-def _cell(text: str) -> str:
+def _cell(text: str, chars: int = _EXCERPT_CHARS) -> str:
     """One markdown table cell: one line, cut to an excerpt, then pipes and HTML escaped (a turn may hold
     a <script>; the UI's markdown must show it as text)."""
     flat = " ".join(text.split())
-    excerpt = flat if len(flat) <= _EXCERPT_CHARS else flat[: _EXCERPT_CHARS - 1] + "…"
+    excerpt = flat if len(flat) <= chars else flat[: chars - 1] + "…"
     return html.escape(excerpt, quote=False).replace("|", "\\|")
 
 
-def top_pair_rows(report: ContaminationReport, limit: int) -> list[dict[str, str | float | int]]:
+def top_pair_rows(
+    report: ContaminationReport, limit: int, excerpt_chars: int = _EXCERPT_CHARS
+) -> list[dict[str, str | float | int]]:
     """The `limit` highest-scored flagged pairs as flat rows (for the table artifact and the summary)."""
     return [
         {
@@ -195,8 +199,8 @@ def top_pair_rows(report: ContaminationReport, limit: int) -> list[dict[str, str
             "action": p.action,
             "conversation": p.conversation_id,
             "turn": p.turn_index,
-            "turn text": _cell(p.turn_text),
-            "benchmark text": _cell(p.item_text),
+            "turn text": _cell(p.turn_text, excerpt_chars),
+            "benchmark text": _cell(p.item_text, excerpt_chars),
         }
         for p in sorted(report.pairs, key=lambda p: -p.score)[:limit]
     ]
@@ -214,9 +218,13 @@ def contamination_summary_markdown(report: ContaminationReport, links: Mapping[s
         "",
         "Files: " + ", ".join(f"[{Path(link).name}]({link})" for _, link in sorted(links.items())),
     ]
-    rows = top_pair_rows(report, SUMMARY_TOP_PAIRS)
+    # benchmark and item in one cell: a column fewer, so the table fits beside the UI's side panel
+    rows = [
+        {**r, "item": f"{r['benchmark']}/{r['item']}"}
+        for r in top_pair_rows(report, SUMMARY_TOP_PAIRS, SUMMARY_EXCERPT_CHARS)
+    ]
     if rows:
-        columns = ["score", "category", "benchmark", "item", "action", "conversation", "turn text"]
+        columns = ["score", "category", "item", "action", "conversation", "turn text"]
         shown = "all" if len(rows) == len(report.pairs) else f"the top {len(rows)} of {len(report.pairs)}"
         lines += [
             "",

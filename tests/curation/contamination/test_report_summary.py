@@ -3,7 +3,14 @@ markdown table that no turn text can break or inject into, and links to the repo
 
 from __future__ import annotations
 
-from curation.contamination.report import SUMMARY_TOP_PAIRS, contamination_summary_markdown, top_pair_rows
+import html
+
+from curation.contamination.report import (
+    SUMMARY_EXCERPT_CHARS,
+    SUMMARY_TOP_PAIRS,
+    contamination_summary_markdown,
+    top_pair_rows,
+)
 from tests.helpers.contamination_report import SCRIPT, sample_report
 
 LINKS = {
@@ -30,10 +37,11 @@ def test_summary_holds_the_numbers_the_pairs_and_the_links() -> None:
     assert "[report.html](http://127.0.0.1:4311/chatsift/files/runs/r1/contamination/report.html)" in markdown
     assert "[flagged_pairs.csv](file:///runs/r1/contamination/flagged_pairs.csv)" in markdown
     header, *rows = _table_rows(markdown)
-    assert header == ["score", "category", "benchmark", "item", "action", "conversation", "turn text"]
+    assert header == ["score", "category", "item", "action", "conversation", "turn text"]
     # one row per pair, highest score first, every row as wide as the header
     by_score = sorted(report.pairs, key=lambda p: -p.score)
-    assert [r[5] for r in rows] == [p.conversation_id for p in by_score]
+    assert [r[4] for r in rows] == [p.conversation_id for p in by_score]
+    assert [r[2] for r in rows] == [f"{p.benchmark}/{p.item_id}" for p in by_score]
     assert [float(r[0]) for r in rows] == [round(p.score, 3) for p in by_score] != [p.score for p in report.pairs]
     assert all(len(r) == len(header) for r in rows)
 
@@ -44,8 +52,10 @@ def test_turn_text_cannot_break_the_table_or_inject_html() -> None:
     report = report.model_copy(update={"pairs": [first, *report.pairs[1:]]})
     markdown = contamination_summary_markdown(report, LINKS)
     assert SCRIPT not in markdown and "&lt;script&gt;" in markdown
-    [row] = [r for r in _table_rows(markdown) if r[5] == first.conversation_id]
-    assert row[-1].startswith("a | b &lt;script&gt;") and row[-1].endswith("…") and len(row[-1]) < 120
+    [row] = [r for r in _table_rows(markdown) if r[4] == first.conversation_id]
+    assert row[-1].startswith("a | b &lt;script&gt;") and row[-1].endswith("…")
+    # cut to the summary's excerpt length (its escapes aside), so the table fits beside the UI's side panel
+    assert len(html.unescape(row[-1])) == SUMMARY_EXCERPT_CHARS
 
 
 def test_only_the_top_pairs_are_shown_and_the_count_says_so() -> None:
