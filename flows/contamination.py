@@ -29,10 +29,10 @@ from curation.contamination.report import (
 )
 from curation.parquet import read_conversations_parquet
 from curation.runs.stage_reports import merge_stage_reports, passthrough_report, stage_report
-from flows.execution import publish_markdown, publish_table, run_in_turn, run_logger, run_step
+from flows.execution import publish_link, publish_markdown, publish_table, run_in_turn, run_logger, run_step
 from flows.parts import PartResult, write_part
 from flows.resources import check_contamination_resources, contamination_devices, embed_with_cache
-from flows.run_files import file_links, publish_file_link
+from flows.run_files import file_links
 from flows.stage_cache import cached_part
 from schemas import StageReport
 from schemas.config import CurationConfig
@@ -182,8 +182,9 @@ def contamination_check_stage(
         decisions_applied={(a, b, i): effect for r in results for a, b, i, effect in r.decisions_applied},
     )
     report_paths = write_contamination_report(summary, paths.contamination_dir)
+    links = file_links(report_paths)  # one question to the server for every file
     publish_markdown(
-        markdown=contamination_summary_markdown(summary, file_links(report_paths)),
+        markdown=contamination_summary_markdown(summary, links),
         key="contamination-summary",
         description="contamination check: the numbers, the top flagged pairs and the report files",
     )
@@ -198,9 +199,9 @@ def contamination_check_stage(
             key="contamination-top-pairs",
             description=f"the {TOP_PAIRS_TABLE} highest-scored flagged pairs (all of them: report.html)",
         )
-    publish_file_link(
+    publish_link(
         key="contamination-report",
-        path=report_paths["html"],
+        link=links["html"],
         link_text="contamination report",
         description="the reviewers' contamination report (one offline HTML file)",
     )

@@ -26,7 +26,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation.parquet import atomic_write_table
-from curation.shards.verify import check_supervised_spans, verify_shards
+from curation.shards.verify import check_supervised_spans, flat_and_lengths, verify_shards
+from curation.shards.write import list_array
 from schemas.arrow import KIND_KEY, SCHEMA_VERSION, SCHEMA_VERSION_KEY
 from schemas.errors import ConfigError, InputError
 from schemas.files import atomic_write_text, file_sha256
@@ -60,40 +61,30 @@ AXOLOTL_PACKED_SCHEMA = _schema(
 )
 
 
-def _flat(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """The values of a list column and each row's length."""
-    array = column.combine_chunks()
-    return array.flatten().to_numpy(zero_copy_only=False), array.value_lengths().to_numpy(zero_copy_only=False)
-
-
-def _lists(values: np.ndarray, lengths: np.ndarray, value_type: pa.DataType) -> pa.Array:
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
-    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(values, value_type))
-
-
 def axolotl_table(group: pa.Table, *, source_layout: str, layout: str) -> pa.Table:
     """One row group of shards in axolotl's pre-tokenized columns."""
-    ids, row_lengths = _flat(group["input_ids"])
-    mask, _ = _flat(group[LOSS_MASK_COLUMN])
+    ids, row_lengths = flat_and_lengths(group["input_ids"])
+    mask, _ = flat_and_lengths(group[LOSS_MASK_COLUMN])
     labels = np.where(mask.astype(bool), ids.astype(np.int64), IGNORE_INDEX)
     # conversation lengths, in order along the flat arrays
-    conversations = _flat(group["seq_lengths"])[0] if source_layout == "packed" else row_lengths
+    conversations = flat_and_lengths(group["seq_lengths"])[0] if source_layout == "packed" else row_lengths
     if layout == "unpacked":
         columns = {
-            "input_ids": _lists(ids, conversations, pa.int32()),
-            "attention_mask": _lists(np.ones(len(ids), np.int32), conversations, pa.int32()),
-            "labels": _lists(labels, conversations, pa.int64()),
+            "input_ids": list_array(ids.astype(np.int32), conversations),
+            "attention_mask": list_array(np.ones(len(ids), np.int32), conversations),
+            "labels": list_array(labels, conversations),
         }
         return pa.table(columns, schema=AXOLOTL_UNPACKED_SCHEMA)
-    per_row = _flat(group["seq_lengths"])[1]
+    per_row = flat_and_lengths(group["seq_lengths"])[1]
     # each conversation's number within its row (1, 2, ...), and its first token's flat offset
     number = np.arange(len(conversations)) - np.repeat(np.cumsum(per_row) - per_row, per_row) + 1
     starts = np.cumsum(conversations) - conversations
+    positions = (np.arange(len(ids)) - np.repeat(starts, conversations)).astype(np.int32)
     columns = {
-        "input_ids": _lists(ids, row_lengths, pa.int32()),
-        "attention_mask": _lists(np.repeat(number, conversations).astype(np.int32), row_lengths, pa.int32()),
-        "labels": _lists(labels, row_lengths, pa.int64()),
-        "position_ids": _lists(np.arange(len(ids)) - np.repeat(starts, conversations), row_lengths, pa.int32()),
+        "input_ids": list_array(ids.astype(np.int32), row_lengths),
+        "attention_mask": list_array(np.repeat(number, conversations).astype(np.int32), row_lengths),
+        "labels": list_array(labels, row_lengths),
+        "position_ids": list_array(positions, row_lengths),
     }
     return pa.table(columns, schema=AXOLOTL_PACKED_SCHEMA)
 
@@ -146,7 +137,7 @@ def _write_axolotl(shards_dir: Path, folder: Path, source: ShardsManifest, layou
         table = pa.concat_tables(tables) if tables else schema.empty_table()
         path = folder / f"data-{index:05d}.parquet"
         atomic_write_table(path, table, schema=schema)
-        labels, _ = _flat(table["labels"])
+        labels, _ = flat_and_lengths(table["labels"])
         files.append(
             ExportFile(
                 file=path.name,
@@ -191,9 +182,9 @@ def check_export(folder: Path) -> list[str]:
         if file_sha256(path) != info.sha256:
             problems.append(f"{info.file}: sha256 differs from {EXPORT_MANIFEST_NAME}")
         table = pq.read_table(path)
-        ids, lengths = _flat(table["input_ids"])
-        labels, label_lengths = _flat(table["labels"])
-        attention, attention_lengths = _flat(table["attention_mask"])
+        ids, lengths = flat_and_lengths(table["input_ids"])
+        labels, label_lengths = flat_and_lengths(table["labels"])
+        attention, attention_lengths = flat_and_lengths(table["attention_mask"])
         if not (np.array_equal(lengths, label_lengths) and np.array_equal(lengths, attention_lengths)):
             problems.append(f"{info.file}: rows whose input_ids, labels and attention_mask differ in length")
             continue
@@ -211,7 +202,7 @@ def check_export(folder: Path) -> list[str]:
             )
         row_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         if "position_ids" in table.column_names:
-            positions, _ = _flat(table["position_ids"])
+            positions, _ = flat_and_lengths(table["position_ids"])
             conversation_ends = np.append(np.flatnonzero(positions == 0)[1:], len(ids))
         else:
             conversation_ends = np.cumsum(lengths)

@@ -35,7 +35,7 @@ from schemas.shards import (
     shard_schema,
 )
 
-__all__ = ["check_supervised_spans", "inspect_shards", "verify_shards"]
+__all__ = ["check_supervised_spans", "flat_and_lengths", "inspect_shards", "verify_shards"]
 
 # A check that fails on many rows is reported once, naming this many of them.
 _EXAMPLE_ROWS = 5
@@ -43,7 +43,7 @@ _EXAMPLE_ROWS = 5
 SUPERVISED_OPEN, SUPERVISED_CLOSE = "\u27e6", "\u27e7"  # ⟦ ⟧
 
 
-def _flat_and_lengths(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+def flat_and_lengths(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """A list column's values, flattened, and each row's list length."""
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     values = pc.list_flatten(array)
@@ -129,13 +129,13 @@ def _check_group(
     problems: list[str],
 ) -> tuple[list[str], int, int]:
     """Row invariants of one row group; returns its conversation ids, tokens and loss tokens."""
-    mask, mask_len = _flat_and_lengths(table[LOSS_MASK_COLUMN])
-    ids, ids_len = _flat_and_lengths(table["input_ids"])
+    mask, mask_len = flat_and_lengths(table[LOSS_MASK_COLUMN])
+    ids, ids_len = flat_and_lengths(table["input_ids"])
     num_tokens = table["num_tokens"].to_numpy().astype(np.int64)
     num_loss = table["num_loss_tokens"].to_numpy().astype(np.int64)
     if layout == "packed":
-        seq, seq_count = _flat_and_lengths(table["seq_lengths"])
-        conv_ids, id_count = _flat_and_lengths(table["conversation_ids"])
+        seq, seq_count = flat_and_lengths(table["seq_lengths"])
+        conv_ids, id_count = flat_and_lengths(table["conversation_ids"])
         _flag(problems, where, first_row, seq_count != id_count, "len(seq_lengths) != len(conversation_ids)")
         _flag(problems, where, first_row, _per_row_sum(seq, seq_count) != ids_len, "sum(seq_lengths) != len(input_ids)")
         _flag(problems, where, first_row, _per_row_sum((seq <= 0).astype(np.int64), seq_count) > 0, "seq_lengths <= 0")
@@ -338,7 +338,7 @@ def inspect_shards(shards_dir: Path, *, decode: Callable[[list[int]], str] | Non
         )
         row_tokens.append(table["num_tokens"].to_numpy().astype(np.int64))
         if packed:
-            seq, count = _flat_and_lengths(table["seq_lengths"])
+            seq, count = flat_and_lengths(table["seq_lengths"])
             conv_tokens.append(seq)
             convs_per_row.append(count)
         else:

@@ -138,7 +138,7 @@ def unpack_row(row: Mapping[str, Any]) -> list[tuple[str, list[int], list[int]]]
     return pieces
 
 
-def _list_array(values: np.ndarray | list[str], lengths: Sequence[int]) -> pa.Array:
+def list_array(values: np.ndarray | list[str], lengths: Sequence[int] | np.ndarray) -> pa.Array:
     offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
@@ -160,8 +160,8 @@ def _group_table(rows: Sequence[PackedRow], layout: str) -> pa.Table:
     if layout == "unpacked":
         columns = [
             pa.array([c.conversation_id for c in convs], type=pa.string()),
-            _list_array(ids, conv_tokens),
-            _list_array(mask, conv_tokens),
+            list_array(ids, conv_tokens),
+            list_array(mask, conv_tokens),
             pa.array(conv_tokens, type=pa.int32()),
             pa.array(conv_loss, type=pa.int32()),
         ]
@@ -171,10 +171,10 @@ def _group_table(rows: Sequence[PackedRow], layout: str) -> pa.Table:
     row_tokens = [sum(conv_tokens[a:b]) for a, b in itertools.pairwise(row_bounds)]
     row_loss = [sum(conv_loss[a:b]) for a, b in itertools.pairwise(row_bounds)]
     columns = [
-        _list_array(ids, row_tokens),
-        _list_array(mask, row_tokens),
-        _list_array(np.array(conv_tokens, dtype=np.int32), per_row),
-        _list_array([c.conversation_id for c in convs], per_row),
+        list_array(ids, row_tokens),
+        list_array(mask, row_tokens),
+        list_array(np.array(conv_tokens, dtype=np.int32), per_row),
+        list_array([c.conversation_id for c in convs], per_row),
         pa.array(row_tokens, type=pa.int32()),
         pa.array(row_loss, type=pa.int32()),
     ]
