@@ -12,13 +12,13 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Iterable
-from html.parser import HTMLParser
-from typing import Literal, NamedTuple
+from typing import Literal
 
 from bs4 import BeautifulSoup, NavigableString, Tag
 from markdown_it import MarkdownIt
 from markdownify import MarkdownConverter
 
+from curation.clean.html_tree import HtmlScan, LexedHtml, html_soup, lex_html, scan_html
 from curation.clean.markdown_escape import (
     ATX_CLOSING_HASHES,
     LINE_BREAK,
@@ -135,67 +135,6 @@ def is_chatgpt_html(text: str) -> bool:
     return bool(_MARKDOWN_DIV.search(text) or _LEADING_BLOCK_TAG.match(text))
 
 
-_VOID_ELEMENTS = frozenset("area base br col embed hr img input link meta param source track wbr".split())
-
-
-class HtmlScan(NamedTuple):
-    """What one HTMLParser pass over a turn's HTML finds, before any tree is built."""
-
-    truncated: bool  # it ends inside an open element or a half-written tag
-    depth: int  # the deepest nesting of elements
-    elements: int  # the elements it opens (counting stops just past max_elements)
-
-
-class _OpenElementTracker(HTMLParser):
-    """The stack of elements opened and not yet closed, the deepest it got, and the elements seen."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.open_elements: list[str] = []
-        self._open_counts: Counter[str] = Counter()  # so an end tag finds its element in O(1)
-        self.depth = 0
-        self.elements = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.elements += 1
-        if tag not in _VOID_ELEMENTS:
-            self.open_elements.append(tag)
-            self._open_counts[tag] += 1
-            self.depth = max(self.depth, len(self.open_elements))
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.elements += 1  # "<x/>" opens nothing, but bs4 still makes an element of it
-
-    def handle_endtag(self, tag: str) -> None:
-        if self._open_counts[tag]:  # an end tag for something never opened is ignored
-            while (closed := self.open_elements.pop()) != tag:
-                self._open_counts[closed] -= 1
-            self._open_counts[tag] -= 1
-
-
-_SCAN_CHUNK_CHARS = 1 << 16
-
-
-def scan_html(html: str, *, max_elements: int | None = None) -> HtmlScan:
-    """Truncation, nesting depth and element count of `html`, in one streaming pass.
-
-    Captures are DOM outerHTML, which closes every element explicitly, so anything left open
-    means the value was cut. The pass stops once more than `max_elements` are seen: past that
-    the turn is refused anyway, and its truncation is then not looked for.
-    """
-    tracker = _OpenElementTracker()
-    for start in range(0, len(html), _SCAN_CHUNK_CHARS):
-        tracker.feed(html[start : start + _SCAN_CHUNK_CHARS])
-        if max_elements is not None and tracker.elements > max_elements:
-            return HtmlScan(truncated=False, depth=tracker.depth, elements=tracker.elements)
-    # HTMLParser holds back an incomplete construct ("<p cla", "<!-- x") until close().
-    cut_inside_tag = tracker.rawdata.lstrip().startswith("<")
-    tracker.close()
-    return HtmlScan(
-        truncated=bool(tracker.open_elements) or cut_inside_tag, depth=tracker.depth, elements=tracker.elements
-    )
-
-
 def is_truncated_html(html: str) -> bool:
     """Whether captured HTML ends inside an open element or a half-written tag (the capture was cut off)."""
     return scan_html(html).truncated
@@ -231,9 +170,39 @@ def _code_language(pre: Tag, code: Tag | None) -> str:
         if css_class.startswith("language-"):
             return str(css_class[len("language-") :])
     # No class: the label in ChatGPT's header, the span beside the Copy button, if there is one.
-    button = pre.find("button")
-    label = button.find_previous_sibling("span") if isinstance(button, Tag) else None
+    button = _first_descendant(pre, "button")
+    label = button.previous_sibling if button is not None else None
+    while label is not None and not (isinstance(label, Tag) and label.name == "span"):
+        label = label.previous_sibling
     return label.get_text().strip() if isinstance(label, Tag) else ""
+
+
+# bs4's find and find_all build a filter a call: walked by hand, the converter's lookups cost a
+# fifth of what they did (they were a fifth of the conversion).
+
+
+def _first_descendant(tag: Tag, name: str) -> Tag | None:
+    """`tag.find(name)`: the first element named `name` below `tag`, in document order."""
+    return next((node for node in tag.descendants if isinstance(node, Tag) and node.name == name), None)
+
+
+def _child_elements(tag: Tag, names: tuple[str, ...]) -> list[Tag]:
+    """`tag.find_all(names, recursive=False)`: the children of `tag` named one of `names`."""
+    return [child for child in tag.children if isinstance(child, Tag) and child.name in names]
+
+
+def _table_rows(table: Tag) -> list[Tag]:
+    """The rows whose nearest table is `table` (not a nested table's), in document order."""
+    rows: list[Tag] = []
+    stack = list(reversed(table.contents))
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, Tag) or node.name == "table":
+            continue
+        if node.name == "tr":
+            rows.append(node)
+        stack.extend(reversed(node.contents))
+    return rows
 
 
 # Schemes that run or carry a document: javascript: and vbscript: run script, and a data: URL can
@@ -384,8 +353,7 @@ class _ChatGPTMarkdownConverter(MarkdownConverter):
         if name == "p":
             return paragraph_markdown(self.inline(tag))
         if name == "pre":
-            found = tag.find("code")
-            code = found if isinstance(found, Tag) else None
+            code = _first_descendant(tag, "code")
             return _fenced_code(code.get_text() if code else self._pre_text(tag), _code_language(tag, code))
         if name in ("ul", "ol"):
             return self.list_block(tag, previous=previous)
@@ -401,8 +369,8 @@ class _ChatGPTMarkdownConverter(MarkdownConverter):
     @staticmethod
     def _pre_text(pre: Tag) -> str:
         # A <pre> without <code>: its text, less ChatGPT's header if it has one.
-        button = pre.find("button")
-        if isinstance(button, Tag) and isinstance(button.parent, Tag):
+        button = _first_descendant(pre, "button")
+        if button is not None and isinstance(button.parent, Tag):
             button.parent.extract()
         return pre.get_text()
 
@@ -425,7 +393,7 @@ class _ChatGPTMarkdownConverter(MarkdownConverter):
         return "#" * level + (" " + text if text else "")
 
     def list_block(self, tag: Tag, *, previous: str) -> str:
-        items = tag.find_all("li", recursive=False)
+        items = _child_elements(tag, ("li",))
         # markdown-it shows paragraphs in list items only when the list is loose.
         loose = any(isinstance(child, Tag) and child.name == "p" for li in items for child in li.children)
         separator = "\n\n" if loose else "\n"
@@ -456,10 +424,10 @@ class _ChatGPTMarkdownConverter(MarkdownConverter):
         return separator.join(rendered)
 
     def table(self, tag: Tag) -> str:
-        rows = [tr for tr in tag.find_all("tr") if tr.find_parent("table") is tag]
+        rows = _table_rows(tag)
         lines = []
         for index, tr in enumerate(rows):
-            cells = tr.find_all(["th", "td"], recursive=False)
+            cells = _child_elements(tr, ("th", "td"))
             lines.append("| " + " | ".join(self.cell(cell) for cell in cells) + " |")
             if index == 0:
                 lines.append("| " + " | ".join(self.alignment(cell) for cell in cells) + " |")
@@ -532,9 +500,10 @@ def html_to_markdown(html: str) -> str:
     counter before the first tag, an extension widget at the end, and anything outside ChatGPT's
     `markdown` div when the turn has one. Unicode noncharacters U+FDD0-U+FDDA, which the
     converter uses internally and no text uses, become U+FFFD. The tree is built and walked
-    recursively: the stage bounds a turn's depth and size first (scan_html).
+    recursively: the stage bounds a turn's depth and size first (lex_html).
     """
-    return _markdown_from_prepared(_prepared_html(html))
+    prepared = _prepared_html(html)
+    return _markdown_from_prepared(prepared, lex_html(prepared))
 
 
 def _prepared_html(html: str) -> str:
@@ -572,10 +541,10 @@ def _converter() -> _ChatGPTMarkdownConverter:
     return converter
 
 
-def _markdown_from_prepared(html: str) -> str:
-    # html.parser: as fast as lxml here (measured on the sample's 26 MB of generated HTML) and,
-    # unlike it, keeps every character of a code body ("\r", NUL) as the capture holds it.
-    soup = BeautifulSoup(html, "html.parser")
+def _markdown_from_prepared(html: str, lexed: LexedHtml) -> str:
+    # html.parser's tree (lxml was no faster on the sample's 26 MB of generated HTML, and loses
+    # "\r" and NUL from code bodies), read in the scan's one pass where the HTML allows.
+    soup = html_soup(html, lexed)
     roots = _outer_markdown_divs(soup) or [soup]
     converter = _converter()
     converter.forget_tree()  # the last tree's ids may be reused by this one
@@ -608,11 +577,12 @@ def convert_assistant_html(convs: Iterable[Conversation], *, config: MarkdownCon
             content = turn.content
             if turn.role == "assistant" and _is_html(content, config.assistant_format):
                 prepared = _prepared_html(content)
-                refusal = _refused_html(scan_html(prepared, max_elements=config.max_html_elements), config)
+                lexed = lex_html(prepared, max_elements=config.max_html_elements)
+                refusal = _refused_html(lexed.scan, config)
                 if refusal is not None:
                     refused = (index, *refusal)
                     break
-                content = _markdown_from_prepared(prepared)
+                content = _markdown_from_prepared(prepared, lexed)
                 changes["html_turns_converted"] += 1
             elif turn.role == "assistant":
                 content = strip_assistant_capture_noise(content)

@@ -51,6 +51,9 @@ _LINK_DEFINITION_LIKE = re.compile(
     r"\[(?:[^\]\\]|\\.)*(?:[^\]\\\s]|\\.)(?:[^\]\\]|\\.)*\]:[ \t]*(?:$|(?:<[^>]*>|\S+)[ \t]*(?:$|[\"'(]))"
 )
 ATX_CLOSING_HASHES = re.compile(r"(^|[ \t])(#+[ \t]*)$")
+_SPACES_BEFORE_LINE_END = re.compile("(" + STAND_INS["\\"] + " )? *\n[ \t]*")
+_HARD_BREAK = re.compile(LINE_BREAK + r"[ \t]*\n?[ \t]*")
+_ORDERED_FROM_ONE = re.compile(r"0*1[.)]")
 
 
 def _is_punctuation(ch: str) -> bool:
@@ -154,12 +157,14 @@ def paragraph_markdown(marked: str) -> str:
     # The parser drops spaces (not tabs) before a line end, except one right after a backslash,
     # and all blanks after it; two spaces would even make a hard break. markdown-it writes a
     # newline after <br>, React did not: either way a <br> is one hard break, written "\\\n".
-    text = re.sub("(" + STAND_INS["\\"] + " )? *\n[ \t]*", lambda m: (m[1] or "") + "\n", text)
-    text = re.sub(LINE_BREAK + r"[ \t]*\n?[ \t]*", "\\\\\n", text)
+    if "\n" in text:
+        text = _SPACES_BEFORE_LINE_END.sub(lambda m: (m[1] or "") + "\n", text)
+    if LINE_BREAK in text:
+        text = _HARD_BREAK.sub("\\\\\n", text)
     lines = resolve_literals(text).split("\n")
     for k, line in enumerate(lines):
         opens = bool(_BLOCK_START.match(line))
-        if opens and k and line[0].isdigit() and not re.match(r"0*1[.)]", line):
+        if opens and k and line[0].isdigit() and not _ORDERED_FROM_ONE.match(line):
             opens = False  # only an ordered list starting at 1 may interrupt a paragraph
         if k and not opens:
             opens = bool(_SETEXT_UNDERLINE.match(line)) or bool(
