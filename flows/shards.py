@@ -14,11 +14,11 @@ from curation.parquet import read_conversations_parquet, read_tokenized, write_l
 from curation.runs.stage_reports import merge_stage_reports, stage_report
 from curation.shards.export import export_shards
 from curation.shards.pack import PACK, with_unique_ids
-from curation.shards.tokenization import TOKENIZE
+from curation.shards.tokenization import TOKENIZE, ConversationEncoder
 from curation.shards.write import WRITE_SHARDS, chat_template_info, tokenizer_info
 from flows.execution import run_logger, run_parts, run_step
 from flows.parts import PartResult, write_part
-from flows.resources import check_tokenizer, template_for, tokenizer_config_for, tokenizer_for
+from flows.resources import check_tokenizer, part_encoder, template_for, tokenizer_config_for, tokenizer_for
 from flows.run_files import publish_file_link
 from flows.stage_cache import cached_part
 from schemas import StageReport
@@ -29,28 +29,34 @@ from schemas.run_layout import RunPaths, conversation_parts, new_run_id, part_na
 from schemas.shards import EXPORT_MANIFEST_NAME, MANIFEST_NAME, ExportManifest
 
 
-def _tokenize(part: str, paths: RunPaths, config: CurationConfig) -> PartResult:
+def _tokenize(part: str, paths: RunPaths, config: CurationConfig, encoder: ConversationEncoder) -> PartResult:
     started = time.perf_counter()
     convs = read_conversations_parquet(Path(part))
-    tokenized, dropped = TOKENIZE.call(
-        convs, config=config, tokenizer=tokenizer_for(config.tokenizer.spec), template=template_for(config)
-    )
+    tokenized, dropped = TOKENIZE.call(convs, config=config, encoder=encoder)
     report = stage_report(
         "tokenize", inputs=len(convs), kept=len(tokenized), dropped=dropped, seconds=time.perf_counter() - started
     )
     return write_part(paths, "tokenize", part, tokenized, dropped, [report], write=write_tokenized)
 
 
-@task(name="tokenize-part")
-def tokenize_part(part: str, paths: RunPaths, config: CurationConfig) -> PartResult:
-    """Tokenize one part with the chat template; cached on its content, the tokenizer and the template."""
+def tokenized_part(
+    part: str, paths: RunPaths, config: CurationConfig, encoder: ConversationEncoder | None = None
+) -> PartResult:
+    """One conversation part tokenized with the chat template, with `encoder` where split filled
+    one for this part; cached on the part's content, the tokenizer and the template."""
     return cached_part(
         TOKENIZE,
         paths=paths,
         config=config,
         inputs=[(part_name(part), Path(part))],
-        compute=lambda: _tokenize(part, paths, config),
+        compute=lambda: _tokenize(part, paths, config, encoder or part_encoder(config)),
     )
+
+
+@task(name="tokenize-part")
+def tokenize_part(part: str, paths: RunPaths, config: CurationConfig) -> PartResult:
+    """Tokenize one part with the chat template; cached on its content, the tokenizer and the template."""
+    return tokenized_part(part, paths, config)
 
 
 @task(name="pack-and-write-shards-global")
@@ -95,9 +101,12 @@ def pack_and_write_global(tokenized_parts: list[str], paths: RunPaths, config: C
     )
 
 
-def shards_stage(parts: list[str], paths: RunPaths, config: CurationConfig) -> tuple[str, list[StageReport]]:
-    """Curated conversation parts → packed (or one-per-row) Parquet shards + manifest.json."""
-    results = run_parts(tokenize_part, [(p, paths, config) for p in parts])
+def shards_stage(
+    parts: list[str], paths: RunPaths, config: CurationConfig, *, tokenized: list[PartResult] | None = None
+) -> tuple[str, list[StageReport]]:
+    """Curated conversation parts → packed (or one-per-row) Parquet shards + manifest.json; `tokenized`:
+    the parts tokenized already (curate's split stage does it, with the encodings it counted with)."""
+    results = tokenized if tokenized is not None else run_parts(tokenize_part, [(p, paths, config) for p in parts])
     (tokenize_report,) = merge_stage_reports([r.report for r in results]) or [
         stage_report("tokenize", inputs=0, kept=0, dropped=[])
     ]

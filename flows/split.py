@@ -1,4 +1,5 @@
-"""The `split` stage of curate: long conversations cut into pieces of whole rounds that fit max_tokens."""
+"""The `split` stage of curate: long conversations cut into pieces of whole rounds that fit max_tokens,
+then tokenized in the same task with the encodings split counted with (the tokenize stage's output)."""
 
 from __future__ import annotations
 
@@ -10,21 +11,21 @@ from prefect import task
 from curation.parquet import read_conversations_parquet
 from curation.runs.stage_reports import merge_stage_reports, stage_report
 from curation.shards.split import SPLIT
-from curation.shards.tokenizer_load import batch_token_counter
+from curation.shards.tokenization import ConversationEncoder
 from flows.execution import run_parts
 from flows.parts import PartResult, write_part
-from flows.resources import tokenizer_for
+from flows.resources import part_encoder
+from flows.shards import tokenized_part
 from flows.stage_cache import cached_part
 from schemas import StageReport
 from schemas.config import CurationConfig
 from schemas.run_layout import RunPaths, part_name
 
 
-def _split(part: str, paths: RunPaths, config: CurationConfig) -> PartResult:
+def _split(part: str, paths: RunPaths, config: CurationConfig, encoder: ConversationEncoder) -> PartResult:
     started = time.perf_counter()
     convs = read_conversations_parquet(Path(part))
-    count_tokens = batch_token_counter(tokenizer_for(config.tokenizer.spec))
-    result = SPLIT.call(convs, config=config, count_tokens=count_tokens)
+    result = SPLIT.call(convs, config=config, count_tokens=encoder.content_token_counts)
     report = stage_report(
         "split",
         inputs=len(convs),
@@ -40,21 +41,30 @@ def _split(part: str, paths: RunPaths, config: CurationConfig) -> PartResult:
 
 # Retried once: the only transient failure here is loading the tokenizer.
 @task(name="split-part", retries=1)
-def split_part(part: str, paths: RunPaths, config: CurationConfig) -> PartResult:
-    """Split one part's long conversations; cached on its content and the split and tokenizer options."""
-    return cached_part(
+def split_part(
+    part: str, paths: RunPaths, shards_paths: RunPaths, config: CurationConfig
+) -> tuple[PartResult, PartResult]:
+    """Split one part's long conversations, then tokenize what it keeps with the same encoder, so each
+    text is encoded once for both (`shards_paths`: where the tokenize stage writes); each step is
+    cached on its input's content and its options, the tokenizer and the chat template among them."""
+    encoder = part_encoder(config)
+    split = cached_part(
         SPLIT,
         paths=paths,
         config=config,
         inputs=[(part_name(part), Path(part))],
-        compute=lambda: _split(part, paths, config),
+        compute=lambda: _split(part, paths, config, encoder),
     )
+    return split, tokenized_part(split.output, shards_paths, config, encoder)
 
 
-def split_stage(parts: list[str], paths: RunPaths, config: CurationConfig) -> tuple[list[str], StageReport]:
-    """Split every part; a conversation that fits passes unchanged."""
-    results = run_parts(split_part, [(p, paths, config) for p in parts])
-    (report,) = merge_stage_reports([r.report for r in results]) or [
+def split_stage(
+    parts: list[str], paths: RunPaths, shards_paths: RunPaths, config: CurationConfig
+) -> tuple[list[str], StageReport, list[PartResult]]:
+    """Split every part (a conversation that fits passes unchanged) and tokenize the result: the parts,
+    the split report, and the tokenize stage's part results for shards_stage."""
+    results = run_parts(split_part, [(p, paths, shards_paths, config) for p in parts])
+    (report,) = merge_stage_reports([split.report for split, _ in results]) or [
         stage_report("split", inputs=0, kept=0, dropped=[], rows_out=0)
     ]
-    return [r.output for r in results], report
+    return [split.output for split, _ in results], report, [tokenized for _, tokenized in results]

@@ -22,7 +22,7 @@ from curation.scrape.fetch import fetch_pages, scrape_dropped, targets_from_ids,
 from curation.scrape.store import RawPageStore
 from curation.shards.chat_templates import chat_template_for
 from curation.shards.pack import pack_conversations
-from curation.shards.split import split_long_conversations
+from curation.shards.split import count_turn_texts, split_long_conversations
 from curation.shards.tokenization import tokenize_conversations
 from curation.shards.tokenizer_load import load_tokenizer
 from demo.chatgpt_html import sharegpt_page_html
@@ -106,7 +106,7 @@ def _split(conv: Conversation, max_tokens: int) -> list[Dropped]:
         return [len(t.split()) for t in texts]
 
     config = SplitConfig(max_tokens=max_tokens, turn_overhead_tokens=0)
-    return split_long_conversations([conv], count_tokens=count, config=config).dropped
+    return split_long_conversations([conv], count_tokens=count_turn_texts(count), config=config).dropped
 
 
 SCRAPE = ScrapeConfig(

@@ -28,10 +28,30 @@ from schemas.config import SplitConfig
 from schemas.conversation import Conversation, Turn
 from schemas.ledger import Dropped, StageResult
 
-__all__ = ["TokenCounter", "piece_id", "plan_pieces", "split_long_conversations"]
+__all__ = [
+    "TextTokenCounter",
+    "TurnTokenCounter",
+    "count_turn_texts",
+    "piece_id",
+    "plan_pieces",
+    "split_long_conversations",
+]
 
 # Token counts of many texts in one call (one batch call is much faster than one per text).
-TokenCounter = Callable[[Sequence[str]], list[int]]
+TextTokenCounter = Callable[[Sequence[str]], list[int]]
+# The content tokens of every turn of a batch of conversations, flat, in order: the stage's counts.
+# In a run, ConversationEncoder.content_token_counts, whose encodings tokenize then reuses.
+TurnTokenCounter = Callable[[Sequence[Conversation]], list[int]]
+
+
+def count_turn_texts(count_texts: TextTokenCounter) -> TurnTokenCounter:
+    """A turn counter that counts each turn's content as plain text (no chat template), in one call."""
+
+    def count_turns(convs: Sequence[Conversation]) -> list[int]:
+        return count_texts([turn.content for conv in convs for turn in conv.turns])
+
+    return count_turns
+
 
 # A conversation-scope detail lists at most this many rounds; the ledger is read by people.
 _DETAIL_ROUNDS = 8
@@ -103,14 +123,17 @@ def plan_pieces(round_tokens: Sequence[int], *, system_tokens: int, config: Spli
 
 
 def split_long_conversations(
-    convs: Iterable[Conversation], *, count_tokens: TokenCounter, config: SplitConfig
+    convs: Iterable[Conversation], *, count_tokens: TurnTokenCounter, config: SplitConfig
 ) -> StageResult:
-    """Conversations over config.max_tokens replaced by pieces that fit; see the module doc."""
+    """Conversations over config.max_tokens replaced by pieces that fit; see the module doc.
+
+    A turn's size is its content's tokens (`count_tokens`) + config.turn_overhead_tokens.
+    """
     batch = list(convs)
-    texts = [turn.content for conv in batch for turn in conv.turns]
-    counts = count_tokens(texts)
-    if len(counts) != len(texts):
-        raise ValueError(f"count_tokens returned {len(counts)} counts for {len(texts)} texts")
+    counts = count_tokens(batch)
+    turns = sum(len(conv.turns) for conv in batch)
+    if len(counts) != turns:
+        raise ValueError(f"count_tokens returned {len(counts)} counts for {turns} turns")
     kept: list[Conversation] = []
     dropped: list[Dropped] = []
     changed = {"conversations_split": 0, "pieces_written": 0, "rounds_dropped_too_long": 0}
@@ -186,5 +209,6 @@ def _dropped(conv: Conversation, detail: str, *, scope: Literal["conversation", 
     return Dropped.of(conv, stage="split", reason="round_too_long", detail=detail, scope=scope)
 
 
-# Per part; the flow builds count_tokens from [tokenizer], so the tokenizer is in the key.
-SPLIT = Stage("split", split_long_conversations, config="split", also_keyed=("tokenizer",))
+# Per part; the flow counts with the tokenizer and the chat template (a content's tokens depend on
+# the header before it), so both are in the key.
+SPLIT = Stage("split", split_long_conversations, config="split", also_keyed=("tokenizer", "shards.template"))

@@ -41,7 +41,8 @@ the border. Pieces never merge, on purpose: the end of turn then always has the 
 no token straddles the border between trained and untrained text.
 
 Speed: all distinct texts of a batch go to one `encode_batch` call, which spreads them over the
-tokenizer's thread pool; template strings, repeated in every conversation, are encoded once.
+tokenizer's thread pool; template strings, repeated in every conversation, are encoded once, and
+a part's texts once for both split and tokenize (ConversationEncoder).
 (`encode_batch_fast`, which skips character offsets, measured no faster on the real sample.)
 """
 
@@ -55,12 +56,14 @@ from os.path import commonprefix
 from tokenizers import Tokenizer
 
 from curation.shards.chat_templates import ChatTemplate, PieceKind, TemplatePiece, template_pieces
+from curation.shards.tokenizer_load import COUNT_BLOCK_CHARS, batch_token_counter
 from curation.stage import Stage
 from schemas.conversation import Conversation, Provenance, Role, Turn
 from schemas.ledger import Dropped
 from schemas.shards import TokenizedConversation
 
 __all__ = [
+    "ConversationEncoder",
     "EncodedPiece",
     "encode_template_pieces",
     "probe_conversation",
@@ -69,6 +72,7 @@ __all__ = [
     "supervised_spans",
     "tokenize_conversation",
     "tokenize_conversations",
+    "tokenize_with",
 ]
 
 # Encoded in front of text that continues a stretch of text, then dropped (see the docstring).
@@ -203,27 +207,98 @@ class _PieceEncoder:
         return results
 
 
-def _encode_batch(
-    turn_lists: Sequence[Sequence[TemplatePiece]], encoder: _PieceEncoder
-) -> tuple[list[list[_Part]], dict[tuple[str, bool], list[int]]]:
-    """Each conversation's parts, and the ids of every distinct text among them."""
-    part_lists = [encoder.parts(pieces) for pieces in turn_lists]
-    # An insertion-ordered set: each distinct text is encoded once (template strings repeat).
-    keys = {(p.text, p.continues_text): None for parts in part_lists for p in parts if p.special_id is None}
-    return part_lists, encoder.encode_texts(list(keys))
+class ConversationEncoder:
+    """Conversations rendered with a chat template and encoded, each distinct text once for the
+    encoder's life: the split stage's counts and the tokenize stage's ids of one part come from
+    the same encode_batch calls (flows.split). It keeps every text's ids until it is dropped, so
+    it lives for one part."""
 
+    def __init__(self, tokenizer: Tokenizer, template: ChatTemplate) -> None:
+        self.template = template
+        self._encoder = _PieceEncoder(tokenizer)
+        self._encoded: dict[tuple[str, bool], list[int]] = {}
+        self._count_long = lambda text: batch_token_counter(tokenizer)([text])[0]
 
-def _part_ids(part: _Part, encoded: dict[tuple[str, bool], list[int]]) -> list[int]:
-    return [part.special_id] if part.special_id is not None else encoded[(part.text, part.continues_text)]
+    def parts(self, convs: Sequence[Conversation]) -> list[list[_Part]]:
+        """Each conversation's parts, every text among them encoded (those not encoded before in one call)."""
+        part_lists = [self._encoder.parts(template_pieces(self.template, c.turns)) for c in convs]
+        self._encode_missing(part_lists, longest=None)
+        return part_lists
+
+    def _encode_missing(self, part_lists: list[list[_Part]], *, longest: int | None) -> None:
+        # An insertion-ordered set: each distinct text is encoded once (template strings repeat).
+        missing = {
+            key: None
+            for parts in part_lists
+            for p in parts
+            if p.special_id is None
+            and (key := (p.text, p.continues_text)) not in self._encoded
+            and (longest is None or len(p.text) <= longest)
+        }
+        if missing:
+            self._encoded.update(self._encoder.encode_texts(list(missing)))
+
+    def ids(self, part: _Part) -> list[int]:
+        return [part.special_id] if part.special_id is not None else self._encoded[(part.text, part.continues_text)]
+
+    def content_token_counts(self, convs: Sequence[Conversation]) -> list[int]:
+        """The tokens of each turn's content as the template encodes it (spaces moved in from its
+        header included), flat over the conversations' turns in order: the split stage's counts.
+
+        A content over COUNT_BLOCK_CHARS is counted block by block and not kept, to bound memory
+        (tokenizer_load.COUNT_BLOCK_CHARS); such a turn fits no piece in any real budget.
+        """
+        part_lists = [self._encoder.parts(template_pieces(self.template, c.turns)) for c in convs]
+        self._encode_missing(part_lists, longest=COUNT_BLOCK_CHARS)
+        counts: list[int] = []
+        for conv, parts in zip(convs, part_lists, strict=True):
+            per_turn = [0] * len(conv.turns)
+            for part in parts:
+                if part.piece.kind == "content" and part.piece.turn_index is not None:
+                    key = (part.text, part.continues_text)
+                    tokens = len(self._encoded[key]) if key in self._encoded else self._count_long(part.text)
+                    per_turn[part.piece.turn_index] += tokens
+            counts.extend(per_turn)
+        return counts
+
+    def tokenize(self, convs: Iterable[Conversation]) -> tuple[list[TokenizedConversation], list[Dropped]]:
+        """The conversations as ids and loss masks; one with no supervised token is dropped
+        ("no_supervised_tokens": every answer has weight 0, or the template trains nothing)."""
+        conversations = list(convs)
+        kept: list[TokenizedConversation] = []
+        dropped: list[Dropped] = []
+        for conv, parts in zip(conversations, self.parts(conversations), strict=True):
+            tokenized = self.tokenized(conv, parts)
+            if 1 in tokenized.loss_mask:
+                kept.append(tokenized)
+            else:
+                dropped.append(_no_supervised_tokens(conv))
+        return kept, dropped
+
+    def tokenized(self, conv: Conversation, parts: list[_Part]) -> TokenizedConversation:
+        input_ids: list[int] = []
+        loss_mask: list[int] = []
+        for part in parts:
+            ids = self.ids(part)
+            input_ids.extend(ids)
+            loss_mask.extend([1 if part.piece.supervised else 0] * len(ids))
+        return TokenizedConversation(
+            conversation_id=conv.id,
+            input_ids=tuple(input_ids),
+            loss_mask=tuple(loss_mask),
+            input_file=conv.provenance.input_file,
+            record_index=conv.provenance.record_index,
+        )
 
 
 def encode_template_pieces(conv: Conversation, *, tokenizer: Tokenizer, template: ChatTemplate) -> list[EncodedPiece]:
     """The conversation's pieces and their ids, in order; for inspection and checks."""
-    (parts,), encoded = _encode_batch([template_pieces(template, conv.turns)], _PieceEncoder(tokenizer))
+    encoder = ConversationEncoder(tokenizer, template)
+    (parts,) = encoder.parts([conv])
     return [
         EncodedPiece(
             text=part.text,
-            ids=tuple(_part_ids(part, encoded)),
+            ids=tuple(encoder.ids(part)),
             supervised=part.piece.supervised,
             kind=part.piece.kind,
             role=part.piece.role,
@@ -234,28 +309,11 @@ def encode_template_pieces(conv: Conversation, *, tokenizer: Tokenizer, template
     ]
 
 
-def _tokenized(
-    conv: Conversation, parts: list[_Part], encoded: dict[tuple[str, bool], list[int]]
-) -> TokenizedConversation:
-    input_ids: list[int] = []
-    loss_mask: list[int] = []
-    for part in parts:
-        ids = _part_ids(part, encoded)
-        input_ids.extend(ids)
-        loss_mask.extend([1 if part.piece.supervised else 0] * len(ids))
-    return TokenizedConversation(
-        conversation_id=conv.id,
-        input_ids=tuple(input_ids),
-        loss_mask=tuple(loss_mask),
-        input_file=conv.provenance.input_file,
-        record_index=conv.provenance.record_index,
-    )
-
-
 def tokenize_conversation(conv: Conversation, *, tokenizer: Tokenizer, template: ChatTemplate) -> TokenizedConversation:
     """One conversation as ids and loss mask (kept even when nothing in it is supervised)."""
-    (parts,), encoded = _encode_batch([template_pieces(template, conv.turns)], _PieceEncoder(tokenizer))
-    return _tokenized(conv, parts, encoded)
+    encoder = ConversationEncoder(tokenizer, template)
+    (parts,) = encoder.parts([conv])
+    return encoder.tokenized(conv, parts)
 
 
 # Probe rounds for supervised_span_edges: contents that share no first or last token, so that what
@@ -313,20 +371,15 @@ def _no_supervised_tokens(conv: Conversation) -> Dropped:
 def tokenize_conversations(
     convs: Iterable[Conversation], *, tokenizer: Tokenizer, template: ChatTemplate
 ) -> tuple[list[TokenizedConversation], list[Dropped]]:
-    """The batch as ids and loss masks; a conversation with no supervised token is dropped
-    ("no_supervised_tokens": every answer has weight 0, or the template trains nothing)."""
-    conversations = list(convs)
-    encoder = _PieceEncoder(tokenizer)
-    part_lists, encoded = _encode_batch([template_pieces(template, c.turns) for c in conversations], encoder)
-    kept: list[TokenizedConversation] = []
-    dropped: list[Dropped] = []
-    for conv, parts in zip(conversations, part_lists, strict=True):
-        tokenized = _tokenized(conv, parts, encoded)
-        if 1 in tokenized.loss_mask:
-            kept.append(tokenized)
-        else:
-            dropped.append(_no_supervised_tokens(conv))
-    return kept, dropped
+    """The batch as ids and loss masks (ConversationEncoder.tokenize, with an encoder of its own)."""
+    return ConversationEncoder(tokenizer, template).tokenize(convs)
+
+
+def tokenize_with(
+    convs: Iterable[Conversation], *, encoder: ConversationEncoder
+) -> tuple[list[TokenizedConversation], list[Dropped]]:
+    """The batch as ids and loss masks with the part's encoder, which split may have filled already."""
+    return encoder.tokenize(convs)
 
 
 def supervised_spans(loss_mask: Sequence[int]) -> list[tuple[int, int]]:
@@ -361,4 +414,4 @@ def render_supervised_text(tokenized: TokenizedConversation, tokenizer: Tokenize
 
 
 # Per part; it reads no section itself: the flow builds the tokenizer and the template from these.
-TOKENIZE = Stage("tokenize", tokenize_conversations, also_keyed=("tokenizer", "shards.template"))
+TOKENIZE = Stage("tokenize", tokenize_with, also_keyed=("tokenizer", "shards.template"))

@@ -38,7 +38,7 @@ _SPACE = "\u2581"  # SentencePiece's visible space, "▁"
 # A text longer than this is counted in blocks cut before whitespace: one encoding of a 7 MB answer
 # held ~700 MB (ids, offsets and token strings of 1.2M tokens). Each cut may shift the count by a
 # token or two, nothing beside a text this far past any piece's budget.
-_COUNT_BLOCK_CHARS = 1 << 20
+COUNT_BLOCK_CHARS = 1 << 20
 _WHITESPACE = re.compile(r"\s")
 
 # "owner/name" or "name" as the hub spells repositories; anything else is treated as a path.
@@ -96,10 +96,10 @@ def batch_token_counter(tokenizer: Tokenizer) -> Callable[[Sequence[str]], list[
     def count_tokens(texts: Sequence[str]) -> list[int]:
         # One batch call: tokenizers spreads a batch over its thread pool. (encode_batch_fast,
         # 0.21+, measured no faster on the real sample.)
-        fitting = [text if len(text) <= _COUNT_BLOCK_CHARS else "" for text in texts]
+        fitting = [text if len(text) <= COUNT_BLOCK_CHARS else "" for text in texts]
         counts = [len(encoding.ids) for encoding in tokenizer.encode_batch(fitting, add_special_tokens=False)]
         for k, text in enumerate(texts):
-            if len(text) > _COUNT_BLOCK_CHARS:
+            if len(text) > COUNT_BLOCK_CHARS:
                 # Block by block, so only one block's encoding is held at a time.
                 blocks = _count_blocks(text)
                 counts[k] = sum(len(tokenizer.encode(block, add_special_tokens=False).ids) for block in blocks)
@@ -109,10 +109,10 @@ def batch_token_counter(tokenizer: Tokenizer) -> Callable[[Sequence[str]], list[
 
 
 def _count_blocks(text: str) -> Iterator[str]:
-    """`text` cut before whitespace into blocks of about _COUNT_BLOCK_CHARS, for counting only."""
+    """`text` cut before whitespace into blocks of about COUNT_BLOCK_CHARS, for counting only."""
     start = 0
-    while len(text) - start > _COUNT_BLOCK_CHARS:
-        cut = _WHITESPACE.search(text, start + _COUNT_BLOCK_CHARS)
+    while len(text) - start > COUNT_BLOCK_CHARS:
+        cut = _WHITESPACE.search(text, start + COUNT_BLOCK_CHARS)
         if cut is None:
             break
         yield text[start : cut.start()]

@@ -2,7 +2,8 @@
 
 Before the bounds, one such answer took a whole `chatsift curate` run from ~440 MB to 3.5 GB:
 MinHash handed datasketch all 1.2M shingles at once (a permutations x shingles matrix), and split
-encoded the whole text in one call (~700 MB of ids, offsets and token strings). The clean stage's
+encoded the whole text in one call (~700 MB of ids, offsets and token strings). Split counts with
+the chat-template encoder that tokenize reuses (ConversationEncoder), as a run does. The clean stage's
 own bound is tested in tests/curation/clean/test_markdown_limits.py.
 """
 
@@ -40,11 +41,16 @@ result = len(minhash.hashvalues)
         + """
 import tempfile
 from pathlib import Path
-from curation.shards.tokenizer_load import BUILTIN_MISTRAL, batch_token_counter, load_tokenizer
-count_tokens = batch_token_counter(load_tokenizer(BUILTIN_MISTRAL, cache_dir=Path(tempfile.mkdtemp())))
+from curation.shards.chat_templates import chat_template_for
+from curation.shards.tokenization import ConversationEncoder
+from curation.shards.tokenizer_load import BUILTIN_MISTRAL, load_tokenizer
+from tests.helpers.conversations import conversation
+tokenizer = load_tokenizer(BUILTIN_MISTRAL, cache_dir=Path(tempfile.mkdtemp()))
+encoder = ConversationEncoder(tokenizer, chat_template_for("llama2"))
+conv = conversation(("user", "A short question."), ("assistant", text))
 """,
         """
-result = count_tokens(["A short question.", text])
+result = encoder.content_token_counts([conv])
 """,
     ),
 }

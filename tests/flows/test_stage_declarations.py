@@ -30,11 +30,10 @@ from curation.parquet import atomic_write_table, write_conversations
 from curation.shards.pack import PACK, with_unique_ids
 from curation.shards.split import SPLIT
 from curation.shards.tokenization import TOKENIZE
-from curation.shards.tokenizer_load import batch_token_counter
 from curation.shards.write import WRITE_SHARDS, tokenizer_info
 from curation.stage import ConfigSections, Stage
 from demo.inputs import DEMO_CONFIG, write_demo_inputs
-from flows.resources import template_for, tokenizer_for
+from flows.resources import part_encoder, tokenizer_for
 from schemas import Conversation
 from schemas.arrow import MINHASH_SIGNATURE_SCHEMA
 from schemas.config import BenchmarkSpec, CurationConfig
@@ -140,10 +139,8 @@ def cases(tmp_path_factory: pytest.TempPathFactory, embed_units: Any) -> dict[st
     def tokenizer(config: CurationConfig) -> Any:
         return tokenizer_for(config.tokenizer.spec)
 
-    split_kept = SPLIT.call(cleaned, config=base, count_tokens=batch_token_counter(tokenizer(base))).kept
-    tokenized = with_unique_ids(
-        TOKENIZE.call(split_kept, config=base, tokenizer=tokenizer(base), template=template_for(base))[0]
-    )
+    split_kept = SPLIT.call(cleaned, config=base, count_tokens=part_encoder(base).content_token_counts).kept
+    tokenized = with_unique_ids(TOKENIZE.call(split_kept, config=base, encoder=part_encoder(base))[0])
 
     def contamination(config: CurationConfig) -> Any:
         # The flow's run-wide step: the benchmark items and the index from this config, then the check.
@@ -208,14 +205,12 @@ def cases(tmp_path_factory: pytest.TempPathFactory, embed_units: Any) -> dict[st
         "split": Case(
             (SPLIT,),
             lambda c: (lambda r: (_dumps(r.kept), _dumps(r.dropped), r.changed))(
-                SPLIT.call(cleaned, config=c, count_tokens=batch_token_counter(tokenizer(c)))
+                SPLIT.call(cleaned, config=c, count_tokens=part_encoder(c).content_token_counts)
             ),
         ),
         "tokenize": Case(
             (TOKENIZE,),
-            lambda c: [
-                _dumps(x) for x in TOKENIZE.call(split_kept, config=c, tokenizer=tokenizer(c), template=template_for(c))
-            ],
+            lambda c: [_dumps(x) for x in TOKENIZE.call(split_kept, config=c, encoder=part_encoder(c))],
         ),
         "pack and write": Case((PACK, WRITE_SHARDS), pack_and_write),
         "cleaned": cleaned,

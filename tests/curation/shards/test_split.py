@@ -16,8 +16,8 @@ import pytest
 
 from curation.shards.chat_templates import chat_template_for
 from curation.shards.pack import pack_conversations, with_unique_ids
-from curation.shards.split import piece_id, plan_pieces, split_long_conversations
-from curation.shards.tokenization import tokenize_conversations
+from curation.shards.split import count_turn_texts, piece_id, plan_pieces, split_long_conversations
+from curation.shards.tokenization import ConversationEncoder
 from curation.shards.tokenizer_load import batch_token_counter, load_tokenizer
 from schemas import Conversation, Dropped, StageResult, Turn
 from schemas.config import ShardsConfig, SplitConfig
@@ -58,7 +58,7 @@ def split(convs: list[Conversation], max_tokens: int, overhead: int = 0, repeat:
     config = SplitConfig(
         max_tokens=max_tokens, turn_overhead_tokens=overhead, repeat_system_prompt=repeat, piece_target_ratio=1.0
     )
-    return split_long_conversations(convs, count_tokens=count_words, config=config)
+    return split_long_conversations(convs, count_tokens=count_turn_texts(count_words), config=config)
 
 
 def rounds_of(c: Conversation) -> list[tuple[Turn, Turn]]:
@@ -208,7 +208,7 @@ def test_piece_target_ratio_splits_earlier_without_losing_a_round() -> None:
     at most 50, except a round that is longer than 50 on its own, which still fits in 100."""
     c = conv("t", 10, 10, 10, 10, 40, 30)  # rounds of 20, 20, 70 tokens
     config = SplitConfig(max_tokens=100, turn_overhead_tokens=0, piece_target_ratio=0.5)
-    result = split_long_conversations([c], count_tokens=count_words, config=config)
+    result = split_long_conversations([c], count_tokens=count_turn_texts(count_words), config=config)
     check_invariant([c], result)
     assert [len(rounds_of(p)) for p in result.kept] == [2, 1]
     assert [r for p in result.kept for r in rounds_of(p)] == rounds_of(c)
@@ -232,13 +232,13 @@ def test_tokens_are_counted_in_one_call_per_batch() -> None:
         return count_words(texts)
 
     convs = [conv(f"c{i}", 50, 60, 70, 80) for i in range(5)]
-    split_long_conversations(convs, count_tokens=counting, config=SplitConfig(max_tokens=150))
+    split_long_conversations(convs, count_tokens=count_turn_texts(counting), config=SplitConfig(max_tokens=150))
     assert calls == [20]
 
 
 def test_a_counter_returning_the_wrong_number_of_counts_is_an_error() -> None:
-    with pytest.raises(ValueError, match="counts for 4 texts"):
-        split_long_conversations([conv("x", 1, 1, 1, 1)], count_tokens=lambda t: [1], config=SplitConfig())
+    with pytest.raises(ValueError, match="1 counts for 4 turns"):
+        split_long_conversations([conv("x", 1, 1, 1, 1)], count_tokens=lambda convs: [1], config=SplitConfig())
 
 
 def test_unshaped_conversations_are_refused() -> None:
@@ -327,7 +327,7 @@ def real_split(
 ) -> tuple[int, StageResult]:
     max_tokens: int = request.param
     config = SplitConfig(max_tokens=max_tokens)
-    result = split_long_conversations(real_convs, count_tokens=phi3_counter, config=config)
+    result = split_long_conversations(real_convs, count_tokens=count_turn_texts(phi3_counter), config=config)
     return max_tokens, result
 
 
@@ -394,14 +394,14 @@ def test_real_split_is_deterministic_and_independent_of_batching(
         return [recount[t] for t in texts]
 
     config = SplitConfig(max_tokens=512)
-    whole = split_long_conversations(real_convs, count_tokens=from_recount, config=config)
+    whole = split_long_conversations(real_convs, count_tokens=count_turn_texts(from_recount), config=config)
     parts = [
-        split_long_conversations(real_convs[i : i + 700], count_tokens=from_recount, config=config)
+        split_long_conversations(real_convs[i : i + 700], count_tokens=count_turn_texts(from_recount), config=config)
         for i in range(0, len(real_convs), 700)
     ]
     assert whole.kept == [c for p in parts for c in p.kept]
     assert whole.dropped == [d for p in parts for d in p.dropped]
-    assert whole == split_long_conversations(real_convs, count_tokens=from_recount, config=config)
+    assert whole == split_long_conversations(real_convs, count_tokens=count_turn_texts(from_recount), config=config)
 
 
 @pytest.mark.slow
@@ -415,8 +415,10 @@ def test_default_splitting_packs_the_real_sample_at_99_5_percent(
     # (docs/defaults.md#split).
     split_config = SplitConfig(max_tokens=max_seq_len)
     shards_config = ShardsConfig(max_seq_len=max_seq_len)
-    pieces = split_long_conversations(real_convs, count_tokens=phi3_counter, config=split_config).kept
-    tokenized, _ = tokenize_conversations(pieces, tokenizer=phi3, template=chat_template_for(shards_config.template))
+    # As a run does: split counts with the encoder that then tokenizes.
+    encoder = ConversationEncoder(phi3, chat_template_for(shards_config.template))
+    pieces = split_long_conversations(real_convs, count_tokens=encoder.content_token_counts, config=split_config).kept
+    tokenized, _ = encoder.tokenize(pieces)
     rows, dropped, info = pack_conversations(with_unique_ids(tokenized), config=shards_config)
     print(f"max_seq_len {max_seq_len}: {len(pieces)} pieces in {info.rows} rows, efficiency {info.efficiency:.2%}")
     assert dropped == []

@@ -27,7 +27,9 @@ from curation.shards.chat_templates import (
     template_from_tokenizer_config,
     template_pieces,
 )
+from curation.shards.split import split_long_conversations
 from curation.shards.tokenization import (
+    ConversationEncoder,
     encode_template_pieces,
     render_supervised_text,
     supervised_spans,
@@ -36,6 +38,7 @@ from curation.shards.tokenization import (
 )
 from curation.shards.tokenizer_load import BUILTIN_MISTRAL, load_tokenizer
 from schemas import Conversation, Turn
+from schemas.config import SplitConfig
 from schemas.conversation import Role
 from tests.helpers.conversations import conversation, sharegpt_turns
 
@@ -588,6 +591,57 @@ def test_tokenization_is_deterministic_and_batch_independent(
     reversed_batch, _ = tokenize_conversations(convs[::-1], tokenizer=fresh, template=template)
     singles = [tokenize_conversation(c, tokenizer=fresh, template=template) for c in convs]
     assert first == reversed_batch[::-1] == singles
+
+
+class CountingTokenizer:
+    """A tokenizer that counts the texts it is asked to encode in batches (everything else passes through)."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self._tokenizer = tokenizer
+        self.encoded: list[str] = []
+
+    def encode_batch(self, texts: Sequence[str], **kwargs: Any) -> Any:
+        self.encoded.extend(texts)
+        return self._tokenizer.encode_batch(texts, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tokenizer, name)
+
+
+@pytest.mark.parametrize(("tokenizer_name", "template_name"), [("mistral", "llama2"), ("phi-3", "phi3")])
+def test_split_and_tokenize_share_one_encoding_of_each_text(
+    tokenizers_by_name: dict[str, Tokenizer],
+    templates: dict[str, ChatTemplate],
+    real_conversations: list[Conversation],
+    tokenizer_name: str,
+    template_name: str,
+) -> None:
+    """What a run does (split counts with the part's encoder, tokenize reuses it) gives the ids a
+    fresh tokenization gives, and encodes no text twice; the counts are the content pieces' ids."""
+    tokenizer, template = tokenizers_by_name[tokenizer_name], templates[template_name]
+    convs = real_conversations[:300]
+    counting = CountingTokenizer(tokenizer)
+    encoder = ConversationEncoder(counting, template)  # type: ignore[arg-type]
+    counts = encoder.content_token_counts(convs)
+    encoded_by_split = len(counting.encoded)
+    pieces = split_long_conversations(
+        convs, count_tokens=encoder.content_token_counts, config=SplitConfig(max_tokens=512)
+    )
+    assert len(pieces.kept) > len(convs)  # some were cut, so pieces start at new places
+    shared, dropped = encoder.tokenize(pieces.kept)
+    assert (shared, dropped) == tokenize_conversations(pieces.kept, tokenizer=tokenizer, template=template)
+    # Counting again encodes nothing; tokenizing the pieces encodes only the texts that open a piece
+    # (a header after the piece's start instead of after an answer) and each of those once.
+    assert len(counting.encoded) == len(set(counting.encoded))
+    assert len(counting.encoded) - encoded_by_split < 0.05 * encoded_by_split
+    expected = []
+    for conv in convs:
+        per_turn = [0] * len(conv.turns)
+        for piece in encode_template_pieces(conv, tokenizer=tokenizer, template=template):
+            if piece.kind == "content" and piece.turn_index is not None:
+                per_turn[piece.turn_index] += len(piece.ids)
+        expected.extend(per_turn)
+    assert counts == expected
 
 
 # --- helpers for inspection ----------------------------------------------------------------------------------

@@ -184,13 +184,13 @@ def test_a_conversion_that_differs_from_sentencepiece_is_refused_and_not_cached(
 def test_a_text_longer_than_a_block_is_counted_within_two_tokens_a_cut(
     sentencepiece_mistral: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    # Texts over _COUNT_BLOCK_CHARS are counted block by block (memory); each cut is before whitespace.
+    # Texts over COUNT_BLOCK_CHARS are counted block by block (memory); each cut is before whitespace.
     from curation.shards import tokenizer_load
 
     tokenizer = load_tokenizer(BUILTIN_MISTRAL, cache_dir=tmp_path)
     text = " ".join(TEXTS * 400)
     exact = len(tokenizer.encode(text, add_special_tokens=False).ids)
-    monkeypatch.setattr(tokenizer_load, "_COUNT_BLOCK_CHARS", 1_000)
+    monkeypatch.setattr(tokenizer_load, "COUNT_BLOCK_CHARS", 1_000)
     cuts = len(list(tokenizer_load._count_blocks(text))) - 1
     [blocked, short] = batch_token_counter(tokenizer)([text, TEXTS[0]])
     assert cuts >= 30 and abs(blocked - exact) <= 2 * cuts and blocked > 0.95 * exact
