@@ -90,7 +90,11 @@ def measure(dump: Path, label: str) -> None:
     read = 0
     ingest_seconds = 0.0
     t0 = t_ingest = time.perf_counter()
-    batches = partition_records(read_conversations(dump, config=config.ingest), batch_size=config.run.batch_size)
+    batches = partition_records(
+        read_conversations(dump, config=config.ingest),
+        batch_size=config.run.batch_size,
+        max_text_chars=int(config.run.part_max_mb * 1e6),
+    )
     for convs, dropped in batches:
         ingest_seconds += time.perf_counter() - t_ingest
         read += len(convs) + len(dropped)

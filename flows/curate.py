@@ -18,6 +18,7 @@ from pathlib import Path
 
 from prefect import flow
 
+from curation.ingest.read import list_inputs
 from curation.runs.lineage import code_version, run_lineage
 from curation.runs.stage_reports import count_source_records, ledger_balance_errors, run_report_markdown
 from flows.clean import clean_stage
@@ -28,7 +29,7 @@ from flows.ingest import ingest_stage
 from flows.progress import StageProgress
 from flows.resources import check_inputs, check_resources
 from flows.run_files import publish_file_link
-from flows.runners import run_task_runner
+from flows.runners import chosen_task_runner, run_task_runner, usable_cores
 from flows.shards import shards_stage, write_configured_exports
 from flows.split import split_stage
 from flows.stage_cache import StageCache, rejected_cache_entries
@@ -110,7 +111,16 @@ def _curate(inputs: list[Path], paths: RunPaths, config: CurationConfig, started
     staged = replace(paths, shards_staged=True)
     # The stages run in this flow run, their tasks on the run's task runner (flows.execution: why no subflows).
     progress = StageProgress(key="curate-progress", title="curate", stages=CURATE_STAGES)
-    with run_task_runner(config.run) as runner, tasks_on(runner):
+    input_bytes = sum(f.stat().st_size for f in list_inputs(inputs).files)
+    runner_kind = chosen_task_runner(config.run, input_bytes=input_bytes, cores=usable_cores())
+    run_logger().info(
+        "task runner: %s%s",
+        runner_kind,
+        f" (auto: {input_bytes / 1e6:.1f} MB of input, processes from {config.run.auto_processes_min_mb:g} MB)"
+        if config.run.task_runner == "auto"
+        else "",
+    )
+    with run_task_runner(config.run, runner_kind) as runner, tasks_on(runner):
         ingest_parts, ingest_report, input_groups = ingest_stage(inputs, paths, config)
         progress.stage_done(ingest_report)
         clean_parts, clean_reports = clean_stage(ingest_parts, paths, config)
@@ -164,6 +174,7 @@ def _curate(inputs: list[Path], paths: RunPaths, config: CurationConfig, started
             **{f"contamination_{kind}": path for kind, path in contamination_files.items()},
         },
         cache_entries_rejected=rejected_cache_entries(paths),
+        task_runner=runner_kind,
     )
     errors = ledger_balance_errors(report)
     if errors:

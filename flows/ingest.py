@@ -25,7 +25,12 @@ def _ingest_group(files: list[Path], group: str, paths: RunPaths, config: Curati
     parts: list[str] = []
     dropped: list[Dropped] = []
     kept = 0
-    for convs, batch_dropped in partition_records(INGEST.call(files, config=config), batch_size=config.run.batch_size):
+    batches = partition_records(
+        INGEST.call(files, config=config),
+        batch_size=config.run.batch_size,
+        max_text_chars=int(config.run.part_max_mb * 1e6),
+    )
+    for convs, batch_dropped in batches:
         dropped.extend(batch_dropped)
         if convs:
             part = paths.stage_part("ingest", f"{group}-{len(parts):05d}")
@@ -41,7 +46,8 @@ def _ingest_group(files: list[Path], group: str, paths: RunPaths, config: Curati
 
 @task(name="ingest-part")
 def ingest_part(files: list[Path], paths: RunPaths, config: CurationConfig) -> tuple[PartResult, InputGroup]:
-    """Stream one group of input files into parts of `batch_size` conversations and one drop part.
+    """Stream one group of input files into parts of `batch_size` conversations (or `part_max_mb` of text) and one
+    drop part.
 
     Cached on the files' paths and bytes, only with RunConfig.keep_raw_intermediates: its parts are the
     input's text before the secrets stage, which the cache must not keep. Without it, a re-run parses

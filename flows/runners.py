@@ -2,29 +2,49 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
 from schemas.config import RunConfig
 
+RunnerKind = Literal["threads", "processes", "dask"]
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container may narrow)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+
+
+def chosen_task_runner(config: RunConfig, *, input_bytes: int, cores: int) -> RunnerKind:
+    """The runner a run takes: `config.task_runner`, or for "auto" the process pool when more than one
+    worker may run (`max_workers`, else `cores`) and the inputs hold at least auto_processes_min_mb."""
+    if config.task_runner != "auto":
+        return config.task_runner
+    workers = config.max_workers or cores
+    large = input_bytes >= config.auto_processes_min_mb * 1e6
+    return "processes" if workers > 1 and large else "threads"
+
 
 @contextmanager
-def run_task_runner(config: RunConfig) -> Iterator[TaskRunner[Any]]:
-    """The started task runner that every task of one run is submitted to, closed when the run ends.
+def run_task_runner(config: RunConfig, kind: RunnerKind) -> Iterator[TaskRunner[Any]]:
+    """The started task runner of `kind` (chosen_task_runner) that every task of one run is submitted
+    to, closed when the run ends.
 
     For "dask" without an address, it runs on a LocalCluster of `dask_workers` processes started for
     the run; with an address, tasks go to that scheduler's workers, which need chatsift installed
     and the run's folders at the same paths.
     """
-    if config.task_runner == "threads":
+    if kind == "threads":
         threads: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=config.max_workers)
         with threads:
             yield threads
         return
-    if config.task_runner == "processes":
+    if kind == "processes":
         # The stages are CPU-bound Python: in processes, each part has a core of its own, not a GIL share.
         with ProcessPoolTaskRunner(max_workers=config.max_workers) as processes:
             yield processes

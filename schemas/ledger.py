@@ -195,6 +195,8 @@ class RunReport(BaseModel):
     outputs: dict[str, str] = Field(default_factory=dict)
     # Damaged stage-cache entries this run removed and computed again, by stage and key.
     cache_entries_rejected: list[CacheRejection] = Field(default_factory=list)
+    # The runner its tasks ran on: run.task_runner, with "auto" resolved ("" in reports written before it).
+    task_runner: str = ""
 
 
 class InputGroup(BaseModel):

@@ -33,19 +33,25 @@ def group_input_files(files: list[Path], *, target_files: int, max_bytes: int) -
 
 
 def partition_records(
-    records: Iterable[Conversation | Dropped], *, batch_size: int
+    records: Iterable[Conversation | Dropped], *, batch_size: int, max_text_chars: int | None = None
 ) -> Iterator[tuple[list[Conversation], list[Dropped]]]:
-    """Cut a stream of ingest results into batches of at most `batch_size` conversations,
-    each with the drops met since the previous batch, so memory stays at one batch."""
+    """Cut a stream of ingest results into batches of at most `batch_size` conversations, each closed
+    once its turns hold `max_text_chars` characters, with the drops met since the previous batch, so
+    memory stays at one batch.
+
+    Cuts fall by position in the stream, so records appended to a dump change only the last batches.
+    """
     kept: list[Conversation] = []
     dropped: list[Dropped] = []
+    chars = 0
     for record in records:
         if isinstance(record, Dropped):
             dropped.append(record)
             continue
         kept.append(record)
-        if len(kept) >= batch_size:
+        chars += sum(len(turn.content) for turn in record.turns)
+        if len(kept) >= batch_size or (max_text_chars is not None and chars >= max_text_chars):
             yield kept, dropped
-            kept, dropped = [], []
+            kept, dropped, chars = [], [], 0
     if kept or dropped:
         yield kept, dropped

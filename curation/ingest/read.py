@@ -605,5 +605,5 @@ def _get_dict(value: Any, key: str) -> dict[str, Any] | None:
     return found if isinstance(found, dict) else None
 
 
-# What the ingest task runs over its group of files; run.batch_size cuts the stream into parts.
-INGEST = Stage("ingest", ingest_paths, config="ingest", also_keyed=("run.batch_size",))
+# What the ingest task runs over its group of files; run.batch_size and run.part_max_mb cut the stream into parts.
+INGEST = Stage("ingest", ingest_paths, config="ingest", also_keyed=("run.batch_size", "run.part_max_mb"))

@@ -16,6 +16,11 @@ class RunConfig(ConfigSection):
     """Conversations per part, and so per task. A task run costs ~42 ms inside curate, so 5000 keeps Prefect to a few
     percent of a run (docs/defaults.md#run).
     """
+    part_max_mb: float = Field(default=16.0, gt=0)
+    """A part also closes once its turns hold this many million characters of text (about as many MB), so that one big
+    dump is cut into parts that every core can take (one part a task) and a part's memory stays bounded
+    (docs/defaults.md#run).
+    """
     cache: bool = True
     """Reuse finished per-part work from a content-addressed cache keyed on the input's content, the stage's options and
     the code, so a re-run or a resumed run redoes only what changed (docs/defaults.md#run).
@@ -27,10 +32,15 @@ class RunConfig(ConfigSection):
     cache. Off: they are never cached and are deleted once cleaning has read them, so nothing a finished run leaves on
     disk holds a secret the secrets stage redacts (docs/defaults.md#run).
     """
-    task_runner: Literal["threads", "processes", "dask"] = "threads"
-    """ "threads": Prefect's thread pool in the flow's process, its default runner. "processes": Prefect's process
-    pool, a core per part for the CPU-bound stages. "dask": Prefect's Dask task runner (prefect-dask), which costs ~4 s
-    to start (docs/defaults.md#run).
+    task_runner: Literal["auto", "threads", "processes", "dask"] = "auto"
+    """ "auto": "processes" when the run may use more than one core and its inputs hold at least auto_processes_min_mb,
+    else "threads" (docs/defaults.md#run). "threads": Prefect's thread pool in the flow's process, its default runner.
+    "processes": Prefect's process pool, a core per part for the CPU-bound stages. "dask": Prefect's Dask task runner
+    (prefect-dask), which costs ~4 s to start (docs/defaults.md#run).
+    """
+    auto_processes_min_mb: float = Field(default=100.0, ge=0)
+    """With task_runner "auto": the inputs' size in megabytes from which a run takes the process pool. Below it the
+    workers' start (each imports Prefect and the stages) costs more than the cores save (docs/defaults.md#run).
     """
     max_workers: int | None = Field(default=None, gt=0)
     """Pool size for task_runner "threads" or "processes"; None: Prefect's default (for processes, the cores)."""
@@ -50,6 +60,7 @@ EXECUTION_ONLY_RUN_OPTIONS = (
     "cache_dir",
     "keep_raw_intermediates",
     "task_runner",
+    "auto_processes_min_mb",
     "max_workers",
     "dask_address",
     "dask_workers",

@@ -12,8 +12,9 @@ import pytest
 
 from demo.inputs import DEMO_CONFIG, write_demo_inputs
 from flows.curate import curate_flow
+from flows.runners import chosen_task_runner
 from schemas import RunReport
-from schemas.config import CurationConfig
+from schemas.config import CurationConfig, RunConfig
 from schemas.errors import ResourceError
 from tests.helpers.assertions import assert_nothing_lost
 from tests.helpers.runs import assert_same_outputs, write_pages
@@ -104,9 +105,11 @@ def test_process_runner_output_is_byte_identical_to_the_thread_runner(
     write_pages(tmp_path / "in" / "real-pages", sharegpt_sample[:40])
     base = _with_run(DEMO_CONFIG, batch_size=20, cache=False)
     threads = curate_flow(inputs=inputs, out_dir=tmp_path / "threads", config=base)
+    # "auto" (the default) takes the process pool from auto_processes_min_mb of input: 0 here.
     processes = curate_flow(
-        inputs=inputs, out_dir=tmp_path / "processes", config=_with_run(base, task_runner="processes", max_workers=2)
+        inputs=inputs, out_dir=tmp_path / "processes", config=_with_run(base, auto_processes_min_mb=0, max_workers=2)
     )
+    assert (threads.task_runner, processes.task_runner) == ("threads", "processes")  # the demo is under 100 MB
     assert sum(s.parts for s in processes.stages if s.stage == "ingest") >= 3
     assert_same_outputs(tmp_path / "threads" / threads.run_id, tmp_path / "processes" / processes.run_id)
     assert (processes.records_read, processes.kept, processes.dropped) == (
@@ -115,3 +118,24 @@ def test_process_runner_output_is_byte_identical_to_the_thread_runner(
         threads.dropped,
     )
     assert_nothing_lost(processes)
+
+
+@pytest.mark.parametrize(
+    ("run", "input_mb", "cores", "chosen"),
+    [
+        ({}, 31, 2, "threads"),  # the real sample as one dump: workers would cost more than they save
+        ({}, 155, 2, "processes"),
+        ({}, 155, 1, "threads"),
+        ({"max_workers": 1}, 155, 16, "threads"),
+        ({"max_workers": 4}, 155, 1, "processes"),
+        ({"auto_processes_min_mb": 0}, 0, 2, "processes"),
+        ({"task_runner": "threads"}, 155, 16, "threads"),
+        ({"task_runner": "processes"}, 0, 1, "processes"),
+        ({"task_runner": "dask"}, 0, 2, "dask"),
+    ],
+)
+def test_auto_takes_processes_for_large_inputs_on_several_cores(
+    run: dict[str, object], input_mb: int, cores: int, chosen: str
+) -> None:
+    config = RunConfig.model_validate(run)
+    assert chosen_task_runner(config, input_bytes=input_mb * 10**6, cores=cores) == chosen

@@ -113,7 +113,7 @@ def test_an_empty_contamination_roles_list_is_refused_while_the_check_is_on() ->
             "split.max_tokens=4096 is over shards.max_seq_len=512",
         ),
         ({"split": {"max_tokens": 12}}, "split.max_tokens=12 leaves no text in a round"),
-        ({"run": {"dask_address": "tcp://127.0.0.1:8786"}}, 'run.task_runner is "threads", which ignores it'),
+        ({"run": {"dask_address": "tcp://127.0.0.1:8786"}}, 'run.task_runner is "auto", which ignores it'),
         ({"run": {"task_runner": "dask", "max_workers": 4}}, "run.max_workers sizes the"),
     ],
 )
