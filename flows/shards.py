@@ -115,17 +115,22 @@ def shards_stage(
 
 
 @task(name="export-shards")
-def export_shards_task(shards_dir: str, out_dir: str, fmt: str, layout: str) -> ExportManifest:
-    return export_shards(Path(shards_dir), Path(out_dir), fmt=fmt, layout=layout)
+def export_shards_task(shards_dir: str, out_dir: str, fmt: str, layout: str, conversations: str) -> ExportManifest:
+    return export_shards(Path(shards_dir), Path(out_dir), fmt=fmt, layout=layout, conversations_dir=Path(conversations))
 
 
-def write_configured_exports(paths: RunPaths, config: CurationConfig) -> dict[str, str]:
-    """The published shards written in each format of [shards] exports; the folder of each."""
+def write_configured_exports(
+    paths: RunPaths, config: CurationConfig, *, conversations: Path | None = None
+) -> dict[str, str]:
+    """The published shards written in each format of [shards] exports; the folder of each. `conversations`:
+    the text the messages export reads (default: the run's conversations/)."""
     folders: dict[str, str] = {}
     for fmt in config.shards.exports:
         folder = paths.export_dir(fmt)
         shutil.rmtree(folder, ignore_errors=True)  # an earlier attempt of this run
-        exported = run_step(export_shards_task, str(paths.shards_dir), str(folder), fmt, config.shards.export_layout)
+        layout = "unpacked" if fmt == "messages" else config.shards.export_layout  # messages: a conversation a line
+        source = str(conversations or paths.conversations_dir)
+        exported = run_step(export_shards_task, str(paths.shards_dir), str(folder), fmt, layout, source)
         run_logger().info(
             "export %s (%s): %d rows, %d tokens, %d supervised → %s",
             fmt,
@@ -164,7 +169,7 @@ def build_shards_flow(
     paths = RunPaths.create(Path(out_dir), run_id or new_run_id())
     atomic_write_text(paths.config_json, config.model_dump_json(indent=2))
     manifest, (tokenize_report, pack_report) = shards_stage(parts, paths, config)
-    exports = write_configured_exports(paths, config)
+    exports = write_configured_exports(paths, config, conversations=Path(conversations))
     summary = {
         "run_id": paths.run_id,
         "conversations": tokenize_report.inputs,

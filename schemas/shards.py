@@ -226,7 +226,7 @@ def read_manifest(shards_dir: str | Path) -> ShardsManifest:
 
 # `chatsift shards export`: a shards folder rewritten in another trainer's format, with this manifest beside it.
 EXPORT_MANIFEST_NAME = "export_manifest.json"
-ExportFormat = Literal["axolotl"]
+ExportFormat = Literal["axolotl", "messages"]
 EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
 # Where a format's labels are not trained on (Hugging Face's and axolotl's convention).
 IGNORE_INDEX = -100

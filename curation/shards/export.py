@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation.parquet import atomic_write_table
+from curation.shards.export_messages import read_messages, write_messages
 from curation.shards.verify import check_supervised_spans, flat_and_lengths, verify_shards
 from curation.shards.write import list_array
 from schemas.arrow import KIND_KEY, SCHEMA_VERSION, SCHEMA_VERSION_KEY
@@ -95,10 +96,19 @@ def _row_groups(path: Path) -> Iterator[pa.Table]:
         yield parquet.read_row_group(i)
 
 
-def export_shards(shards_dir: Path, out_dir: Path, *, fmt: str, layout: str = "unpacked") -> ExportManifest:
+def export_shards(
+    shards_dir: Path,
+    out_dir: Path,
+    *,
+    fmt: str,
+    layout: str = "unpacked",
+    conversations_dir: Path | None = None,
+    file_format: str = "jsonl",
+) -> ExportManifest:
     """Write the shards in `fmt` to `out_dir` (which must not exist yet), with export_manifest.json beside
     them; raises InputError for unsound shards or an export that fails its own check, ConfigError for a
-    format or layout that cannot be made."""
+    format or layout that cannot be made. "messages" reads the text from `conversations_dir` (default: the
+    run's conversations/ beside the shards) and writes `file_format` ("jsonl" or "parquet")."""
     shards_dir, out_dir = Path(shards_dir), Path(out_dir)
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
@@ -110,11 +120,18 @@ def export_shards(shards_dir: Path, out_dir: Path, *, fmt: str, layout: str = "u
     source = read_manifest(shards_dir)
     if layout == "packed" and source.layout != "packed":
         raise ConfigError(f"{shards_dir} holds unpacked shards: export them unpacked, or build packed shards")
+    if fmt == "messages" and (layout != "unpacked" or file_format not in ("jsonl", "parquet")):
+        raise ConfigError(
+            "the messages export is one conversation a line: layout unpacked, file format jsonl or parquet"
+        )
     staging = out_dir.with_name(f".{out_dir.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        manifest = _write_axolotl(shards_dir, staging, source, layout)
+        if fmt == "messages":
+            manifest = _write_messages(shards_dir, staging, source, conversations_dir, file_format)
+        else:
+            manifest = _write_axolotl(shards_dir, staging, source, layout)
         problems = check_export(staging)
         if problems:
             raise InputError(f"the {fmt} export failed its own check: " + "; ".join(problems))
@@ -172,15 +189,48 @@ def _write_axolotl(shards_dir: Path, folder: Path, source: ShardsManifest, layou
     return manifest
 
 
+def _write_messages(
+    shards_dir: Path, folder: Path, source: ShardsManifest, conversations_dir: Path | None, file_format: str
+) -> ExportManifest:
+    entry, truncated = write_messages(
+        shards_dir, folder, source, conversations_dir=conversations_dir, file_format=file_format
+    )
+    manifest = ExportManifest(
+        format="messages",
+        layout="unpacked",
+        source_manifest_sha256=file_sha256(shards_dir / MANIFEST_NAME),
+        source_run_id=source.run_id,
+        source_config_hash=source.config_hash,
+        tokenizer=source.tokenizer,
+        chat_template=source.chat_template,
+        files=[entry],
+        rows=entry.rows,
+        conversations=entry.rows,
+        supervised_tokens=entry.supervised_tokens,
+        truncated_conversations=truncated,
+    )
+    if (manifest.conversations, manifest.supervised_tokens) != (source.total_conversations, source.total_loss_tokens):
+        raise InputError(
+            f"the export holds {manifest.conversations} conversations ({manifest.supervised_tokens} supervised "
+            f"tokens in the shards), the shards {source.total_conversations} ({source.total_loss_tokens})"
+        )
+    atomic_write_text(folder / EXPORT_MANIFEST_NAME, manifest.model_dump_json(indent=2))
+    return manifest
+
+
 def check_export(folder: Path) -> list[str]:
-    """Every problem in an axolotl export: files against the manifest, labels that are not the input ids,
-    supervised tokens outside an answer span of the chat template, masks of the wrong shape."""
+    """Every problem in an export: files against the manifest; for axolotl, labels that are not the input
+    ids, supervised tokens outside an answer span of the chat template, masks of the wrong shape; for
+    messages, records that are not one conversation of roles, text and a training flag each."""
     manifest = read_export_manifest(folder)
     problems: list[str] = []
     for info in manifest.files:
         path = folder / info.file
         if file_sha256(path) != info.sha256:
             problems.append(f"{info.file}: sha256 differs from {EXPORT_MANIFEST_NAME}")
+        if manifest.format == "messages":
+            problems.extend(_messages_problems(path, info))
+            continue
         table = pq.read_table(path)
         ids, lengths = flat_and_lengths(table["input_ids"])
         labels, label_lengths = flat_and_lengths(table["labels"])
@@ -219,4 +269,22 @@ def check_export(folder: Path) -> list[str]:
                 first_row=0,
                 problems=problems,
             )
+    return problems
+
+
+def _messages_problems(path: Path, info: ExportFile) -> list[str]:
+    records = read_messages(path)
+    problems = []
+    if len(records) != info.rows:
+        problems.append(f"{info.file}: {len(records)} conversations; the manifest says {info.rows}")
+    for record in records:
+        messages = record.get("messages")
+        if not isinstance(messages, list) or not all(
+            isinstance(m, dict) and set(m) == {"role", "content", "training"} for m in messages
+        ):
+            problems.append(f"{info.file}: {record.get('id')!r} is not a list of role, content and training")
+            break
+        if any(m["training"] and m["role"] != "assistant" for m in messages):
+            problems.append(f"{info.file}: {record.get('id')!r} trains a turn that is not an answer")
+            break
     return problems

@@ -22,7 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     build.add_argument("--config", type=Path, help="TOML or JSON file; its [tokenizer] and [shards] tables are used")
     add_progress_argument(build)
     export = sub.add_parser(
-        "export", help="write verified shards in another trainer's format (axolotl's pre-tokenized columns)"
+        "export",
+        help="write verified shards in another trainer's format (axolotl's pre-tokenized columns, or the "
+        "conversations as messages with a training flag per turn)",
     )
     export.add_argument("dir", type=Path, help="a shards folder (a run's shards/, holding manifest.json)")
     export.add_argument("--format", dest="export_format", choices=EXPORT_FORMATS, required=True, help="the format")
@@ -33,6 +35,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="unpacked",
         help="unpacked (default): one conversation a row, for the trainer's own packing; packed: the shards' "
         "packed rows, with position_ids that restart at each conversation",
+    )
+    export.add_argument(
+        "--conversations",
+        type=Path,
+        help="--format messages: the conversations' text (default: the run's conversations/ beside the shards)",
+    )
+    export.add_argument(
+        "--file-format",
+        choices=("jsonl", "parquet"),
+        default="jsonl",
+        help="--format messages: JSON lines (default) or Parquet",
     )
     verify = sub.add_parser("verify", help="check the manifest against the files and every invariant")
     verify.add_argument("dir", type=Path, help="a shards folder (a run's shards/, holding manifest.json)")
@@ -64,7 +77,14 @@ def run(args: argparse.Namespace) -> int:
     if args.shards_command == "export":
         from curation.shards.export import export_shards
 
-        exported = export_shards(args.dir, args.out, fmt=args.export_format, layout=args.layout)
+        exported = export_shards(
+            args.dir,
+            args.out,
+            fmt=args.export_format,
+            layout=args.layout,
+            conversations_dir=args.conversations,
+            file_format=args.file_format,
+        )
         print(
             f"{args.out}: {exported.format} ({exported.layout}), {exported.rows} rows, {exported.tokens} tokens, "
             f"{exported.supervised_tokens} supervised, as in {args.dir}"

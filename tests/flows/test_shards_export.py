@@ -14,12 +14,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from curation.shards.chat_templates import chat_template_for
 from curation.shards.export import check_export, export_shards
+from curation.shards.tokenization import tokenize_conversations
 from flows.cli import main
 from flows.resources import tokenizer_for
 from schemas import RunReport
 from schemas.errors import InputError
 from schemas.shards import EXPORT_MANIFEST_NAME, IGNORE_INDEX, LOSS_MASK_COLUMN, read_export_manifest, read_manifest
+from tests.helpers.conversations import conversation
 
 REFUSAL = "As an AI language model, I cannot give medical advice about your dosage; please ask your doctor."
 ANSWER = "Paris is the capital of France. It has been the seat of government since the tenth century."
@@ -42,12 +45,14 @@ def shards(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> Pa
             _record(i, [(f"Question {i}: name a number above {i * 10}. ", f"{i * 10 + 1} is one; " * 6 + "\n")])
             for i in range(1, 12)
         ),
+        # a repeated id with other content: the shards hold it as "conv1~2"
+        _record(1, [("What is 2 + 2? Answer in a sentence.", "Two and two make four, as counting on fingers shows.")]),
     ]
     data = folder / "in.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in records) + "\n")
     # [shards] exports: the run writes the axolotl export itself, beside its shards
     config = folder / "config.json"
-    config.write_text(json.dumps({"shards": {"exports": ["axolotl"]}}))
+    config.write_text(json.dumps({"shards": {"exports": ["axolotl", "messages"]}}))
     argv = ["curate", str(data), "--out", str(folder / "runs"), "--run-id", "r", "--config", str(config)]
     assert main(argv) == 0
     return folder / "runs" / "r" / "shards"
@@ -190,3 +195,81 @@ def test_the_cli_exports_and_refuses_a_folder_that_holds_files(
     assert np.array_equal(
         sorted(p.name for p in out.iterdir()), sorted([EXPORT_MANIFEST_NAME, *(f.file for f in manifest.files)])
     )
+
+
+# --- messages --------------------------------------------------------------------------------------------
+
+
+def _supervised_tokens_of(records: list[dict], tokenizer_name: str) -> int:
+    """The messages tokenized as chatsift tokenizes (the shards' tokenizer and template), each turn trained
+    where its `training` flag says: the supervised tokens a chat-template loader reading the flag trains."""
+    convs = [
+        conversation(*((m["role"], m["content"], None if m["training"] else 0.0) for m in r["messages"]), id=r["id"])
+        for r in records
+    ]
+    template = chat_template_for("llama2")
+    kept, _ = tokenize_conversations(convs, tokenizer=tokenizer_for(tokenizer_name), template=template)
+    return sum(sum(t.loss_mask) for t in kept)
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "parquet"])
+def test_messages_read_back_with_the_shards_supervised_tokens(shards: Path, tmp_path: Path, file_format: str) -> None:
+    from datasets import load_dataset
+
+    source = read_manifest(shards)
+    exported = export_shards(shards, tmp_path / "m", fmt="messages", file_format=file_format)
+    path = tmp_path / "m" / f"data-00000.{file_format}"
+    records = load_dataset(
+        "json" if file_format == "jsonl" else "parquet", data_files=str(path), split="train"
+    ).to_list()
+    assert len(records) == exported.conversations == source.total_conversations
+    assert {m_key for r in records for m in r["messages"] for m_key in m} == {"role", "content", "training"}
+    assert "conv1~2" in {r["id"] for r in records}  # a repeated id, named as the shards name it
+    # the refusal is in the text, untrained; its conversation's first answer is trained
+    refusal = next(m for r in records for m in r["messages"] if m["content"] == REFUSAL)
+    assert refusal["training"] is False
+    assert next(m for r in records for m in r["messages"] if m["content"] == ANSWER)["training"] is True
+    assert (
+        _supervised_tokens_of(records, source.tokenizer.name) == exported.supervised_tokens == source.total_loss_tokens
+    )
+    assert check_export(tmp_path / "m") == []
+
+
+def test_a_run_writes_the_messages_export_from_its_conversations(shards: Path) -> None:
+    folder = shards.parent / "exports" / "messages"
+    manifest = read_export_manifest(folder)
+    assert (manifest.format, manifest.conversations) == ("messages", read_manifest(shards).total_conversations)
+    assert check_export(folder) == []
+
+
+def test_text_that_disagrees_with_the_shards_mask_is_refused(shards: Path, tmp_path: Path) -> None:
+    """A conversations folder where the refusal is trained again (its weight cleared): the export's own
+    check holds the training flags against the shards' supervised spans, refuses, and leaves nothing."""
+    from curation.parquet import read_conversations_parquet, write_conversations
+
+    planted = tmp_path / "conversations"
+    planted.mkdir()
+    for part in sorted((shards.parent / "conversations").glob("part-*.parquet")):
+        convs = [
+            c.model_copy(update={"turns": tuple(t.model_copy(update={"weight": None}) for t in c.turns)})
+            for c in read_conversations_parquet(part)
+        ]
+        write_conversations(planted / part.name, convs)
+    with pytest.raises(InputError, match="other training flags than the shards' mask"):
+        export_shards(shards, tmp_path / "out", fmt="messages", conversations_dir=planted)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_the_cli_exports_messages_and_asks_for_the_conversations_it_cannot_find(
+    shards: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cli-messages"
+    argv = ["shards", "export", str(shards), "--format", "messages", "--out", str(out), "--file-format", "parquet"]
+    assert main(argv) == 0
+    assert (out / "data-00000.parquet").is_file()
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    for f in shards.iterdir():
+        (lonely / f.name).write_bytes(f.read_bytes())
+    assert main(["shards", "export", str(lonely), "--format", "messages", "--out", str(tmp_path / "x")]) == 2
+    assert "--conversations" in capsys.readouterr().err
