@@ -164,21 +164,7 @@ def _write_axolotl(shards_dir: Path, folder: Path, source: ShardsManifest, layou
                 supervised_tokens=int((labels != IGNORE_INDEX).sum()),
             )
         )
-    manifest = ExportManifest(
-        format="axolotl",
-        layout="packed" if layout == "packed" else "unpacked",
-        source_manifest_sha256=file_sha256(shards_dir / MANIFEST_NAME),
-        source_run_id=source.run_id,
-        source_config_hash=source.config_hash,
-        tokenizer=source.tokenizer,
-        chat_template=source.chat_template,
-        files=files,
-        rows=sum(f.rows for f in files),
-        conversations=source.total_conversations,
-        tokens=sum(f.tokens for f in files),
-        supervised_tokens=sum(f.supervised_tokens for f in files),
-        truncated_conversations=source.packing.truncated if source.packing else 0,
-    )
+    manifest = _export_manifest(shards_dir, source, fmt="axolotl", layout=layout, files=files)
     # What the source says must survive the export unchanged: every token and every supervised one.
     if (manifest.tokens, manifest.supervised_tokens) != (source.total_tokens, source.total_loss_tokens):
         raise InputError(
@@ -192,23 +178,8 @@ def _write_axolotl(shards_dir: Path, folder: Path, source: ShardsManifest, layou
 def _write_messages(
     shards_dir: Path, folder: Path, source: ShardsManifest, conversations_dir: Path | None, file_format: str
 ) -> ExportManifest:
-    entry, truncated = write_messages(
-        shards_dir, folder, source, conversations_dir=conversations_dir, file_format=file_format
-    )
-    manifest = ExportManifest(
-        format="messages",
-        layout="unpacked",
-        source_manifest_sha256=file_sha256(shards_dir / MANIFEST_NAME),
-        source_run_id=source.run_id,
-        source_config_hash=source.config_hash,
-        tokenizer=source.tokenizer,
-        chat_template=source.chat_template,
-        files=[entry],
-        rows=entry.rows,
-        conversations=entry.rows,
-        supervised_tokens=entry.supervised_tokens,
-        truncated_conversations=truncated,
-    )
+    entry = write_messages(shards_dir, folder, source, conversations_dir=conversations_dir, file_format=file_format)
+    manifest = _export_manifest(shards_dir, source, fmt="messages", layout="unpacked", files=[entry])
     if (manifest.conversations, manifest.supervised_tokens) != (source.total_conversations, source.total_loss_tokens):
         raise InputError(
             f"the export holds {manifest.conversations} conversations ({manifest.supervised_tokens} supervised "
@@ -216,6 +187,28 @@ def _write_messages(
         )
     atomic_write_text(folder / EXPORT_MANIFEST_NAME, manifest.model_dump_json(indent=2))
     return manifest
+
+
+def _export_manifest(
+    shards_dir: Path, source: ShardsManifest, *, fmt: str, layout: str, files: list[ExportFile]
+) -> ExportManifest:
+    """The manifest of an export of `files` made from the shards in `shards_dir`."""
+    return ExportManifest(
+        format=fmt,
+        layout="packed" if layout == "packed" else "unpacked",
+        source_manifest_sha256=file_sha256(shards_dir / MANIFEST_NAME),
+        source_run_id=source.run_id,
+        source_config_hash=source.config_hash,
+        tokenizer=source.tokenizer,
+        chat_template=source.chat_template,
+        files=files,
+        rows=sum(f.rows for f in files),
+        # a row is a conversation unless the rows are packed
+        conversations=source.total_conversations if layout == "packed" else sum(f.rows for f in files),
+        tokens=sum(f.tokens for f in files),
+        supervised_tokens=sum(f.supervised_tokens for f in files),
+        truncated_conversations=source.packing.truncated if source.packing else 0,
+    )
 
 
 def check_export(folder: Path) -> list[str]:

@@ -115,9 +115,9 @@ def messages_record(shard_id: str, conv: Conversation) -> dict[str, object]:
 
 def write_messages(
     shards_dir: Path, folder: Path, source: ShardsManifest, *, conversations_dir: Path | None, file_format: str
-) -> tuple[ExportFile, int]:
+) -> ExportFile:
     """The shards' conversations as messages in `folder` (data-00000.jsonl or .parquet), checked against the
-    shards; the file's entry for the manifest, and how many conversations the shards had cut."""
+    shards; the file's entry for the manifest."""
     conversations_dir = conversations_dir or shards_dir.parent / "conversations"
     if not conversation_parts(conversations_dir):
         raise ConfigError(
@@ -137,11 +137,9 @@ def write_messages(
         atomic_write_table(path, pa.Table.from_pylist(records, schema=MESSAGES_SCHEMA), schema=MESSAGES_SCHEMA)
     supervised = sum(in_shards[str(r["id"])].supervised_tokens for r in records)
     # no token count: the trainer tokenizes the text; supervised: the shards' count for these conversations
-    entry = ExportFile(
+    return ExportFile(
         file=path.name, sha256=file_sha256(path), rows=len(records), tokens=0, supervised_tokens=supervised
     )
-    truncated = source.packing.truncated if source.packing else 0
-    return entry, truncated
 
 
 def read_messages(path: Path) -> list[dict[str, object]]:
