@@ -69,12 +69,15 @@ def test_a_run_writes_the_exports_its_config_names(
     assert check_export(run / "exports" / "axolotl") == []
     # and so does the shards deployment's flow (build-shards), from the run's conversations
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"shards": {"exports": ["axolotl"], "export_layout": "packed"}}))
+    config.write_text(json.dumps({"shards": {"exports": ["axolotl", "messages"], "export_layout": "packed"}}))
     argv = ["shards", "build", str(run / "conversations"), "--out", str(tmp_path / "built"), "--config", str(config)]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
     rebuilt = read_export_manifest(summary["export_axolotl"])
     assert (rebuilt.layout, rebuilt.supervised_tokens) == ("packed", exported.supervised_tokens)
+    # the messages export of a shards build reads the conversations it was built from, a conversation a line
+    messages = read_export_manifest(summary["export_messages"])
+    assert (messages.layout, messages.supervised_tokens) == ("unpacked", exported.supervised_tokens)
 
 
 def _read_back(folder: Path) -> dict[str, list]:
