@@ -111,7 +111,8 @@ def _curate(inputs: list[Path], paths: RunPaths, config: CurationConfig, started
     staged = replace(paths, shards_staged=True)
     # The stages run in this flow run, their tasks on the run's task runner (flows.execution: why no subflows).
     progress = StageProgress(key="curate-progress", title="curate", stages=CURATE_STAGES)
-    input_bytes = sum(f.stat().st_size for f in list_inputs(inputs).files)
+    listing = list_inputs(inputs)
+    input_bytes = sum(f.stat().st_size for f in listing.files)
     runner_kind = chosen_task_runner(config.run, input_bytes=input_bytes, cores=usable_cores())
     run_logger().info(
         "task runner: %s%s",
@@ -121,7 +122,7 @@ def _curate(inputs: list[Path], paths: RunPaths, config: CurationConfig, started
         else "",
     )
     with run_task_runner(config.run, runner_kind) as runner, tasks_on(runner):
-        ingest_parts, ingest_report, input_groups = ingest_stage(inputs, paths, config)
+        ingest_parts, ingest_report, input_groups = ingest_stage(listing, paths, config)
         progress.stage_done(ingest_report)
         clean_parts, clean_reports = clean_stage(ingest_parts, paths, config)
         progress.stage_done(*clean_reports)

@@ -9,7 +9,7 @@ from pathlib import Path
 from prefect import task
 
 from curation.ingest.groups import MAX_TASK_INPUT_BYTES, group_input_files, partition_records
-from curation.ingest.read import INGEST, list_inputs
+from curation.ingest.read import INGEST, InputListing
 from curation.parquet import write_conversations, write_ledger
 from curation.runs.stage_reports import merge_stage_reports, stage_report
 from flows.execution import run_logger, run_parts
@@ -85,10 +85,10 @@ def ingest_part(files: list[Path], paths: RunPaths, config: CurationConfig) -> t
 
 
 def ingest_stage(
-    inputs: list[Path], paths: RunPaths, config: CurationConfig
+    listing: InputListing, paths: RunPaths, config: CurationConfig
 ) -> tuple[list[str], StageReport, list[InputGroup]]:
-    """Read every input (pages, dumps, JSONL, Alpaca, messages) into conversation Parquet parts."""
-    listing = list_inputs(inputs)
+    """Read every input of `listing` (list_inputs: pages, dumps, JSONL, Alpaca, messages) into conversation
+    Parquet parts."""
     for repeated in listing.repeated:
         run_logger().warning(repeated)
     # Entries that are no readable file (FIFOs, dangling links...) are drops found while listing:

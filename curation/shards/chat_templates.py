@@ -186,7 +186,8 @@ def chat_template_for(name: ChatTemplateName, *, tokenizer_config: Path | None =
 # --- rendering -----------------------------------------------------------------------------------
 
 
-def _is_supervised(turn: Turn) -> bool:
+def is_supervised(turn: Turn) -> bool:
+    """Whether the templates train on `turn`: an answer whose weight is None or above 0."""
     return turn.role == "assistant" and (turn.weight is None or turn.weight > 0)
 
 
@@ -232,7 +233,7 @@ def template_pieces(template: ChatTemplate, turns: Sequence[Turn]) -> list[Templ
             add(fmt.suffix, "suffix", "user", index)
             add(fmt.separator, "separator", "user", index)
             continue
-        add_turn(fmt, turn.role, turn.content, index, _is_supervised(turn))
+        add_turn(fmt, turn.role, turn.content, index, is_supervised(turn))
     return pieces
 
 

@@ -129,9 +129,18 @@ def export_shards(
     staging.mkdir(parents=True)
     try:
         if fmt == "messages":
-            manifest = _write_messages(shards_dir, staging, source, conversations_dir, file_format)
+            files = [
+                write_messages(
+                    shards_dir, staging, source, conversations_dir=conversations_dir, file_format=file_format
+                )
+            ]
         else:
-            manifest = _write_axolotl(shards_dir, staging, source, layout)
+            files = _write_axolotl(shards_dir, staging, source, layout)
+        manifest = _export_manifest(shards_dir, source, fmt=fmt, layout=layout, files=files)
+        lost = _lost_on_the_way(manifest, source)
+        if lost:
+            raise InputError(f"the {fmt} export does not hold what the shards do: " + "; ".join(lost))
+        atomic_write_text(staging / EXPORT_MANIFEST_NAME, manifest.model_dump_json(indent=2))
         problems = check_export(staging)
         if problems:
             raise InputError(f"the {fmt} export failed its own check: " + "; ".join(problems))
@@ -144,7 +153,7 @@ def export_shards(
     return manifest
 
 
-def _write_axolotl(shards_dir: Path, folder: Path, source: ShardsManifest, layout: str) -> ExportManifest:
+def _write_axolotl(shards_dir: Path, folder: Path, source: ShardsManifest, layout: str) -> list[ExportFile]:
     schema = AXOLOTL_PACKED_SCHEMA if layout == "packed" else AXOLOTL_UNPACKED_SCHEMA
     files: list[ExportFile] = []
     for index, info in enumerate(source.shards):
@@ -164,29 +173,23 @@ def _write_axolotl(shards_dir: Path, folder: Path, source: ShardsManifest, layou
                 supervised_tokens=int((labels != IGNORE_INDEX).sum()),
             )
         )
-    manifest = _export_manifest(shards_dir, source, fmt="axolotl", layout=layout, files=files)
-    # What the source says must survive the export unchanged: every token and every supervised one.
-    if (manifest.tokens, manifest.supervised_tokens) != (source.total_tokens, source.total_loss_tokens):
-        raise InputError(
-            f"the export holds {manifest.tokens} tokens ({manifest.supervised_tokens} supervised), the shards "
-            f"{source.total_tokens} ({source.total_loss_tokens})"
-        )
-    atomic_write_text(folder / EXPORT_MANIFEST_NAME, manifest.model_dump_json(indent=2))
-    return manifest
+    return files
 
 
-def _write_messages(
-    shards_dir: Path, folder: Path, source: ShardsManifest, conversations_dir: Path | None, file_format: str
-) -> ExportManifest:
-    entry = write_messages(shards_dir, folder, source, conversations_dir=conversations_dir, file_format=file_format)
-    manifest = _export_manifest(shards_dir, source, fmt="messages", layout="unpacked", files=[entry])
-    if (manifest.conversations, manifest.supervised_tokens) != (source.total_conversations, source.total_loss_tokens):
-        raise InputError(
-            f"the export holds {manifest.conversations} conversations ({manifest.supervised_tokens} supervised "
-            f"tokens in the shards), the shards {source.total_conversations} ({source.total_loss_tokens})"
-        )
-    atomic_write_text(folder / EXPORT_MANIFEST_NAME, manifest.model_dump_json(indent=2))
-    return manifest
+def _lost_on_the_way(manifest: ExportManifest, source: ShardsManifest) -> list[str]:
+    """What the source says must survive an export unchanged and did not: every conversation and every
+    supervised token, and every token where the export is tokens (a messages export is text)."""
+    expected = {
+        "conversations": source.total_conversations,
+        "tokens": source.total_tokens if manifest.format != "messages" else 0,
+        "supervised tokens": source.total_loss_tokens,
+    }
+    found = {
+        "conversations": manifest.conversations,
+        "tokens": manifest.tokens,
+        "supervised tokens": manifest.supervised_tokens,
+    }
+    return [f"{name}: {found[name]}, the shards {expected[name]}" for name in expected if found[name] != expected[name]]
 
 
 def _export_manifest(

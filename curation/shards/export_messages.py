@@ -18,13 +18,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation.parquet import atomic_write_table, read_conversations_parquet
+from curation.shards.chat_templates import is_supervised
+from curation.shards.pack import repeat_id
 from curation.shards.verify import flat_and_lengths
 from schemas.arrow import KIND_KEY, SCHEMA_VERSION, SCHEMA_VERSION_KEY
 from schemas.conversation import Conversation
@@ -32,8 +34,6 @@ from schemas.errors import ConfigError, InputError
 from schemas.files import atomic_write_text, file_sha256
 from schemas.run_layout import conversation_parts
 from schemas.shards import LOSS_MASK_COLUMN, ExportFile, ShardsManifest
-
-MessagesFileFormat = Literal["jsonl", "parquet"]
 
 MESSAGES_SCHEMA = pa.schema(
     [
@@ -56,14 +56,11 @@ MESSAGES_SCHEMA = pa.schema(
 )
 
 
-class ShardConversation:
+class ShardConversation(NamedTuple):
     """What the shards hold of one conversation: its supervised tokens and answer spans."""
 
-    __slots__ = ("spans", "supervised_tokens")
-
-    def __init__(self, supervised_tokens: int, spans: int) -> None:
-        self.supervised_tokens = supervised_tokens
-        self.spans = spans
+    supervised_tokens: int
+    spans: int
 
 
 def shard_conversations(shards_dir: Path, source: ShardsManifest) -> dict[str, ShardConversation]:
@@ -93,23 +90,18 @@ def _named_as_in_shards(
     seen: dict[str, int] = {}
     for part in conversation_parts(conversations_dir):
         for conv in read_conversations_parquet(Path(part)):
-            if not any(_trains(t.role, t.weight) for t in conv.turns):
+            if not any(is_supervised(t) for t in conv.turns):
                 continue  # tokenize dropped it (no_supervised_tokens): the run's ledger has it
             n = seen[conv.id] = seen.get(conv.id, 0) + 1
-            shard_id = conv.id if n == 1 else f"{conv.id}~{n}"
+            shard_id = repeat_id(conv.id, n)
             if shard_id in in_shards:
                 yield shard_id, conv
-
-
-def _trains(role: str, weight: float | None) -> bool:
-    # the chat templates supervise an answer whose weight is None or above 0, and nothing else
-    return role == "assistant" and (weight is None or weight > 0)
 
 
 def messages_record(shard_id: str, conv: Conversation) -> dict[str, object]:
     return {
         "id": shard_id,
-        "messages": [{"role": t.role, "content": t.content, "training": _trains(t.role, t.weight)} for t in conv.turns],
+        "messages": [{"role": t.role, "content": t.content, "training": is_supervised(t)} for t in conv.turns],
     }
 
 

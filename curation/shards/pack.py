@@ -258,8 +258,13 @@ def with_unique_ids(tokenized: Sequence[TokenizedConversation]) -> list[Tokenize
     out = []
     for conv in tokenized:
         n = seen[conv.conversation_id] = seen.get(conv.conversation_id, 0) + 1
-        out.append(conv if n == 1 else conv.model_copy(update={"conversation_id": f"{conv.conversation_id}~{n}"}))
+        out.append(conv if n == 1 else conv.model_copy(update={"conversation_id": repeat_id(conv.conversation_id, n)}))
     return out
+
+
+def repeat_id(conversation_id: str, n: int) -> str:
+    """The shards' id of the `n`-th conversation (from 1) to carry `conversation_id`."""
+    return conversation_id if n == 1 else f"{conversation_id}~{n}"
 
 
 # Run-wide: every tokenized conversation of the run into rows; the manifest names the tokenizer.

@@ -217,13 +217,16 @@ class ConversationEncoder:
         self.template = template
         self._encoder = _PieceEncoder(tokenizer)
         self._encoded: dict[tuple[str, bool], list[int]] = {}
-        self._count_long = lambda text: batch_token_counter(tokenizer)([text])[0]
+        self._count_texts = batch_token_counter(tokenizer)  # block by block past COUNT_BLOCK_CHARS
 
     def parts(self, convs: Sequence[Conversation]) -> list[list[_Part]]:
         """Each conversation's parts, every text among them encoded (those not encoded before in one call)."""
-        part_lists = [self._encoder.parts(template_pieces(self.template, c.turns)) for c in convs]
+        part_lists = self._part_lists(convs)
         self._encode_missing(part_lists, longest=None)
         return part_lists
+
+    def _part_lists(self, convs: Sequence[Conversation]) -> list[list[_Part]]:
+        return [self._encoder.parts(template_pieces(self.template, c.turns)) for c in convs]
 
     def _encode_missing(self, part_lists: list[list[_Part]], *, longest: int | None) -> None:
         # An insertion-ordered set: each distinct text is encoded once (template strings repeat).
@@ -248,7 +251,7 @@ class ConversationEncoder:
         A content over COUNT_BLOCK_CHARS is counted block by block and not kept, to bound memory
         (tokenizer_load.COUNT_BLOCK_CHARS); such a turn fits no piece in any real budget.
         """
-        part_lists = [self._encoder.parts(template_pieces(self.template, c.turns)) for c in convs]
+        part_lists = self._part_lists(convs)
         self._encode_missing(part_lists, longest=COUNT_BLOCK_CHARS)
         counts: list[int] = []
         for conv, parts in zip(convs, part_lists, strict=True):
@@ -256,7 +259,7 @@ class ConversationEncoder:
             for part in parts:
                 if part.piece.kind == "content" and part.piece.turn_index is not None:
                     key = (part.text, part.continues_text)
-                    tokens = len(self._encoded[key]) if key in self._encoded else self._count_long(part.text)
+                    tokens = len(self._encoded[key]) if key in self._encoded else self._count_texts([part.text])[0]
                     per_turn[part.piece.turn_index] += tokens
             counts.extend(per_turn)
         return counts

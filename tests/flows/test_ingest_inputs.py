@@ -11,6 +11,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+from curation.ingest.read import list_inputs
 from flows.cli import main
 from flows.execution import plain_execution
 from flows.ingest import ingest_stage
@@ -36,7 +37,7 @@ def _records(prefix: str, n: int) -> list[dict[str, Any]]:
 def _ingest(inputs: list[Path], out: Path) -> tuple[StageReport, RunPaths]:
     paths = RunPaths.for_run(out, "run1", CONFIG)
     with plain_execution():
-        _, report, _ = ingest_stage(inputs, paths, CONFIG)
+        _, report, _ = ingest_stage(list_inputs(inputs), paths, CONFIG)
     return report, paths
 
 
