@@ -7,6 +7,8 @@ efficiency against the best any packing could do (packing_lower_bound), the piec
 median tokens (context per piece), and peak RSS. Splitting is shown at piece_target_ratio 1.0
 (FastChat's rule: split only what does not fit), 0.8, 0.6 (the default) and 0.5: splitting
 earlier costs context per piece and leaves fewer pieces over half a row, which no packing can pair.
+First, split + tokenize with the defaults done as a run does them (one encoder, each text encoded
+once) against split counting plain texts and tokenize encoding afresh, alternating, medians of 3.
 Usage: python -m bench.shards [--shared ../shared] [--tokenizer SPEC] [--template NAME]
 """
 
@@ -19,18 +21,36 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from curation.clean.batch import clean_batch
 from curation.ingest.read import read_conversations
 from curation.shards.chat_templates import chat_template_for
 from curation.shards.pack import pack_conversations, packing_lower_bound, with_unique_ids
-from curation.shards.split import split_long_conversations
-from curation.shards.tokenization import ConversationEncoder
-from curation.shards.tokenizer_load import load_tokenizer
+from curation.shards.split import count_turn_texts, split_long_conversations
+from curation.shards.tokenization import ConversationEncoder, tokenize_conversations
+from curation.shards.tokenizer_load import batch_token_counter, load_tokenizer
 from schemas import Conversation
 from schemas.config import CurationConfig, ShardsConfig, SplitConfig
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def split_then_tokenize(convs: list[Conversation], tokenizer: Any, template: Any, config: SplitConfig) -> float:
+    """Seconds for split then tokenize as a run does them: one encoder, each text encoded once for both."""
+    started = time.perf_counter()
+    encoder = ConversationEncoder(tokenizer, template)
+    encoder.tokenize(split_long_conversations(convs, count_tokens=encoder.content_token_counts, config=config).kept)
+    return time.perf_counter() - started
+
+
+def split_then_tokenize_apart(convs: list[Conversation], tokenizer: Any, template: Any, config: SplitConfig) -> float:
+    """Seconds for the same with split counting plain texts and tokenize encoding afresh (each text twice)."""
+    started = time.perf_counter()
+    count_tokens = count_turn_texts(batch_token_counter(tokenizer))
+    pieces = split_long_conversations(convs, count_tokens=count_tokens, config=config).kept
+    tokenize_conversations(pieces, tokenizer=tokenizer, template=template)
+    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -49,6 +69,15 @@ def main() -> None:
     print(
         f"{len(convs)} cleaned real conversations; tokenizer {args.tokenizer}; template {args.template}; "
         f"{os.cpu_count()} cores"
+    )
+    timings: dict[str, list[float]] = {"once": [], "apart": []}
+    for _ in range(3):  # alternating, medians
+        timings["once"].append(split_then_tokenize(convs, tokenizer, template, config.split))
+        timings["apart"].append(split_then_tokenize_apart(convs, tokenizer, template, config.split))
+    once, apart = (statistics.median(timings[k]) for k in ("once", "apart"))
+    print(
+        f"README: split + tokenize with defaults, each text encoded once: {once:.1f} s; split counting plain texts "
+        f"and tokenize encoding afresh: {apart:.1f} s ({apart / once:.2f}x)"
     )
     for max_seq_len, ratio in ((m, r) for m in (2048, 4096) for r in (1.0, 0.8, 0.6, 0.5)):
         split_config = SplitConfig(
