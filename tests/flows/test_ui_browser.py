@@ -53,6 +53,30 @@ def _overflow(b: Browser) -> float:
     )
 
 
+def _submit_with_input(b: Browser, inputs_property: str, value: str) -> None:
+    """Add one item to the list field `inputs_property`, type `value` in it and submit the form.
+
+    On a busy machine (CI) the UI once drew the form again after the deployment's parameters were in it and
+    the item was typed: the item was gone, and the submit was refused for the missing required field, as a
+    user whose item vanished would see. (Here an item typed in stayed for 40 s, so the redraw comes early.)
+    The item is then typed again, at most three times; a submit that leaves the item in place and the page
+    on the form fails when the wait runs out."""
+    add_item = f"[...{inputs_property}.querySelectorAll('button')].find(x => x.innerText.trim() === 'Add item')"
+    textarea = f"{inputs_property}.querySelector('textarea')"
+    for _ in range(3):
+        b.evaluate(f"{add_item}.click()")
+        b.wait_for(f"!!{textarea}", "the new inputs item")
+        b.fill(textarea, value)
+        b.click_text("button", "Submit")
+        outcome = b.wait_for(
+            f"!location.pathname.endsWith('/run') ? 'sent' : (!{textarea} ? 'wiped' : '')",
+            "the form to be sent or reset",
+        )
+        if outcome == "sent":
+            return
+    raise AssertionError(f"the form was reset three times before it was sent; the page shows:\n{b.text()[:3000]}")
+
+
 def test_a_user_runs_curate_from_the_ui_and_opens_the_contamination_report(
     tmp_path: Path, server: dict[str, str]
 ) -> None:
@@ -123,14 +147,8 @@ def test_a_user_runs_curate_from_the_ui_and_opens_the_contamination_report(
                 f"[...document.querySelectorAll('input, textarea')].some(e => e.value === {out_dir})",
                 "the deployment's parameters in the form",
             )
-            inputs_property = _property("inputs")
-            add_item = f"[...{inputs_property}.querySelectorAll('button')].find(x => x.innerText.trim() === 'Add item')"
-            b.evaluate(f"{add_item}.click()")
-            b.wait_for(f"!!{inputs_property}.querySelector('textarea')", "the new inputs item")
             dump = next(p for p in inputs if p.name == "sharegpt_dump.json")
-            b.fill(f"{inputs_property}.querySelector('textarea')", str(dump))
-            b.click_text("button", "Submit")
-            b.wait_for("!location.pathname.endsWith('/run')", "the form to be sent")
+            _submit_with_input(b, _property("inputs"), str(dump))
             [deployment] = client.read_deployments(
                 deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["curate"]))
             )
