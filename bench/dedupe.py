@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.dedupe                          # 10K and 100K
     .venv/bin/python -m bench.dedupe --sizes 10000,100000,1000000 --workers 2
     .venv/bin/python -m bench.dedupe --lsh-scales 10,30,300   # the global LSH step alone
+    .venv/bin/python -m bench.dedupe --vs-datasketch 5        # signatures per core against datasketch
 
 The conversations are the 3003 real ShareGPT conversations of ../shared/data, repeated: copy 0 of
 each is the original, every other copy gets a new id and 1-3 words replaced (a seeded RNG per
@@ -39,6 +40,7 @@ import random
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,22 +50,25 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import datasketch
 import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+from datasketch import MinHash
 
 from curation.dedupe.minhash import (
     candidate_components,
     candidate_probability,
-    conversation_minhashes,
     conversation_shingles,
     format_detection_curve,
     jaccard,
     lsh_candidate_pairs,
     minhash_signatures,
+    minhash_values,
     near_duplicate_removals,
 )
+from curation.text import words
 from schemas import Conversation, Provenance, Turn
 from schemas.config import MinHashConfig
 
@@ -328,6 +333,44 @@ def lsh_memory(sample: str, scales: list[int]) -> None:
     )
 
 
+def datasketch_signatures(convs: list[Conversation], config: MinHashConfig) -> list[MinHash]:
+    """The peer: what a datasketch user writes, its default MinHash (scheme affine32, sha1 of each
+    shingle) with our bands x rows permutations, over the same word 5-grams (curation.text.words)."""
+    found = []
+    for conv in convs:
+        tokens = [w for turn in conv.turns for w in words(turn.content)]
+        width = min(config.ngram, len(tokens))
+        minhash = MinHash(num_perm=config.bands * config.rows, seed=config.seed)
+        minhash.update_batch([" ".join(tokens[i : i + width]).encode() for i in range(len(tokens) - width + 1)])
+        found.append(minhash)
+    return found
+
+
+def versus_datasketch(sample: str, repeats: int) -> None:
+    """MinHash signatures of the real sample on one core, chatsift's minhash_values against
+    datasketch's default, alternating, `repeats` each; medians and the ratio as the last line."""
+    convs = originals(sample)
+    config = MinHashConfig()
+    shingles = sum(len(conversation_shingles(c, ngram=config.ngram)) for c in convs) / len(convs)
+    times: dict[str, list[float]] = {"chatsift": [], "datasketch": []}
+    for _ in range(repeats):
+        for name, run in (
+            ("chatsift", lambda: minhash_values(convs, config=config)),
+            ("datasketch", lambda: datasketch_signatures(convs, config)),
+        ):
+            started = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - started)
+    ours, theirs = statistics.median(times["chatsift"]), statistics.median(times["datasketch"])
+    print(
+        f"{len(convs)} real conversations, {shingles:,.0f} distinct shingles each on average, "
+        f"{config.bands} x {config.rows} = {config.bands * config.rows} permutations, 1 core, {repeats} alternating "
+        f"repeats (medians): datasketch {datasketch.__version__} default {theirs:.2f} s "
+        f"({len(convs) / theirs:,.0f} docs/s), chatsift minhash_values {ours:.2f} s ({len(convs) / ours:,.0f} docs/s)"
+    )
+    print(f"MinHash signatures: chatsift {theirs / ours:.2f}x datasketch's default per core")
+
+
 def comparison_table(config: MinHashConfig) -> str:
     """docs/minhash.md's table: P(candidate) at 0.7 / 0.8 / 0.9 for each choice, computed."""
     lines = ["| choice | bands x rows | permutations | P(0.7) | P(0.8) | P(0.9) |", "|---|---|---|---|---|---|"]
@@ -344,7 +387,7 @@ def sample_profile(sample: str, config: MinHashConfig) -> str:
     >= 0.1 over all 4.5M pairs, then measured exactly."""
     convs = originals(sample)
     wide = config.model_copy(update={"bands": 64, "rows": 8})
-    values = np.array([m.hashvalues for m in conversation_minhashes(convs, config=wide)])
+    values, _ = minhash_values(convs, config=wide)
     shingles = [conversation_shingles(c, ngram=config.ngram) for c in convs]
     similarities = []
     for i in range(len(convs)):
@@ -382,6 +425,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--lsh-scales", help="comma-separated copies of the real sample: time and peak RSS of the global LSH step"
     )
+    parser.add_argument(
+        "--vs-datasketch", type=int, metavar="REPEATS", help="signatures per core against datasketch's default"
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size, print JSON
     parser.add_argument("--lsh-one", help=argparse.SUPPRESS)  # internal: LSH over one signature folder
     parser.add_argument("--bands-per-pass", type=int, help=argparse.SUPPRESS)
@@ -395,6 +441,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.lsh_one is not None:
         print(json.dumps(run_lsh_one(args.lsh_one, args.bands_per_pass)))
+        return
+    if args.vs_datasketch:
+        versus_datasketch(str(args.sample), args.vs_datasketch)
         return
     if args.lsh_scales:
         lsh_memory(str(args.sample), [int(s) for s in args.lsh_scales.split(",")])

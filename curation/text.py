@@ -10,11 +10,19 @@ from __future__ import annotations
 import re
 import unicodedata
 
-# Any run of Unicode whitespace (str.isspace semantics: spaces, tabs, newlines, NBSP, ideographic
-# space...) counts as one separator.
-_WHITESPACE_RUN = re.compile(r"\s+")
-# A word is a maximal run of Unicode letters, digits and underscores.
+# A word is a maximal run of Unicode letters, digits and underscores. On ASCII text the ASCII
+# pattern finds the same words ~1.5x faster.
 _WORD = re.compile(r"\w+")
+_ASCII_WORD = re.compile(r"\w+", re.ASCII)
+
+
+def _folded(text: str) -> str:
+    """NFKC and casefold, normalize_text's first step."""
+    if text.isascii():
+        # NFKC leaves ASCII as it is and casefold() equals lower() on it: skip both passes
+        # (most turns are ASCII; this makes blocked-phrase matching ~3x faster).
+        return text.lower()
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
 
 
 def normalize_text(text: str) -> str:
@@ -25,15 +33,10 @@ def normalize_text(text: str) -> str:
     their plain letters. casefold is a stronger lower(): "Straße" and "STRASSE" compare equal.
     casefold can emit a decomposed sequence (U+01F0 "ǰ" folds to "j" + combining caron), so NFKC
     runs again afterwards: the result is itself NFKC (as Unicode's NFKC_Casefold is), and the
-    function is idempotent.
+    function is idempotent. Whitespace is str.isspace's (spaces, tabs, newlines, NBSP, ideographic
+    space...), which str.split() splits on, 3x faster than a regex substitution.
     """
-    if text.isascii():
-        # NFKC leaves ASCII as it is and casefold() equals lower() on it: skip both passes
-        # (most turns are ASCII; this makes blocked-phrase matching ~3x faster).
-        folded = text.lower()
-    else:
-        folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
-    return _WHITESPACE_RUN.sub(" ", folded).strip()
+    return " ".join(_folded(text).split())
 
 
 def is_blank(text: str) -> bool:
@@ -53,7 +56,9 @@ def words(text: str) -> list[str]:
     (Chinese, Japanese, Thai) come out as one word per run of letters; a consumer that needs
     finer units for them should shingle characters instead.
     """
-    return _WORD.findall(normalize_text(text))
+    # Whitespace never sits inside a word, so collapsing it (normalize_text's last step) is skipped.
+    folded = _folded(text)
+    return (_ASCII_WORD if folded.isascii() else _WORD).findall(folded)
 
 
 def word_spans(text: str) -> list[tuple[str, int, int]]:

@@ -1,7 +1,8 @@
 """A 7 MB answer (under ingest's 8 MiB record limit) costs every stage a bounded amount of memory.
 
 Before the bounds, one such answer took a whole `chatsift curate` run from ~440 MB to 3.5 GB:
-MinHash handed datasketch all 1.2M shingles at once (a permutations x shingles matrix), and split
+MinHash handed datasketch all 1.2M shingles at once (a permutations x shingles matrix; minhash_values
+now takes a permutation at a time over them), and split
 encoded the whole text in one call (~700 MB of ids, offsets and token strings). Split counts with
 the chat-template encoder that tokenize reuses (ConversationEncoder), as a run does. The clean stage's
 own bound is tested in tests/curation/clean/test_markdown_limits.py.
@@ -26,14 +27,14 @@ _CASES = {
     "minhash": (
         _HUGE_TEXT
         + """
-from curation.dedupe.minhash import conversation_minhashes
+from curation.dedupe.minhash import minhash_values
 from schemas.config import MinHashConfig
 from tests.helpers.conversations import conversation
 conv = conversation(("user", "Write a long text."), ("assistant", text))
 """,
         """
-[minhash] = conversation_minhashes([conv], config=MinHashConfig())
-result = len(minhash.hashvalues)
+values, has_shingles = minhash_values([conv], config=MinHashConfig())
+result = values.shape[1] if has_shingles.all() else 0
 """,
     ),
     "split": (

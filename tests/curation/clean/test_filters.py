@@ -91,6 +91,33 @@ def test_words_split_normalized_text_on_non_word_characters() -> None:
     assert words("  ...  ") == []
 
 
+def test_the_fast_paths_match_the_regex_definitions_on_every_code_point() -> None:
+    """normalize_text splits on str.isspace and words() takes the ASCII pattern on ASCII text and
+    skips the whitespace collapse: each must equal the plain regex definition (any run of \\s is one
+    space, stripped; words are \\w+ of that), checked with every code point leading, inside a word,
+    in a run and trailing, and on real-looking text."""
+    space_run, word = re.compile(r"\s+"), re.compile(r"\w+")
+
+    def by_regex(text: str) -> str:
+        folded = text.lower() if text.isascii() else normalize_text_nfkc_casefold(text)
+        return space_run.sub(" ", folded).strip()
+
+    for code in range(0x110000):
+        char = chr(code)
+        if 0xD800 <= code <= 0xDFFF:
+            continue  # lone surrogates are no text
+        text = f"{char}Ab{char}Cd {char}{char}"  # leading, inside a word, a run, trailing
+        expected = by_regex(text)
+        assert normalize_text(text) == expected, hex(code)
+        assert words(text) == word.findall(expected), hex(code)
+    sample = "Don't  PANIC:\u00a0it's\t42!\n\nＨＥＬＬＯ,  naïve café \u3000 Straße_x1 ①"
+    assert words(sample) == word.findall(by_regex(sample)) == word.findall(normalize_text(sample))
+
+
+def normalize_text_nfkc_casefold(text: str) -> str:
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+
+
 def test_is_blank_counts_format_characters_as_blank() -> None:
     for blank in ("", "   \n\t", "\u200b", "\ufeff \u200d\u2060"):
         assert is_blank(blank), repr(blank)

@@ -4,6 +4,7 @@ planted near duplicates in the real ShareGPT sample."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -13,10 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-from datasketch import MinHashLSH
+from datasketch import MinHash, MinHashLSH
 
 from curation.dedupe import minhash as dedupe_minhash
 from curation.dedupe.common import keep_rank
@@ -26,7 +28,6 @@ from curation.dedupe.minhash import (
     RANK_ORDER,
     candidate_components,
     candidate_probability,
-    conversation_minhashes,
     conversation_shingles,
     detection_curve,
     drop_near_duplicates,
@@ -34,7 +35,9 @@ from curation.dedupe.minhash import (
     lsh_band_pass,
     lsh_candidate_pairs,
     minhash_signatures,
+    minhash_values,
     near_duplicate_removals,
+    shingle_hashes32,
 )
 from schemas import Conversation
 from schemas.config import MinHashConfig
@@ -60,6 +63,22 @@ def words_text(tokens: Sequence[str]) -> str:
 
 def pair_set(pairs: pl.DataFrame) -> set[tuple[tuple[int, int], tuple[int, int]]]:
     return {((pa, ra), (pb, rb)) for pa, ra, pb, rb in pairs.iter_rows()}
+
+
+def datasketch_minhashes(convs: Sequence[Conversation], *, config: MinHashConfig) -> list[MinHash]:
+    """datasketch's own MinHash (affine32, config.seed) of each conversation, updated by datasketch with
+    the 32-bit shingle hashes: the reference minhash_values must equal."""
+    template = MinHash(num_perm=config.bands * config.rows, seed=config.seed, scheme="affine32", hashfunc=int)
+    found = []
+    for conv in convs:
+        minhash = template.copy()
+        minhash.update_batch(
+            shingle_hashes32(
+                np.array(sorted(conversation_shingles(conv, ngram=config.ngram)), dtype=np.uint64)
+            ).tolist()
+        )
+        found.append(minhash)
+    return found
 
 
 # --- shingles ---------------------------------------------------------------------------------
@@ -160,8 +179,8 @@ def test_measured_detection_rate_matches_the_formula() -> None:
         a0, b0 = convs[0], convs[1]
         exact = jaccard(conversation_shingles(a0, ngram=1), conversation_shingles(b0, ngram=1))
         assert exact == pytest.approx(similarity, abs=0.005)
-        minhashes = list(conversation_minhashes(convs, config=config))
-        estimates = [minhashes[i].jaccard(minhashes[i + 1]) for i in range(0, len(convs), 2)]
+        values = minhash_values(convs, config=config)[0]
+        estimates = [(values[i] == values[i + 1]).mean() for i in range(0, len(convs), 2)]
         assert sum(estimates) / len(estimates) == pytest.approx(exact, abs=0.01)
         bands = minhash_signatures(convs, part=0, config=config).column("band_hashes").to_pylist()
         hits = sum(any(x == y for x, y in zip(bands[i], bands[i + 1], strict=True)) for i in range(0, len(bands), 2))
@@ -210,7 +229,7 @@ def test_polars_banding_finds_what_datasketch_lsh_finds(sharegpt_sample: list[di
     lsh = MinHashLSH(
         threshold=CONFIG.threshold, num_perm=CONFIG.bands * CONFIG.rows, params=(CONFIG.bands, CONFIG.rows)
     )
-    minhashes = list(conversation_minhashes(convs, config=CONFIG))
+    minhashes = datasketch_minhashes(convs, config=CONFIG)
     for row, minhash in enumerate(minhashes):
         if not minhash.is_empty():
             lsh.insert(row, minhash)
@@ -494,6 +513,62 @@ def plant(c: Conversation, rng: random.Random, donor: Conversation, conv_id: str
 
 @pytest.mark.slow
 @pytest.mark.shared_data
+def test_minhash_values_are_datasketch_s_own_affine32_minhash(sharegpt_sample: list[dict[str, Any]]) -> None:
+    """Every value minhash_values computes in its vectorized blocks is the one datasketch's MinHash
+    (scheme affine32, same seed) computes itself from the 32-bit shingle hashes: 400 real
+    conversations, a short one and one without words."""
+    convs = real_conversations(sharegpt_sample[:400])
+    convs += [alternating("Hello there", "hi", id="short"), alternating("...", "!!", id="empty")]
+    values, has_shingles = minhash_values(convs, config=CONFIG)
+    theirs = datasketch_minhashes(convs, config=CONFIG)
+    assert values.dtype == np.uint32 and values.shape == (len(convs), CONFIG.bands * CONFIG.rows)
+    for row, minhash in enumerate(theirs):
+        assert (minhash.hashvalues == values[row]).all(), row
+        assert has_shingles[row] == (not minhash.is_empty()), row
+    assert has_shingles[-2] and not has_shingles[-1] and has_shingles.sum() > 390
+
+
+def affine64_signatures(convs: Sequence[Conversation], *, config: MinHashConfig) -> pl.DataFrame:
+    """The signatures of the hash family before the 32-bit one: datasketch's affine64 MinHash of the
+    64-bit shingle hashes, banded with blake2b-64 of each band's 8-byte values."""
+    template = MinHash(num_perm=config.bands * config.rows, seed=config.seed, scheme="affine64", hashfunc=int)
+    bands: list[list[int]] = []
+    for conv in convs:
+        shingles = conversation_shingles(conv, ngram=config.ngram)
+        if not shingles:
+            bands.append([])
+            continue
+        minhash = template.copy()
+        minhash.update_batch(sorted(shingles))
+        data, step = np.asarray(minhash.hashvalues, dtype="<u8").tobytes(), config.rows * 8
+        digests = (
+            hashlib.blake2b(data[i * step : (i + 1) * step], digest_size=8).digest() for i in range(config.bands)
+        )
+        bands.append([int.from_bytes(d, "little") for d in digests])
+    ours = pl.DataFrame(minhash_signatures(convs, part=0, config=config))
+    return ours.with_columns(band_hashes=pl.Series(bands, dtype=pl.List(pl.UInt64)))
+
+
+def test_the_32_bit_hash_family_removes_what_the_64_bit_one_did(sharegpt_sample: list[dict[str, Any]]) -> None:
+    """The change from affine64 to affine32 (docs/minhash.md) moves candidates at the margin, which
+    verification rejects anyway: on 1,000 real conversations and 200 planted edits of them, both
+    families remove exactly the same records for the same reasons."""
+    convs = real_conversations(sharegpt_sample[:1000])
+    rng = random.Random(11)
+    convs += [edit_words(convs[i], rng, edits=rng.randint(1, 40), conv_id=f"plant{i}") for i in range(0, 1000, 5)]
+    found = []
+    for signatures in (
+        affine64_signatures(convs, config=CONFIG),
+        pl.DataFrame(minhash_signatures(convs, part=0, config=CONFIG)),
+    ):
+        pairs = lsh_candidate_pairs(signatures, config=CONFIG)
+        keys = {(p, r) for p, r, *_ in pairs.iter_rows()} | {(p, r) for _, _, p, r in pairs.iter_rows()}
+        shingles = {k: conversation_shingles(convs[k[1]], ngram=CONFIG.ngram) for k in keys}
+        found.append(near_duplicate_removals(pairs, shingles, signatures.drop("band_hashes"), config=CONFIG))
+    assert len(found[0]) >= 100  # 122: most plants, and the sample's own near copies
+    assert found[1].equals(found[0])
+
+
 def test_planted_near_duplicates_in_the_real_sample(sharegpt_sample: list[dict[str, Any]]) -> None:
     """MUST-SHOW: recall >= 0.95 on planted pairs with Jaccard >= 0.85, and not one removal,
     planted or among the untouched real conversations, whose true Jaccard with the record it
@@ -553,13 +628,19 @@ def test_planted_near_duplicates_in_the_real_sample(sharegpt_sample: list[dict[s
     print(f"{len(result.dropped)} removals checked; lowest true Jaccard with the named kept record: {lowest:.3f}")
 
 
-def test_a_conversation_longer_than_a_block_gets_the_minhash_of_one_update(monkeypatch: pytest.MonkeyPatch) -> None:
-    # conversation_minhashes feeds datasketch in blocks to bound memory; the minima must not change.
+def test_blocks_of_any_size_give_the_same_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    # minhash_values takes conversations in blocks of _MINHASH_BLOCK shingles to bound memory; a
+    # conversation longer than a block is one of its own. The values must not depend on the cut.
     rng = random.Random(3)
-    conv = conversation(("user", "q"), ("assistant", " ".join(f"w{rng.randrange(900)}" for _ in range(5_000))))
+    convs = [
+        conversation(("user", "q"), ("assistant", " ".join(f"w{rng.randrange(900)}" for _ in range(n))))
+        for n in (5_000, 3, 700, 0, 1_200, 64)
+    ]
     config = MinHashConfig()
     monkeypatch.setattr(dedupe_minhash, "_MINHASH_BLOCK", 10**9)
-    [whole] = dedupe_minhash.conversation_minhashes([conv], config=config)
-    monkeypatch.setattr(dedupe_minhash, "_MINHASH_BLOCK", 512)
-    [blocked] = dedupe_minhash.conversation_minhashes([conv], config=config)
-    assert (blocked.hashvalues == whole.hashvalues).all() and not whole.is_empty()
+    whole, has_whole = minhash_values(convs, config=config)
+    for block in (512, 1_000, 1):
+        monkeypatch.setattr(dedupe_minhash, "_MINHASH_BLOCK", block)
+        blocked, has_blocked = minhash_values(convs, config=config)
+        assert (blocked == whole).all() and (has_blocked == has_whole).all(), block
+    assert has_whole.tolist() == [True, True, True, True, True, True]  # "q" alone is a word
