@@ -3,7 +3,10 @@ the default runner, and a scheduler that does not answer fails the run before an
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +19,7 @@ from flows.runners import chosen_task_runner
 from schemas import RunReport
 from schemas.config import CurationConfig, RunConfig
 from schemas.errors import ResourceError
+from tests.conftest import REPO_ROOT
 from tests.helpers.assertions import assert_nothing_lost
 from tests.helpers.runs import assert_same_outputs, write_pages
 
@@ -118,6 +122,28 @@ def test_process_runner_output_is_byte_identical_to_the_thread_runner(
         threads.dropped,
     )
     assert_nothing_lost(processes)
+
+
+@pytest.mark.parametrize("runner", ["processes", "dask"])
+def test_workers_report_to_the_temporary_server_of_the_run(tmp_path: Path, runner: str) -> None:
+    """`chatsift curate` with no server configured starts a temporary one; the workers of its process pool
+    or local Dask cluster must use it, not each start a server of their own (that cost ~7 s per worker)."""
+    inputs = write_demo_inputs(tmp_path / "in")
+    config = tmp_path / "config.json"
+    workers = {"max_workers": 2} if runner == "processes" else {"dask_workers": 2}
+    config.write_text(
+        _with_run(DEMO_CONFIG, task_runner=runner, cache=False, batch_size=20, **workers).model_dump_json()
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env |= {"PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "true"}
+    command = [sys.executable, "-m", "flows.cli", "curate", *map(str, inputs), "--out", str(tmp_path / "out")]
+    command += ["--config", str(config), "--run-id", "r", "--progress", "off"]
+    done = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    report = RunReport.model_validate_json((tmp_path / "out" / "r" / "report.json").read_text("utf-8"))
+    assert report.task_runner == runner and sum(s.parts for s in report.stages if s.stage == "markdown") >= 2
+    assert output.count("Starting temporary server") == 1, output[-3000:]
 
 
 @pytest.mark.parametrize(
