@@ -38,9 +38,10 @@ class RunConfig(ConfigSection):
     "processes": Prefect's process pool, a core per part for the CPU-bound stages. "dask": Prefect's Dask task runner
     (prefect-dask), which costs ~4 s to start (docs/defaults.md#run).
     """
-    auto_processes_min_mb: float = Field(default=100.0, ge=0)
+    auto_processes_min_mb: float = Field(default=30.0, ge=0)
     """With task_runner "auto": the inputs' size in megabytes from which a run takes the process pool. Below it the
-    workers' start (each imports Prefect and the stages) costs more than the cores save (docs/defaults.md#run).
+    workers' start (each imports Prefect and the stages, ~4 s) costs more than the cores save; at 31 MB the two
+    break even (docs/defaults.md#run).
     """
     max_workers: int | None = Field(default=None, gt=0)
     """Pool size for task_runner "threads" or "processes"; None: Prefect's default (for processes, the cores)."""

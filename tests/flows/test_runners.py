@@ -149,7 +149,8 @@ def test_workers_report_to_the_temporary_server_of_the_run(tmp_path: Path, runne
 @pytest.mark.parametrize(
     ("run", "input_mb", "cores", "chosen"),
     [
-        ({}, 31, 2, "threads"),  # the real sample as one dump: workers would cost more than they save
+        ({}, 31, 2, "processes"),  # the real sample as one dump: where the two break even
+        ({}, 10, 2, "threads"),  # workers would cost more than they save
         ({}, 155, 2, "processes"),
         ({}, 155, 1, "threads"),
         ({"max_workers": 1}, 155, 16, "threads"),
