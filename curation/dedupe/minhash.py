@@ -18,7 +18,9 @@ explained in docs/minhash.md.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+import shutil
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from functools import cache
 from pathlib import Path
@@ -27,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 from datasketch import MinHash
 
 from curation.dedupe.common import FINDINGS_SCHEMA, RANK_ORDER, Removal, ranked_record, remove_listed
@@ -389,6 +392,56 @@ def near_duplicate_removals(
     return pl.DataFrame(found, schema=NEAR_DUPLICATE_FINDINGS_SCHEMA).sort("part", "row")
 
 
+class _ShingleArrays(Mapping[Key, AbstractSet[int]]):
+    """Candidates' shingles held as sorted uint64 arrays (8 bytes a shingle, against ~70 in a set of
+    Python ints), each made a set when verification reaches it: near_duplicate_removals reads each
+    record once and holds the sets of a component's kept members only."""
+
+    def __init__(self, arrays: dict[Key, np.ndarray]) -> None:
+        self._arrays = arrays
+
+    def __getitem__(self, key: Key) -> AbstractSet[int]:
+        return set(self._arrays[key].tolist())
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(self._arrays)
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+
+# Candidates whose shingles find_near_duplicates holds at once: ~1,000 shingles a record, 8 bytes each,
+# so ~160 MB of arrays. More candidates are verified in buckets of components, spilled to Parquet.
+_VERIFY_BUCKET_RECORDS = 20_000
+
+# A bucket's spilled shingles, one row per candidate record.
+_SPILLED_SHINGLES_SCHEMA = pa.schema(
+    [
+        pa.field("part", pa.int32(), nullable=False),
+        pa.field("row", pa.int32(), nullable=False),
+        pa.field("shingles", pa.list_(pa.field("item", pa.uint64(), nullable=False)), nullable=False),
+    ]
+)
+
+
+def _candidate_shingles(
+    members: pl.DataFrame, part_files: Sequence[str], config: MinHashConfig
+) -> Iterator[tuple[int, dict[Key, np.ndarray]]]:
+    """(bucket, {(part, row): sorted unique shingle hashes}) of the `members` rows (part, row, bucket),
+    reading each part file once, in part order."""
+    for (index,), rows in members.sort("part", "row").group_by(["part"], maintain_order=True):
+        convs = read_conversations_parquet(Path(part_files[index]))
+        word_hashes = _WordHashes()
+        for (bucket,), in_bucket in rows.group_by(["bucket"], maintain_order=True):
+            yield (
+                bucket,
+                {
+                    (index, row): np.unique(_shingle_hashes(convs[row], config.ngram, word_hashes))
+                    for row in in_bucket["row"]
+                },
+            )
+
+
 def find_near_duplicates(
     signature_files: Sequence[str], part_files: Sequence[str], *, config: MinHashConfig
 ) -> pl.DataFrame:
@@ -397,17 +450,53 @@ def find_near_duplicates(
 
     `part_files[i]` holds the conversations of part i. Signatures and conversations stay on disk,
     read a part at a time; the ranks of the candidates alone are read, by a streaming semi-join.
+    Memory is bounded by _VERIFY_BUCKET_RECORDS candidates' shingles: with more candidates than that,
+    components are cut into buckets (component key modulo the bucket count; a component never spans
+    two), each part is read once to spill its candidates' shingles to their bucket's Parquet file
+    beside the signatures, and the buckets are verified one at a time.
     """
     scanned = pl.scan_parquet(list(signature_files))
     pairs = lsh_candidate_pairs(scanned, config=config)
-    needed = pl.concat([pairs.select(part="part_a", row="row_a"), pairs.select(part="part_b", row="row_b")]).unique()
-    shingles = {}
-    for (index,), rows in needed.group_by(["part"], maintain_order=True):
-        convs = read_conversations_parquet(Path(part_files[index]))
-        for row in rows["row"]:
-            shingles[(index, row)] = conversation_shingles(convs[row], ngram=config.ngram)
-    ranks = scanned.drop("band_hashes").join(needed.lazy(), on=["part", "row"], how="semi").collect(engine="streaming")
-    return near_duplicate_removals(pairs, shingles, ranks, config=config)
+    components = candidate_components(pairs)
+    buckets = max(1, -(-len(components) // _VERIFY_BUCKET_RECORDS))
+    members = components.select("part", "row", bucket=(pl.col("component") % buckets).cast(pl.Int32))
+    ranks = scanned.drop("band_hashes").join(members.lazy(), on=["part", "row"], how="semi").collect(engine="streaming")
+    if buckets == 1:
+        arrays = {
+            key: shingles
+            for _, found in _candidate_shingles(members, part_files, config)
+            for key, shingles in found.items()
+        }
+        return near_duplicate_removals(pairs, _ShingleArrays(arrays), ranks, config=config)
+
+    spill = Path(signature_files[0]).parent / f".verify-{uuid.uuid4().hex}"
+    spill.mkdir()
+    try:
+        for bucket, found in _candidate_shingles(members, part_files, config):
+            keys = list(found)
+            table = pa.table(
+                {
+                    "part": pa.array([k[0] for k in keys], pa.int32()),
+                    "row": pa.array([k[1] for k in keys], pa.int32()),
+                    "shingles": pa.array([found[k] for k in keys], _SPILLED_SHINGLES_SCHEMA.field("shingles").type),
+                },
+                schema=_SPILLED_SHINGLES_SCHEMA,
+            )
+            pq.write_table(table, spill / f"bucket-{bucket:05d}-part-{keys[0][0]:05d}.parquet")
+        removals = []
+        bucket_pairs = pairs.join(members, left_on=["part_a", "row_a"], right_on=["part", "row"])
+        for bucket in range(buckets):
+            files = sorted(spill.glob(f"bucket-{bucket:05d}-*.parquet"))
+            if not files:
+                continue
+            arrays = {}
+            for part, row, shingles in pl.read_parquet(files).iter_rows():
+                arrays[(part, row)] = np.array(shingles, dtype=np.uint64)
+            these = bucket_pairs.filter(pl.col("bucket") == bucket).drop("bucket")
+            removals.append(near_duplicate_removals(these, _ShingleArrays(arrays), ranks, config=config))
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+    return pl.concat(removals).sort("part", "row") if removals else pl.DataFrame(schema=NEAR_DUPLICATE_FINDINGS_SCHEMA)
 
 
 def drop_near_duplicates(convs: Sequence[Conversation], *, config: MinHashConfig) -> StageResult:

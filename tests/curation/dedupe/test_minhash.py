@@ -31,6 +31,7 @@ from curation.dedupe.minhash import (
     conversation_shingles,
     detection_curve,
     drop_near_duplicates,
+    find_near_duplicates,
     jaccard,
     lsh_band_pass,
     lsh_candidate_pairs,
@@ -39,6 +40,7 @@ from curation.dedupe.minhash import (
     near_duplicate_removals,
     shingle_hashes32,
 )
+from curation.parquet import write_conversations
 from schemas import Conversation
 from schemas.config import MinHashConfig
 from tests.conftest import REPO_ROOT
@@ -254,6 +256,32 @@ def test_polars_banding_finds_what_datasketch_lsh_finds(sharegpt_sample: list[di
     assert near_duplicate_removals(star, shingles, ranks, config=CONFIG).equals(
         near_duplicate_removals(all_pairs, shingles, ranks, config=CONFIG)
     )
+
+
+@pytest.mark.parametrize("bucket_records", [10**6, 25])
+def test_the_run_wide_step_over_files_removes_what_the_in_memory_one_does(
+    sharegpt_sample: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bucket_records: int
+) -> None:
+    """find_near_duplicates (signature and conversation files of three parts; the candidates' shingles
+    held at once, or spilled in buckets of ~25 candidates) removes the same records, for the same kept
+    ones, as drop_near_duplicates over one list, and leaves no spill files."""
+    monkeypatch.setattr(dedupe_minhash, "_VERIFY_BUCKET_RECORDS", bucket_records)
+    convs = [c for c in real_conversations(sharegpt_sample[:300]) if c.turns]
+    rng = random.Random(5)
+    convs += [edit_words(c, rng, edits=rng.randint(1, 6), conv_id=f"plant{i}") for i, c in enumerate(convs[::4])]
+    rng.shuffle(convs)
+    parts = [convs[k::3] for k in range(3)]
+    signature_files, part_files = [], []
+    for index, part in enumerate(parts):
+        signature_files.append(str(tmp_path / f"signatures-{index}.parquet"))
+        pq.write_table(minhash_signatures(part, part=index, config=CONFIG), signature_files[-1])
+        part_files.append(str(tmp_path / f"part-{index}.parquet"))
+        write_conversations(Path(part_files[-1]), part)
+    found = find_near_duplicates(signature_files, part_files, config=CONFIG)
+    by_file = {(parts[p][r].id, kept) for p, r, kept in found.select("part", "row", "duplicate_of").iter_rows()}
+    in_memory = {(d.conversation_id, d.duplicate_of) for d in drop_near_duplicates(convs, config=CONFIG).dropped}
+    assert len(by_file) >= 60 and by_file == in_memory
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(Path(f).name for f in signature_files + part_files)
 
 
 def test_pairs_across_parts_and_empty_input() -> None:
