@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -81,9 +81,12 @@ def _conversation_from_row(row: dict) -> Conversation:
     )
 
 
-def read_conversations_parquet(path: Path) -> list[Conversation]:
-    """Read a conversation Parquet file written by write_conversations."""
+def read_conversations_parquet(path: Path, rows: Sequence[int] | None = None) -> list[Conversation]:
+    """Read a conversation Parquet file written by write_conversations: every record, or those at `rows`
+    (in that order), the others never made into Python objects."""
     table = _read_checked(path, "conversations")
+    if rows is not None:
+        table = table.take(pa.array(rows, pa.int64()))
     return [_conversation_from_row(row) for row in table.to_pylist()]
 
 

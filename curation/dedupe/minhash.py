@@ -428,17 +428,15 @@ def _candidate_shingles(
     members: pl.DataFrame, part_files: Sequence[str], config: MinHashConfig
 ) -> Iterator[tuple[int, dict[Key, np.ndarray]]]:
     """(bucket, {(part, row): sorted unique shingle hashes}) of the `members` rows (part, row, bucket),
-    reading each part file once, in part order."""
+    reading each part file once, in part order, and only its candidate records."""
     for (index,), rows in members.sort("part", "row").group_by(["part"], maintain_order=True):
-        convs = read_conversations_parquet(Path(part_files[index]))
+        wanted = rows["row"].to_list()
+        convs = dict(zip(wanted, read_conversations_parquet(Path(part_files[index]), wanted), strict=True))
         word_hashes = _WordHashes()
         for (bucket,), in_bucket in rows.group_by(["bucket"], maintain_order=True):
             yield (
                 bucket,
-                {
-                    (index, row): np.unique(_shingle_hashes(convs[row], config.ngram, word_hashes))
-                    for row in in_bucket["row"]
-                },
+                {(index, row): _shingle_hashes(convs[row], config.ngram, word_hashes) for row in in_bucket["row"]},
             )
 
 
@@ -490,8 +488,13 @@ def find_near_duplicates(
             if not files:
                 continue
             arrays = {}
-            for part, row, shingles in pl.read_parquet(files).iter_rows():
-                arrays[(part, row)] = np.array(shingles, dtype=np.uint64)
+            for file in files:
+                # Batch by batch, the arrays viewing Arrow's buffers: no copy of the bucket's shingles.
+                for batch in pq.ParquetFile(file).iter_batches():
+                    column = batch.column("shingles")
+                    offsets, values = column.offsets.to_numpy(), column.values.to_numpy()
+                    rows = zip(batch.column("part").to_pylist(), batch.column("row").to_pylist(), strict=True)
+                    arrays.update((key, values[offsets[i] : offsets[i + 1]]) for i, key in enumerate(rows))
             these = bucket_pairs.filter(pl.col("bucket") == bucket).drop("bucket")
             removals.append(near_duplicate_removals(these, _ShingleArrays(arrays), ranks, config=config))
     finally:
