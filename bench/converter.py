@@ -17,11 +17,11 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.timing import alternating_medians
 from curation.clean.markdown import html_to_markdown
 from demo.chatgpt_html import as_captured
 
@@ -56,11 +56,14 @@ def main() -> None:
     turns = rendered_answers(args.shared, args.conversations)
     size_mb = sum(len(t.encode()) for t in turns) / 1e6
     print(f"{len(turns):,} assistant turns, {size_mb:.1f} MB of ChatGPT HTML; one core each, {args.repeats} repeats")
-    timings: dict[str, list[float]] = {"chatsift": [], "fastchat": []}
-    for _ in range(args.repeats):
-        timings["chatsift"].append(seconds_over(html_to_markdown, turns))
-        timings["fastchat"].append(seconds_over(fastchat_html_to_markdown, turns))
-    chatsift, fastchat = (statistics.median(timings[name]) for name in ("chatsift", "fastchat"))
+    medians = alternating_medians(
+        {
+            "chatsift": lambda: seconds_over(html_to_markdown, turns),
+            "fastchat": lambda: seconds_over(fastchat_html_to_markdown, turns),
+        },
+        args.repeats,
+    )
+    chatsift, fastchat = medians["chatsift"], medians["fastchat"]
     print(
         f"README: HTML -> markdown, 1 core: chatsift {chatsift:.1f} s ({size_mb / chatsift:.1f} MB/s), "
         f"FastChat html_to_markdown {fastchat:.1f} s ({size_mb / fastchat:.1f} MB/s): {fastchat / chatsift:.2f}x"

@@ -40,7 +40,6 @@ import random
 import re
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -57,6 +56,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasketch import MinHash
 
+from bench.timing import alternating_medians, seconds
 from curation.dedupe.minhash import (
     candidate_components,
     candidate_probability,
@@ -352,16 +352,14 @@ def versus_datasketch(sample: str, repeats: int) -> None:
     convs = originals(sample)
     config = MinHashConfig()
     shingles = sum(len(conversation_shingles(c, ngram=config.ngram)) for c in convs) / len(convs)
-    times: dict[str, list[float]] = {"chatsift": [], "datasketch": []}
-    for _ in range(repeats):
-        for name, run in (
-            ("chatsift", lambda: minhash_values(convs, config=config)),
-            ("datasketch", lambda: datasketch_signatures(convs, config)),
-        ):
-            started = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - started)
-    ours, theirs = statistics.median(times["chatsift"]), statistics.median(times["datasketch"])
+    medians = alternating_medians(
+        {
+            "chatsift": lambda: seconds(lambda: minhash_values(convs, config=config)),
+            "datasketch": lambda: seconds(lambda: datasketch_signatures(convs, config)),
+        },
+        repeats,
+    )
+    ours, theirs = medians["chatsift"], medians["datasketch"]
     print(
         f"{len(convs)} real conversations, {shingles:,.0f} distinct shingles each on average, "
         f"{config.bands} x {config.rows} = {config.bands * config.rows} permutations, 1 core, {repeats} alternating "

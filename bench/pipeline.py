@@ -30,18 +30,17 @@ import io
 import json
 import math
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from bench.curate import write_scaled_dump
+from bench.timing import alternating_medians, seconds
 from curation.clean.batch import clean_batch
 from curation.ingest.read import read_conversations
 from curation.shards.tokenizer_load import load_tokenizer
@@ -123,12 +122,6 @@ def chatsift_curate(dump: Path, out: Path) -> float:
     return (finished - started).total_seconds()
 
 
-def timed(run: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    run()
-    return time.perf_counter() - started
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
@@ -150,19 +143,23 @@ def main() -> None:
         dump = Path(tmp) / "sharegpt_html.json"
         size_mb = write_scaled_dump(sample, 1, True, dump) / 1e6
         print(f"{len(sample):,} real conversations in ChatGPT markup, {size_mb:.1f} MB; {args.processes} processes")
-        clean: dict[str, list[float]] = {"chatsift": [], "fastchat": []}
-        whole: dict[str, list[float]] = {"chatsift": [], "fastchat": []}
-        for _ in range(args.repeats):
-            clean["chatsift"].append(timed(lambda: chatsift_clean(dump, args.processes)))
-            clean["fastchat"].append(timed(lambda: fastchat_clean(dump, args.processes)))
-            whole["chatsift"].append(chatsift_curate(dump, Path(tmp)))
-            whole["fastchat"].append(timed(lambda: fastchat_clean_and_split(dump, args.processes, peer_tokenizer)))
+        medians = alternating_medians(
+            {
+                "clean chatsift": lambda: seconds(lambda: chatsift_clean(dump, args.processes)),
+                "clean fastchat": lambda: seconds(lambda: fastchat_clean(dump, args.processes)),
+                "whole chatsift": lambda: chatsift_curate(dump, Path(tmp)),
+                "whole fastchat": lambda: seconds(
+                    lambda: fastchat_clean_and_split(dump, args.processes, peer_tokenizer)
+                ),
+            },
+            args.repeats,
+        )
         lines = []
-        for label, peer, timings in (
-            ("the clean step", "clean_html_all", clean),
-            ("the whole pipeline (chatsift curate, defaults)", "clean_html_all + split_all", whole),
+        for label, peer, step in (
+            ("the clean step", "clean_html_all", "clean"),
+            ("the whole pipeline (chatsift curate, defaults)", "clean_html_all + split_all", "whole"),
         ):
-            ours, theirs = (statistics.median(timings[name]) for name in ("chatsift", "fastchat"))
+            ours, theirs = medians[f"{step} chatsift"], medians[f"{step} fastchat"]
             lines.append(f"{label}: chatsift {ours:.1f} s, FastChat {peer} {theirs:.1f} s: {theirs / ours:.2f}x")
         print(lines[0])
         print("README: " + "; ".join(lines[1:]) + f"; clean step {lines[0].rsplit(' ', 1)[1]}")

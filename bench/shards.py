@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.timing import alternating_medians
 from curation.clean.batch import clean_batch
 from curation.ingest.read import read_conversations
 from curation.shards.chat_templates import chat_template_for
@@ -70,11 +71,14 @@ def main() -> None:
         f"{len(convs)} cleaned real conversations; tokenizer {args.tokenizer}; template {args.template}; "
         f"{os.cpu_count()} cores"
     )
-    timings: dict[str, list[float]] = {"once": [], "apart": []}
-    for _ in range(3):  # alternating, medians
-        timings["once"].append(split_then_tokenize(convs, tokenizer, template, config.split))
-        timings["apart"].append(split_then_tokenize_apart(convs, tokenizer, template, config.split))
-    once, apart = (statistics.median(timings[k]) for k in ("once", "apart"))
+    medians = alternating_medians(
+        {
+            "once": lambda: split_then_tokenize(convs, tokenizer, template, config.split),
+            "apart": lambda: split_then_tokenize_apart(convs, tokenizer, template, config.split),
+        },
+        3,
+    )
+    once, apart = medians["once"], medians["apart"]
     print(
         f"README: split + tokenize with defaults, each text encoded once: {once:.1f} s; split counting plain texts "
         f"and tokenize encoding afresh: {apart:.1f} s ({apart / once:.2f}x)"

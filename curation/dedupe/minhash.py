@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from datasketch import MinHash
 
 from curation.dedupe.common import FINDINGS_SCHEMA, RANK_ORDER, Removal, ranked_record, remove_listed
-from curation.parquet import read_conversations_parquet
+from curation.parquet import atomic_write_table, read_conversations_parquet
 from curation.stage import Stage
 from curation.text import words
 from schemas import Conversation, StageResult
@@ -154,7 +154,7 @@ def minhash_values(convs: Sequence[Conversation], *, config: MinHashConfig) -> t
     conversations at once, a permutation at a time over all the block's shingles, with one
     np.minimum.reduceat per permutation taking each conversation's minimum. In 32 bits because
     the CPUs this runs on (AVX2) multiply 8 uint32 lanes per instruction and have no 64-bit
-    vector multiply: ~10x datasketch's affine64 per core on the real sample (bench/dedupe.py).
+    vector multiply: ~4.8x datasketch's default per core on the real sample (bench/dedupe.py --vs-datasketch).
     """
     multipliers, offsets = _permutations(config.bands * config.rows, config.seed)
     values = np.full((len(convs), len(multipliers)), _EMPTY_VALUE, dtype=np.uint32)
@@ -393,7 +393,7 @@ def near_duplicate_removals(
 
 
 class _ShingleArrays(Mapping[Key, AbstractSet[int]]):
-    """Candidates' shingles held as sorted uint64 arrays (8 bytes a shingle, against ~70 in a set of
+    """Candidates' shingle hashes held as uint64 arrays (8 bytes a shingle, against ~70 in a set of
     Python ints), each made a set when verification reaches it: near_duplicate_removals reads each
     record once and holds the sets of a component's kept members only."""
 
@@ -427,7 +427,7 @@ _SPILLED_SHINGLES_SCHEMA = pa.schema(
 def _candidate_shingles(
     members: pl.DataFrame, part_files: Sequence[str], config: MinHashConfig
 ) -> Iterator[tuple[int, dict[Key, np.ndarray]]]:
-    """(bucket, {(part, row): sorted unique shingle hashes}) of the `members` rows (part, row, bucket),
+    """(bucket, {(part, row): shingle hashes, repeats kept}) of the `members` rows (part, row, bucket),
     reading each part file once, in part order, and only its candidate records."""
     for (index,), rows in members.sort("part", "row").group_by(["part"], maintain_order=True):
         wanted = rows["row"].to_list()
@@ -480,7 +480,9 @@ def find_near_duplicates(
                 },
                 schema=_SPILLED_SHINGLES_SCHEMA,
             )
-            pq.write_table(table, spill / f"bucket-{bucket:05d}-part-{keys[0][0]:05d}.parquet")
+            atomic_write_table(
+                spill / f"bucket-{bucket:05d}-part-{keys[0][0]:05d}.parquet", table, schema=_SPILLED_SHINGLES_SCHEMA
+            )
         removals = []
         bucket_pairs = pairs.join(members, left_on=["part_a", "row_a"], right_on=["part", "row"])
         for bucket in range(buckets):
