@@ -4,6 +4,7 @@
     .venv/bin/python -m bench.dedupe --sizes 10000,100000,1000000 --workers 2
     .venv/bin/python -m bench.dedupe --lsh-scales 10,30,300   # the global LSH step alone
     .venv/bin/python -m bench.dedupe --vs-datasketch 5        # signatures per core against datasketch
+    .venv/bin/python -m bench.dedupe --flow-verify 60000 --part-size 5000   # the run-wide step alone
 
 The conversations are the 3003 real ShareGPT conversations of ../shared/data, repeated: copy 0 of
 each is the original, every other copy gets a new id and 1-3 words replaced (a seeded RNG per
@@ -61,6 +62,7 @@ from curation.dedupe.minhash import (
     candidate_components,
     candidate_probability,
     conversation_shingles,
+    find_near_duplicates,
     format_detection_curve,
     jaccard,
     lsh_candidate_pairs,
@@ -68,6 +70,7 @@ from curation.dedupe.minhash import (
     minhash_values,
     near_duplicate_removals,
 )
+from curation.parquet import write_conversations
 from curation.text import words
 from schemas import Conversation, Provenance, Turn
 from schemas.config import MinHashConfig
@@ -369,6 +372,54 @@ def versus_datasketch(sample: str, repeats: int) -> None:
     print(f"MinHash signatures: chatsift {theirs / ours:.2f}x datasketch's default per core")
 
 
+def write_flow_parts(sample: str, size: int, part_size: int, out: Path) -> tuple[list[str], list[str]]:
+    """The corpus's first `size` records as a run leaves them before the run-wide step: per part, the
+    conversations and their signatures in Parquet under `out`. (signature files, part files)."""
+    signature_files, part_files = [], []
+    for part, start in enumerate(range(0, size, part_size)):
+        convs = [make_record(sample, i) for i in range(start, min(size, start + part_size))]
+        signature_files.append(str(out / f"signatures-{part:05d}.parquet"))
+        pq.write_table(minhash_signatures(convs, part=part, config=MinHashConfig()), signature_files[-1])
+        part_files.append(str(out / f"part-{part:05d}.parquet"))
+        write_conversations(Path(part_files[-1]), convs)
+    return signature_files, part_files
+
+
+def run_flow_verify_one(folder: str) -> dict[str, Any]:
+    """find_near_duplicates over the files of write_flow_parts, in this (fresh) process: its time,
+    removals and peak RSS (VmHWM) against the RSS after imports."""
+    files = sorted(Path(folder).glob("*.parquet"))
+    signature_files = [str(f) for f in files if f.name.startswith("signatures-")]
+    part_files = [str(f) for f in files if f.name.startswith("part-")]
+    baseline = proc_status_mib("VmRSS")
+    started = time.perf_counter()
+    found = find_near_duplicates(signature_files, part_files, config=MinHashConfig())
+    return {
+        "verify_s": time.perf_counter() - started,
+        "removed": len(found),
+        "baseline_rss_mib": baseline,
+        "peak_rss_mib": proc_status_mib("VmHWM"),
+    }
+
+
+def flow_verify(sample: str, size: int, part_size: int) -> None:
+    """The run-wide step as a run calls it (find_near_duplicates reading Parquet parts) on `size`
+    records, one core, in a fresh process; one line for the README."""
+    with tempfile.TemporaryDirectory(prefix="chatsift-bench-verify-") as tmp:
+        write_flow_parts(sample, size, part_size, Path(tmp))
+        command = [sys.executable, "-m", "bench.dedupe", "--flow-verify-one", tmp, "--sample", sample]
+        child = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+        if child.returncode != 0:
+            print(child.stderr, file=sys.stderr)
+            sys.exit("the verification run failed")
+    row = json.loads(child.stdout.strip().splitlines()[-1])
+    print(
+        f"README: find_near_duplicates over {size:,} records in parts of {part_size:,}, one core: "
+        f"{row['verify_s']:.1f} s, {row['removed']:,} removals, peak RSS {row['peak_rss_mib']:,.0f} MiB "
+        f"({row['peak_rss_mib'] - row['baseline_rss_mib']:,.0f} over the RSS after imports)"
+    )
+
+
 def comparison_table(config: MinHashConfig) -> str:
     """docs/minhash.md's table: P(candidate) at 0.7 / 0.8 / 0.9 for each choice, computed."""
     lines = ["| choice | bands x rows | permutations | P(0.7) | P(0.8) | P(0.9) |", "|---|---|---|---|---|---|"]
@@ -426,6 +477,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--vs-datasketch", type=int, metavar="REPEATS", help="signatures per core against datasketch's default"
     )
+    parser.add_argument(
+        "--flow-verify", type=int, metavar="SIZE", help="the run-wide step over Parquet parts: time and peak RSS"
+    )
+    parser.add_argument("--flow-verify-one", help=argparse.SUPPRESS)  # internal: verify one folder, print JSON
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size, print JSON
     parser.add_argument("--lsh-one", help=argparse.SUPPRESS)  # internal: LSH over one signature folder
     parser.add_argument("--bands-per-pass", type=int, help=argparse.SUPPRESS)
@@ -439,6 +494,12 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.lsh_one is not None:
         print(json.dumps(run_lsh_one(args.lsh_one, args.bands_per_pass)))
+        return
+    if args.flow_verify_one is not None:
+        print(json.dumps(run_flow_verify_one(args.flow_verify_one)))
+        return
+    if args.flow_verify:
+        flow_verify(str(args.sample), args.flow_verify, args.part_size)
         return
     if args.vs_datasketch:
         versus_datasketch(str(args.sample), args.vs_datasketch)
