@@ -226,9 +226,9 @@ def read_manifest(shards_dir: str | Path) -> ShardsManifest:
 
 # `chatsift shards export`: a shards folder rewritten in another trainer's format, with this manifest beside it.
 EXPORT_MANIFEST_NAME = "export_manifest.json"
-ExportFormat = Literal["axolotl", "messages"]
+ExportFormat = Literal["axolotl", "torchtune", "messages"]
 EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
-# Where a format's labels are not trained on (Hugging Face's and axolotl's convention).
+# Where a format's labels are not trained on (Hugging Face's, axolotl's and torchtune's convention).
 IGNORE_INDEX = -100
 
 

@@ -9,6 +9,13 @@ does not supervise (a user turn, a zero-weighted refusal) stays at -100.
   axolotl's flash-attention path reads to keep packed conversations apart) and `attention_mask` numbering
   the conversations of a row 1, 2, 3 ... (axolotl's multipack convention; 0 would be padding, never written).
 
+torchtune, pre-tokenized (read by chatsift's own builder, train.torchtune_dataset.chatsift_dataset, since
+torchtune's dataset builders all tokenize text and mask by role): `tokens` and `labels` in torchtune's
+convention (-100, its CROSS_ENTROPY_IGNORE_IDX, where not trained; unshifted: its recipes shift).
+- unpacked: one conversation a row; the builder hands them to torchtune's own PackedDataset when asked;
+- packed: chatsift's packed rows, plus `input_pos` restarting at every conversation and `seq_lens`, the
+  conversations' lengths, which torchtune's padded_collate_packed turns into a block-causal mask.
+
 An export first verifies the source shards (a wrong mask there is refused), writes into a staging folder,
 checks what it wrote against the source's figures and the chat template's answer spans, and only then
 renames the folder into place: a failed export leaves nothing that looks finished.
@@ -20,6 +27,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -60,34 +68,100 @@ AXOLOTL_UNPACKED_SCHEMA = _schema(_AXOLOTL_FIELDS, "axolotl_pretokenized")
 AXOLOTL_PACKED_SCHEMA = _schema(
     [*_AXOLOTL_FIELDS, pa.field("position_ids", pa.list_(pa.int32()), nullable=False)], "axolotl_pretokenized_packed"
 )
+_TORCHTUNE_FIELDS = [
+    pa.field("tokens", pa.list_(pa.int32()), nullable=False),
+    pa.field("labels", pa.list_(pa.int64()), nullable=False),
+]
+TORCHTUNE_UNPACKED_SCHEMA = _schema(_TORCHTUNE_FIELDS, "torchtune_pretokenized")
+TORCHTUNE_PACKED_SCHEMA = _schema(
+    [
+        *_TORCHTUNE_FIELDS,
+        pa.field("input_pos", pa.list_(pa.int32()), nullable=False),
+        pa.field("seq_lens", pa.list_(pa.int32()), nullable=False),
+    ],
+    "torchtune_pretokenized_packed",
+)
+
+
+class _TokenFormat(NamedTuple):
+    """Where a token format keeps what its check reads."""
+
+    ids: str  # the token ids' column
+    positions: str  # packed rows: each token's position within its conversation
+    schemas: dict[str, pa.Schema]  # by layout
+
+
+_TOKEN_FORMATS = {
+    "axolotl": _TokenFormat(
+        "input_ids", "position_ids", {"unpacked": AXOLOTL_UNPACKED_SCHEMA, "packed": AXOLOTL_PACKED_SCHEMA}
+    ),
+    "torchtune": _TokenFormat(
+        "tokens", "input_pos", {"unpacked": TORCHTUNE_UNPACKED_SCHEMA, "packed": TORCHTUNE_PACKED_SCHEMA}
+    ),
+}
+
+
+class _TokenRows(NamedTuple):
+    """One row group of shards as flat arrays: what every token format is made of."""
+
+    ids: np.ndarray
+    labels: np.ndarray  # the id where supervised, IGNORE_INDEX elsewhere
+    conversations: np.ndarray  # each conversation's length, in order along the flat arrays
+    rows: np.ndarray  # each packed row's length (each conversation's, for unpacked shards)
+    per_row: np.ndarray  # conversations in each row
+    positions: np.ndarray  # each token's position within its conversation
+
+
+def _token_rows(group: pa.Table, source_layout: str) -> _TokenRows:
+    ids, row_lengths = flat_and_lengths(group["input_ids"])
+    mask, _ = flat_and_lengths(group[LOSS_MASK_COLUMN])
+    labels = np.where(mask.astype(bool), ids.astype(np.int64), IGNORE_INDEX)
+    if source_layout == "packed":
+        conversations, per_row = flat_and_lengths(group["seq_lengths"])
+    else:
+        conversations, per_row = row_lengths, np.ones(len(row_lengths), np.int64)
+    starts = np.cumsum(conversations) - conversations
+    positions = (np.arange(len(ids)) - np.repeat(starts, conversations)).astype(np.int32)
+    return _TokenRows(ids.astype(np.int32), labels, conversations, row_lengths, per_row, positions)
 
 
 def axolotl_table(group: pa.Table, *, source_layout: str, layout: str) -> pa.Table:
     """One row group of shards in axolotl's pre-tokenized columns."""
-    ids, row_lengths = flat_and_lengths(group["input_ids"])
-    mask, _ = flat_and_lengths(group[LOSS_MASK_COLUMN])
-    labels = np.where(mask.astype(bool), ids.astype(np.int64), IGNORE_INDEX)
-    # conversation lengths, in order along the flat arrays
-    conversations = flat_and_lengths(group["seq_lengths"])[0] if source_layout == "packed" else row_lengths
+    t = _token_rows(group, source_layout)
     if layout == "unpacked":
         columns = {
-            "input_ids": list_array(ids.astype(np.int32), conversations),
-            "attention_mask": list_array(np.ones(len(ids), np.int32), conversations),
-            "labels": list_array(labels, conversations),
+            "input_ids": list_array(t.ids, t.conversations),
+            "attention_mask": list_array(np.ones(len(t.ids), np.int32), t.conversations),
+            "labels": list_array(t.labels, t.conversations),
         }
         return pa.table(columns, schema=AXOLOTL_UNPACKED_SCHEMA)
-    per_row = flat_and_lengths(group["seq_lengths"])[1]
-    # each conversation's number within its row (1, 2, ...), and its first token's flat offset
-    number = np.arange(len(conversations)) - np.repeat(np.cumsum(per_row) - per_row, per_row) + 1
-    starts = np.cumsum(conversations) - conversations
-    positions = (np.arange(len(ids)) - np.repeat(starts, conversations)).astype(np.int32)
+    # each conversation's number within its row (1, 2, ...)
+    number = np.arange(len(t.conversations)) - np.repeat(np.cumsum(t.per_row) - t.per_row, t.per_row) + 1
     columns = {
-        "input_ids": list_array(ids.astype(np.int32), row_lengths),
-        "attention_mask": list_array(np.repeat(number, conversations).astype(np.int32), row_lengths),
-        "labels": list_array(labels, row_lengths),
-        "position_ids": list_array(positions, row_lengths),
+        "input_ids": list_array(t.ids, t.rows),
+        "attention_mask": list_array(np.repeat(number, t.conversations).astype(np.int32), t.rows),
+        "labels": list_array(t.labels, t.rows),
+        "position_ids": list_array(t.positions, t.rows),
     }
     return pa.table(columns, schema=AXOLOTL_PACKED_SCHEMA)
+
+
+def torchtune_table(group: pa.Table, *, source_layout: str, layout: str) -> pa.Table:
+    """One row group of shards in the columns chatsift's torchtune builder reads (torchtune's own names)."""
+    t = _token_rows(group, source_layout)
+    if layout == "unpacked":
+        columns = {"tokens": list_array(t.ids, t.conversations), "labels": list_array(t.labels, t.conversations)}
+        return pa.table(columns, schema=TORCHTUNE_UNPACKED_SCHEMA)
+    columns = {
+        "tokens": list_array(t.ids, t.rows),
+        "labels": list_array(t.labels, t.rows),
+        "input_pos": list_array(t.positions, t.rows),
+        "seq_lens": list_array(t.conversations.astype(np.int32), t.per_row),
+    }
+    return pa.table(columns, schema=TORCHTUNE_PACKED_SCHEMA)
+
+
+_TABLE_MAKERS = {"axolotl": axolotl_table, "torchtune": torchtune_table}
 
 
 def _row_groups(path: Path) -> Iterator[pa.Table]:
@@ -135,7 +209,7 @@ def export_shards(
                 )
             ]
         else:
-            files = _write_axolotl(shards_dir, staging, source, layout)
+            files = _write_token_rows(shards_dir, staging, source, fmt, layout)
         manifest = _export_manifest(shards_dir, source, fmt=fmt, layout=layout, files=files)
         lost = _lost_on_the_way(manifest, source)
         if lost:
@@ -153,12 +227,14 @@ def export_shards(
     return manifest
 
 
-def _write_axolotl(shards_dir: Path, folder: Path, source: ShardsManifest, layout: str) -> list[ExportFile]:
-    schema = AXOLOTL_PACKED_SCHEMA if layout == "packed" else AXOLOTL_UNPACKED_SCHEMA
+def _write_token_rows(
+    shards_dir: Path, folder: Path, source: ShardsManifest, fmt: str, layout: str
+) -> list[ExportFile]:
+    schema, make_table = _TOKEN_FORMATS[fmt].schemas[layout], _TABLE_MAKERS[fmt]
     files: list[ExportFile] = []
     for index, info in enumerate(source.shards):
         tables = [
-            axolotl_table(g, source_layout=source.layout, layout=layout) for g in _row_groups(shards_dir / info.file)
+            make_table(g, source_layout=source.layout, layout=layout) for g in _row_groups(shards_dir / info.file)
         ]
         table = pa.concat_tables(tables) if tables else schema.empty_table()
         path = folder / f"data-{index:05d}.parquet"
@@ -215,9 +291,10 @@ def _export_manifest(
 
 
 def check_export(folder: Path) -> list[str]:
-    """Every problem in an export: files against the manifest; for axolotl, labels that are not the input
-    ids, supervised tokens outside an answer span of the chat template, masks of the wrong shape; for
-    messages, records that are not one conversation of roles, text and a training flag each."""
+    """Every problem in an export: files against the manifest; for the token formats, labels that are not the
+    token ids, supervised tokens outside an answer span of the chat template, masks and conversation lengths
+    that do not fit the rows; for messages, records that are not one conversation of roles, text and a
+    training flag each."""
     manifest = read_export_manifest(folder)
     problems: list[str] = []
     for info in manifest.files:
@@ -227,18 +304,19 @@ def check_export(folder: Path) -> list[str]:
         if manifest.format == "messages":
             problems.extend(_messages_problems(path, info))
             continue
+        columns = _TOKEN_FORMATS[manifest.format]
         table = pq.read_table(path)
-        ids, lengths = flat_and_lengths(table["input_ids"])
-        labels, label_lengths = flat_and_lengths(table["labels"])
-        attention, attention_lengths = flat_and_lengths(table["attention_mask"])
-        if not (np.array_equal(lengths, label_lengths) and np.array_equal(lengths, attention_lengths)):
-            problems.append(f"{info.file}: rows whose input_ids, labels and attention_mask differ in length")
+        ids, lengths = flat_and_lengths(table[columns.ids])
+        per_token = [name for name in table.column_names if name not in (columns.ids, "seq_lens")]
+        if any(not np.array_equal(lengths, flat_and_lengths(table[name])[1]) for name in per_token):
+            problems.append(f"{info.file}: rows whose {', '.join([columns.ids, *per_token])} differ in length")
             continue
+        labels, _ = flat_and_lengths(table["labels"])
         supervised = labels != IGNORE_INDEX
         wrong = np.flatnonzero(supervised & (labels != ids))
         if len(wrong):
             problems.append(f"{info.file}: {len(wrong)} labels are neither -100 nor the input id at their position")
-        if (attention <= 0).any():
+        if "attention_mask" in table.column_names and (flat_and_lengths(table["attention_mask"])[0] <= 0).any():
             problems.append(f"{info.file}: attention_mask holds 0 (padding) where every token is real")
         found = (table.num_rows, len(ids), int(supervised.sum()))
         if found != (info.rows, info.tokens, info.supervised_tokens):
@@ -247,9 +325,11 @@ def check_export(folder: Path) -> list[str]:
                 f"{(info.rows, info.tokens, info.supervised_tokens)}"
             )
         row_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        if "position_ids" in table.column_names:
-            positions, _ = flat_and_lengths(table["position_ids"])
+        if columns.positions in table.column_names:
+            positions, _ = flat_and_lengths(table[columns.positions])
             conversation_ends = np.append(np.flatnonzero(positions == 0)[1:], len(ids))
+            if "seq_lens" in table.column_names:
+                problems.extend(_seq_lens_problems(info.file, table["seq_lens"], lengths, conversation_ends))
         else:
             conversation_ends = np.cumsum(lengths)
         if manifest.chat_template is not None and len(ids):
@@ -265,6 +345,21 @@ def check_export(folder: Path) -> list[str]:
                 first_row=0,
                 problems=problems,
             )
+    return problems
+
+
+def _seq_lens_problems(
+    file: str, seq_lens: pa.ChunkedArray, row_lengths: np.ndarray, conversation_ends: np.ndarray
+) -> list[str]:
+    """torchtune's block-causal mask is built from seq_lens: they must fill each row and agree with the
+    positions, or conversations would attend to each other."""
+    lengths, per_row = flat_and_lengths(seq_lens)
+    row_of = np.repeat(np.arange(len(per_row)), per_row)
+    problems = []
+    if not np.array_equal(np.bincount(row_of, weights=lengths, minlength=len(row_lengths)), row_lengths):
+        problems.append(f"{file}: seq_lens that do not add up to their rows' lengths")
+    elif not np.array_equal(np.cumsum(lengths), conversation_ends):
+        problems.append(f"{file}: seq_lens that disagree with input_pos on where conversations start")
     return problems
 
 

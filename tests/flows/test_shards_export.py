@@ -52,7 +52,7 @@ def shards(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> Pa
     data.write_text("\n".join(json.dumps(r) for r in records) + "\n")
     # [shards] exports: the run writes the axolotl export itself, beside its shards
     config = folder / "config.json"
-    config.write_text(json.dumps({"shards": {"exports": ["axolotl", "messages"]}}))
+    config.write_text(json.dumps({"shards": {"exports": ["axolotl", "torchtune", "messages"]}}))
     argv = ["curate", str(data), "--out", str(folder / "runs"), "--run-id", "r", "--config", str(config)]
     assert main(argv) == 0
     return folder / "runs" / "r" / "shards"
@@ -120,14 +120,20 @@ def test_packed_axolotl_keeps_the_rows_and_restarts_positions_per_conversation(s
         assert numbers == [k + 1 for k, n in enumerate(lengths) for _ in range(n)]
 
 
-def test_a_zero_weighted_refusal_stays_unsupervised(shards: Path, tmp_path: Path) -> None:
+# the token formats, each with the column of its token ids
+TOKEN_FORMATS = [("axolotl", "input_ids"), ("torchtune", "tokens")]
+
+
+@pytest.mark.parametrize(("fmt", "ids_column"), TOKEN_FORMATS)
+def test_a_zero_weighted_refusal_stays_unsupervised(shards: Path, tmp_path: Path, fmt: str, ids_column: str) -> None:
     tokenizer = tokenizer_for(read_manifest(shards).tokenizer.name)
     for layout in ("unpacked", "packed"):
-        rows = _read_back(export_shards(shards, tmp_path / layout, fmt="axolotl", layout=layout) and tmp_path / layout)
-        whole = [tokenizer.decode(ids) for ids in rows["input_ids"]]
+        export_shards(shards, tmp_path / layout, fmt=fmt, layout=layout)
+        rows = _read_back(tmp_path / layout)
+        whole = [tokenizer.decode(ids) for ids in rows[ids_column]]
         trained = [
             tokenizer.decode([t for t, label in zip(ids, labels, strict=True) if label != IGNORE_INDEX])
-            for ids, labels in zip(rows["input_ids"], rows["labels"], strict=True)
+            for ids, labels in zip(rows[ids_column], rows["labels"], strict=True)
         ]
         assert any("As an AI language model" in text for text in whole), layout
         assert not any("AI language model" in text for text in trained), layout
@@ -151,28 +157,34 @@ def test_a_wrong_mask_in_the_shards_is_refused_and_nothing_is_left(shards: Path,
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
 
 
-def _rewrite_labels(folder: Path, change: object) -> None:
-    """Change the first data file's labels, then its sha256 in the manifest, as a faulty exporter would."""
+def _rewrite_column(folder: Path, column: str, change: object, ids_column: str = "input_ids") -> None:
+    """Change a column of the first data file, row by row from (ids, value), then the file's sha256 in the
+    manifest, as a faulty exporter would."""
     path = folder / "data-00000.parquet"
     table = pq.read_table(path)
-    rows = zip(table["input_ids"].to_pylist(), table["labels"].to_pylist(), strict=True)
-    labels = [change(ids, row) for ids, row in rows]  # type: ignore[operator]
-    index = table.schema.get_field_index("labels")
-    pq.write_table(table.set_column(index, table.schema.field("labels"), pa.array(labels, pa.list_(pa.int64()))), path)
+    rows = zip(table[ids_column].to_pylist(), table[column].to_pylist(), strict=True)
+    values = [change(ids, row) for ids, row in rows]  # type: ignore[operator]
+    field = table.schema.field(column)
+    pq.write_table(table.set_column(table.schema.get_field_index(column), field, pa.array(values, field.type)), path)
     manifest = json.loads((folder / EXPORT_MANIFEST_NAME).read_text())
     manifest["files"][0]["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     (folder / EXPORT_MANIFEST_NAME).write_text(json.dumps(manifest))
 
 
-def test_the_exports_own_check_finds_shifted_labels_and_a_trained_prompt(shards: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("fmt", "ids_column"), TOKEN_FORMATS)
+def test_the_exports_own_check_finds_shifted_labels_and_a_trained_prompt(
+    shards: Path, tmp_path: Path, fmt: str, ids_column: str
+) -> None:
     for name in ("shifted", "prompt"):
-        export_shards(shards, tmp_path / name, fmt="axolotl")
+        export_shards(shards, tmp_path / name, fmt=fmt)
     # off by one: each label is the next token (a shift the model already makes)
-    _rewrite_labels(
+    _rewrite_column(
         tmp_path / "shifted",
+        "labels",
         lambda ids, labels: [
             ids[i + 1] if label != IGNORE_INDEX and i + 1 < len(ids) else label for i, label in enumerate(labels)
         ],
+        ids_column,
     )
     assert any("neither -100 nor the input id" in p for p in check_export(tmp_path / "shifted"))
 
@@ -181,7 +193,7 @@ def test_the_exports_own_check_finds_shifted_labels_and_a_trained_prompt(shards:
         first = next(i for i, label in enumerate(labels) if label != IGNORE_INDEX)
         return [*ids[:first], *labels[first:]]
 
-    _rewrite_labels(tmp_path / "prompt", prompt_too)
+    _rewrite_column(tmp_path / "prompt", "labels", prompt_too, ids_column)
     problems = check_export(tmp_path / "prompt")
     assert any("follow no answer header" in p for p in problems) and any("supervised tokens" in p for p in problems)
 
@@ -276,3 +288,119 @@ def test_the_cli_exports_messages_and_asks_for_the_conversations_it_cannot_find(
         (lonely / f.name).write_bytes(f.read_bytes())
     assert main(["shards", "export", str(lonely), "--format", "messages", "--out", str(tmp_path / "x")]) == 2
     assert "--conversations" in capsys.readouterr().err
+
+
+# --- torchtune ----------------------------------------------------------------------------------------------
+
+
+def _torchtune_batches(dataset: object, packed: bool, pad_id: int) -> list[dict]:
+    """The batches a torchtune recipe makes of a dataset: its DataLoader with the collate the recipe picks."""
+    from functools import partial
+
+    from torch.utils.data import DataLoader
+    from torchtune.data import padded_collate_packed, padded_collate_sft
+
+    collate = padded_collate_packed if packed else partial(padded_collate_sft, padding_idx=pad_id)
+    return list(DataLoader(dataset, batch_size=4, collate_fn=collate))  # type: ignore[arg-type]
+
+
+def _tiny_llama_loss(batch: dict, vocab_size: int) -> float:
+    """A torchtune decoder's loss on a batch, masked as the batch says: the batch feeds a torchtune model."""
+    import torch
+    from torchtune.models.llama2 import llama2
+
+    torch.manual_seed(0)
+    length = batch["tokens"].shape[1]
+    model = llama2(vocab_size=vocab_size, num_layers=1, num_heads=2, num_kv_heads=2, embed_dim=16, max_seq_len=length)
+    with torch.no_grad():
+        logits = model(batch["tokens"], mask=batch.get("mask"), input_pos=batch.get("input_pos"))
+    # the recipes' shift: each position predicts the next token's label
+    labels = torch.cat([batch["labels"][:, 1:], torch.full_like(batch["labels"][:, :1], IGNORE_INDEX)], dim=1)
+    return float(torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX))
+
+
+@pytest.mark.parametrize(("layout", "packed"), [("unpacked", False), ("unpacked", True), ("packed", True)])
+def test_torchtune_reads_the_export_with_every_supervised_token(
+    shards: Path, tmp_path: Path, layout: str, packed: bool
+) -> None:
+    """Each way a recipe reads the export: a conversation a sample (padded_collate_sft), torchtune's own
+    PackedDataset over the unpacked rows, and chatsift's packed rows; then a torchtune model's loss."""
+    import torch
+
+    from train.torchtune_dataset import chatsift_dataset
+
+    source = read_manifest(shards)
+    exported = export_shards(shards, tmp_path / "tt", fmt="torchtune", layout=layout)
+    assert check_export(tmp_path / "tt") == []
+    dataset = chatsift_dataset(None, data_dir=str(tmp_path / "tt"), packed=packed, max_seq_len=source.max_seq_len)
+    batches = _torchtune_batches(dataset, packed, pad_id=0)
+    supervised = sum(int((b["labels"] != IGNORE_INDEX).sum()) for b in batches)
+    assert supervised == exported.supervised_tokens == source.total_loss_tokens > 0
+    if packed:
+        assert all(b["tokens"].shape[1] == source.max_seq_len for b in batches)
+        # no token attends across conversations: each row's mask is block-diagonal within its packed row
+        row = dataset[0]  # type: ignore[index]
+        lengths = row["seq_lens"].tolist()
+        assert row["input_pos"].tolist()[: lengths[0]] == list(range(lengths[0]))
+        mask = batches[0]["mask"][0]
+        assert not bool(mask[lengths[0], : lengths[0]].any())
+    else:
+        assert len(dataset) == source.total_conversations  # type: ignore[arg-type]
+    loss = _tiny_llama_loss(batches[0], source.tokenizer.vocab_size)
+    assert torch.isfinite(torch.tensor(loss)) and loss > 0
+
+
+def _readme_torchtune_config() -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("### With torchtune") :]
+    return section[section.index("```yaml") + len("```yaml") : section.index("```\n", section.index("```yaml"))]
+
+
+def test_the_readme_torchtune_config_loads_the_run_export(shards: Path) -> None:
+    """The README's config, instantiated as a recipe does (tokenizer, then the dataset given it), on the
+    export the run wrote, with the Mistral tokenizer the shards were made with."""
+    from importlib.resources import files
+
+    from omegaconf import OmegaConf
+    from torchtune import config as torchtune_config
+
+    source = read_manifest(shards)
+    text = _readme_torchtune_config()
+    tokenizer_model = str(files("mistral_common") / "data" / "tokenizer.model.v1")
+    text = text.replace("/path/to/Mistral-7B-v0.1/tokenizer.model", tokenizer_model)
+    text = text.replace("runs/<run-id>/exports/torchtune", str(shards.parent / "exports" / "torchtune"))
+    cfg = OmegaConf.create(text)
+    cfg.tokenizer.max_seq_len = source.max_seq_len
+    tokenizer = torchtune_config.instantiate(cfg.tokenizer)
+    dataset = torchtune_config.instantiate(cfg.dataset, tokenizer)
+    batches = _torchtune_batches(dataset, cfg.dataset.get("packed", False), pad_id=tokenizer.pad_id)
+    assert sum(int((b["labels"] != IGNORE_INDEX).sum()) for b in batches) == source.total_loss_tokens
+
+
+def test_seq_lens_that_join_two_conversations_are_caught(shards: Path, tmp_path: Path) -> None:
+    export_shards(shards, tmp_path / "tt", fmt="torchtune", layout="packed")
+
+    def joined(ids: list[int], lengths: list[int]) -> list[int]:
+        return [lengths[0] + lengths[1], *lengths[2:]] if len(lengths) > 1 else lengths
+
+    _rewrite_column(tmp_path / "tt", "seq_lens", joined, "tokens")
+    assert any("seq_lens that disagree with input_pos" in p for p in check_export(tmp_path / "tt"))
+
+
+def test_the_torchtune_builder_refuses_what_would_train_wrongly(shards: Path, tmp_path: Path) -> None:
+    from importlib.resources import files
+
+    from torchtune.models.mistral import mistral_tokenizer
+
+    from train.torchtune_dataset import chatsift_dataset
+
+    export_shards(shards, tmp_path / "tt", fmt="torchtune", layout="packed")
+    with pytest.raises(ValueError, match="set `packed: True`"):
+        chatsift_dataset(None, data_dir=str(tmp_path / "tt"))
+    with pytest.raises(ValueError, match="holds a axolotl export"):
+        chatsift_dataset(None, data_dir=str(shards.parent / "exports" / "axolotl"))
+
+    # a recipe configured with another model's tokenizer (Mistral v0.3's, 32,768 tokens, against v0.1's 32,000)
+    other = mistral_tokenizer(str(files("mistral_common") / "data" / "mistral_instruct_tokenizer_240323.model.v3"))
+    with pytest.raises(ValueError, match="configure the model's own tokenizer"):
+        chatsift_dataset(other, data_dir=str(tmp_path / "tt"), packed=True)
