@@ -26,7 +26,7 @@ from schemas.config import CurationConfig
 from schemas.errors import InputError
 from schemas.files import atomic_write_text
 from schemas.run_layout import RunPaths, conversation_parts, new_run_id, part_name
-from schemas.shards import EXPORT_MANIFEST_NAME, MANIFEST_NAME, ExportManifest
+from schemas.shards import EXPORT_MANIFEST_NAME, MANIFEST_NAME, UNPACKED_ONLY_EXPORTS, ExportManifest
 
 
 def _tokenize(part: str, paths: RunPaths, config: CurationConfig, encoder: ConversationEncoder) -> PartResult:
@@ -128,7 +128,7 @@ def write_configured_exports(
     for fmt in config.shards.exports:
         folder = paths.export_dir(fmt)
         shutil.rmtree(folder, ignore_errors=True)  # an earlier attempt of this run
-        layout = "unpacked" if fmt == "messages" else config.shards.export_layout  # messages: a conversation a line
+        layout = "unpacked" if fmt in UNPACKED_ONLY_EXPORTS else config.shards.export_layout
         source = str(conversations or paths.conversations_dir)
         exported = run_step(export_shards_task, str(paths.shards_dir), str(folder), fmt, layout, source)
         run_logger().info(

@@ -226,8 +226,10 @@ def read_manifest(shards_dir: str | Path) -> ShardsManifest:
 
 # `chatsift shards export`: a shards folder rewritten in another trainer's format, with this manifest beside it.
 EXPORT_MANIFEST_NAME = "export_manifest.json"
-ExportFormat = Literal["axolotl", "torchtune", "messages"]
+ExportFormat = Literal["axolotl", "torchtune", "messages", "mds"]
 EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
+# Formats of one conversation a row or sample, whatever the shards' layout: their trainers pack themselves.
+UNPACKED_ONLY_EXPORTS = ("messages", "mds")
 # Where a format's labels are not trained on (Hugging Face's, axolotl's and torchtune's convention).
 IGNORE_INDEX = -100
 
@@ -240,6 +242,18 @@ class ExportFile(BaseModel):
     rows: int
     tokens: int
     supervised_tokens: int
+
+
+class ExportNote(BaseModel):
+    """What an export could not carry as the shards hold it, for one conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    conversation_id: str
+    # "untrained_tail_dropped": untrained tokens after the last trained one, left out;
+    # "trainer_appends_eos": the trainer's loader appends an EOS after the last answer and trains it
+    reason: Literal["untrained_tail_dropped", "trainer_appends_eos"]
+    tokens: int
 
 
 class ExportManifest(BaseModel):
@@ -262,6 +276,8 @@ class ExportManifest(BaseModel):
     supervised_tokens: int = 0
     # conversations the shards hold cut to max_seq_len (PackingInfo.truncated)
     truncated_conversations: int = 0
+    # the ledger of what the format could not carry as is, a conversation an entry
+    notes: list[ExportNote] = Field(default_factory=list)
 
 
 def read_export_manifest(folder: str | Path) -> ExportManifest:

@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation.parquet import atomic_write_table
+from curation.shards.export_mds import mds_problems, write_mds
 from curation.shards.export_messages import read_messages, write_messages
 from curation.shards.verify import check_supervised_spans, flat_and_lengths, verify_shards
 from curation.shards.write import list_array
@@ -46,8 +47,10 @@ from schemas.shards import (
     IGNORE_INDEX,
     LOSS_MASK_COLUMN,
     MANIFEST_NAME,
+    UNPACKED_ONLY_EXPORTS,
     ExportFile,
     ExportManifest,
+    ExportNote,
     ShardsManifest,
     read_export_manifest,
     read_manifest,
@@ -194,15 +197,18 @@ def export_shards(
     source = read_manifest(shards_dir)
     if layout == "packed" and source.layout != "packed":
         raise ConfigError(f"{shards_dir} holds unpacked shards: export them unpacked, or build packed shards")
-    if fmt == "messages" and (layout != "unpacked" or file_format not in ("jsonl", "parquet")):
-        raise ConfigError(
-            "the messages export is one conversation a line: layout unpacked, file format jsonl or parquet"
-        )
+    if fmt in UNPACKED_ONLY_EXPORTS and layout != "unpacked":
+        raise ConfigError(f"the {fmt} export is one conversation a record (its trainers pack): layout unpacked")
+    if fmt == "messages" and file_format not in ("jsonl", "parquet"):
+        raise ConfigError("the messages export is written as jsonl or parquet")
     staging = out_dir.with_name(f".{out_dir.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        if fmt == "messages":
+        notes: list[ExportNote] = []
+        if fmt == "mds":
+            files, notes = write_mds(shards_dir, staging, source)
+        elif fmt == "messages":
             files = [
                 write_messages(
                     shards_dir, staging, source, conversations_dir=conversations_dir, file_format=file_format
@@ -210,7 +216,7 @@ def export_shards(
             ]
         else:
             files = _write_token_rows(shards_dir, staging, source, fmt, layout)
-        manifest = _export_manifest(shards_dir, source, fmt=fmt, layout=layout, files=files)
+        manifest = _export_manifest(shards_dir, source, fmt=fmt, layout=layout, files=files, notes=notes)
         lost = _lost_on_the_way(manifest, source)
         if lost:
             raise InputError(f"the {fmt} export does not hold what the shards do: " + "; ".join(lost))
@@ -254,10 +260,12 @@ def _write_token_rows(
 
 def _lost_on_the_way(manifest: ExportManifest, source: ShardsManifest) -> list[str]:
     """What the source says must survive an export unchanged and did not: every conversation and every
-    supervised token, and every token where the export is tokens (a messages export is text)."""
+    supervised token, and every token where the export is tokens (a messages export is text) but those
+    its notes say were left out."""
+    left_out = sum(n.tokens for n in manifest.notes if n.reason == "untrained_tail_dropped")
     expected = {
         "conversations": source.total_conversations,
-        "tokens": source.total_tokens if manifest.format != "messages" else 0,
+        "tokens": source.total_tokens - left_out if manifest.format != "messages" else 0,
         "supervised tokens": source.total_loss_tokens,
     }
     found = {
@@ -269,7 +277,13 @@ def _lost_on_the_way(manifest: ExportManifest, source: ShardsManifest) -> list[s
 
 
 def _export_manifest(
-    shards_dir: Path, source: ShardsManifest, *, fmt: str, layout: str, files: list[ExportFile]
+    shards_dir: Path,
+    source: ShardsManifest,
+    *,
+    fmt: str,
+    layout: str,
+    files: list[ExportFile],
+    notes: list[ExportNote],
 ) -> ExportManifest:
     """The manifest of an export of `files` made from the shards in `shards_dir`."""
     return ExportManifest(
@@ -287,6 +301,7 @@ def _export_manifest(
         tokens=sum(f.tokens for f in files),
         supervised_tokens=sum(f.supervised_tokens for f in files),
         truncated_conversations=source.packing.truncated if source.packing else 0,
+        notes=notes,
     )
 
 
@@ -303,6 +318,24 @@ def check_export(folder: Path) -> list[str]:
             problems.append(f"{info.file}: sha256 differs from {EXPORT_MANIFEST_NAME}")
         if manifest.format == "messages":
             problems.extend(_messages_problems(path, info))
+            continue
+        if manifest.format == "mds":
+            file_problems, samples = mds_problems(folder, info)
+            problems.extend(file_problems)
+            if samples and manifest.chat_template is not None:
+                ids = np.concatenate([i for i, _ in samples])
+                ends = np.cumsum([len(i) for i, _ in samples])
+                check_supervised_spans(
+                    ids,
+                    np.concatenate([labels != IGNORE_INDEX for _, labels in samples]).astype(np.uint8),
+                    ends,
+                    manifest.chat_template,
+                    truncated=manifest.truncated_conversations > 0,
+                    row_starts=np.concatenate([[0], ends[:-1]]),
+                    where=info.file,
+                    first_row=0,
+                    problems=problems,
+                )
             continue
         columns = _TOKEN_FORMATS[manifest.format]
         table = pq.read_table(path)

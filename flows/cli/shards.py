@@ -23,8 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_progress_argument(build)
     export = sub.add_parser(
         "export",
-        help="write verified shards in another trainer's format (axolotl's pre-tokenized columns, or the "
-        "conversations as messages with a training flag per turn)",
+        help="write verified shards in another trainer's format (axolotl's or torchtune's pre-tokenized columns, "
+        "MosaicML MDS for LLM Foundry, or the conversations as messages with a training flag per turn)",
     )
     export.add_argument("dir", type=Path, help="a shards folder (a run's shards/, holding manifest.json)")
     export.add_argument("--format", dest="export_format", choices=EXPORT_FORMATS, required=True, help="the format")

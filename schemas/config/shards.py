@@ -83,7 +83,8 @@ class ShardsConfig(ConfigSection):
     """Formats the shards are also written in once built, each in `<run>/exports/<format>/` with its own
     export_manifest.json, as `chatsift shards export` writes them: "axolotl" (axolotl's pre-tokenized
     input_ids, attention_mask and labels with -100), "torchtune" (tokens and labels with -100, read by
-    train.torchtune_dataset.chatsift_dataset), "messages" (the conversations as JSON lines of messages
+    train.torchtune_dataset.chatsift_dataset), "mds" (MosaicML MDS of LLM Foundry's tokenized chat turns; a
+    conversation a sample), "messages" (the conversations as JSON lines of messages
     with a per-turn training flag, for chat-template loaders). Empty: none (docs/defaults.md#shards).
     """
     export_layout: Literal["packed", "unpacked"] = "unpacked"

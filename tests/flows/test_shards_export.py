@@ -20,7 +20,7 @@ from curation.shards.tokenization import tokenize_conversations
 from flows.cli import main
 from flows.resources import tokenizer_for
 from schemas import RunReport
-from schemas.errors import InputError
+from schemas.errors import ConfigError, InputError
 from schemas.shards import EXPORT_MANIFEST_NAME, IGNORE_INDEX, LOSS_MASK_COLUMN, read_export_manifest, read_manifest
 from tests.helpers.conversations import conversation
 
@@ -45,6 +45,15 @@ def shards(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> Pa
             _record(i, [(f"Question {i}: name a number above {i * 10}. ", f"{i * 10 + 1} is one; " * 6 + "\n")])
             for i in range(1, 12)
         ),
+        # two trained answers around a refusal in the middle: it stays as context of the next round
+        _record(
+            12,
+            [
+                ("Name a primary colour.", "Red is a primary colour, as painters have long taught."),
+                ("How much ibuprofen should I take?", REFUSAL),
+                ("Then name another primary colour.", "Blue is another primary colour, with red and yellow."),
+            ],
+        ),
         # a repeated id with other content: the shards hold it as "conv1~2"
         _record(1, [("What is 2 + 2? Answer in a sentence.", "Two and two make four, as counting on fingers shows.")]),
     ]
@@ -52,7 +61,7 @@ def shards(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> Pa
     data.write_text("\n".join(json.dumps(r) for r in records) + "\n")
     # [shards] exports: the run writes the axolotl export itself, beside its shards
     config = folder / "config.json"
-    config.write_text(json.dumps({"shards": {"exports": ["axolotl", "torchtune", "messages"]}}))
+    config.write_text(json.dumps({"shards": {"exports": ["axolotl", "torchtune", "mds", "messages"]}}))
     argv = ["curate", str(data), "--out", str(folder / "runs"), "--run-id", "r", "--config", str(config)]
     assert main(argv) == 0
     return folder / "runs" / "r" / "shards"
@@ -198,6 +207,29 @@ def test_the_exports_own_check_finds_shifted_labels_and_a_trained_prompt(
     assert any("follow no answer header" in p for p in problems) and any("supervised tokens" in p for p in problems)
 
 
+def _readme_axolotl_dataset(heading: str, run: Path) -> dict:
+    """The one dataset entry of the README's axolotl config under `heading`, pointed at `run`."""
+    import yaml
+
+    config = yaml.safe_load(_readme_yaml(heading).replace("runs/<run-id>", str(run)))
+    (dataset,) = config["datasets"]
+    return dataset
+
+
+def test_the_readme_axolotl_config_loads_the_export_as_axolotl_does(shards: Path, tmp_path: Path) -> None:
+    """The README's pre-tokenized config, on an export at its paths: `datasets` loads `ds_type` from
+    `data_files` (axolotl's loader for a dataset without `type:`) into exactly axolotl's columns."""
+    from datasets import load_dataset
+
+    source = read_manifest(shards)
+    export_shards(shards, tmp_path / "axolotl", fmt="axolotl")
+    dataset = _readme_axolotl_dataset("### With axolotl", tmp_path)
+    assert "type" not in dataset
+    rows = load_dataset(dataset["ds_type"], data_files=dataset["data_files"], split="train").to_dict()
+    assert set(rows) == {"input_ids", "attention_mask", "labels"}
+    assert sum(sum(label != IGNORE_INDEX for label in row) for row in rows["labels"]) == source.total_loss_tokens
+
+
 def test_the_cli_exports_and_refuses_a_folder_that_holds_files(
     shards: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -248,6 +280,30 @@ def test_messages_read_back_with_the_shards_supervised_tokens(shards: Path, tmp_
         _supervised_tokens_of(records, source.tokenizer.name) == exported.supervised_tokens == source.total_loss_tokens
     )
     assert check_export(tmp_path / "m") == []
+
+
+def test_the_readme_messages_config_trains_what_the_shards_do(shards: Path, tmp_path: Path) -> None:
+    """The README's chat_template config, on a messages export at its path: its field names read the
+    messages, roles, contents and training flags, and the flags train the shards' supervised tokens."""
+    from datasets import load_dataset
+
+    source = read_manifest(shards)
+    export_shards(shards, tmp_path / "messages", fmt="messages")
+    dataset = _readme_axolotl_dataset("### As text for chat-template loaders", tmp_path)
+    assert dataset["type"] == "chat_template"
+    loaded = load_dataset(dataset["ds_type"], data_files=dataset["path"], split="train").to_list()
+    names, flag = dataset["message_property_mappings"], dataset["message_field_training"]
+    records = [
+        {
+            "id": r["id"],
+            "messages": [
+                {"role": m[names["role"]], "content": m[names["content"]], "training": m[flag]}
+                for m in r[dataset["field_messages"]]
+            ],
+        }
+        for r in loaded
+    ]
+    assert _supervised_tokens_of(records, source.tokenizer.name) == source.total_loss_tokens
 
 
 def test_a_run_writes_the_messages_export_from_its_conversations(shards: Path) -> None:
@@ -350,10 +406,12 @@ def test_torchtune_reads_the_export_with_every_supervised_token(
     assert torch.isfinite(torch.tensor(loss)) and loss > 0
 
 
-def _readme_torchtune_config() -> str:
+def _readme_yaml(heading: str) -> str:
+    """The YAML block of the README's section that starts with `heading`: the config users copy."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("### With torchtune") :]
-    return section[section.index("```yaml") + len("```yaml") : section.index("```\n", section.index("```yaml"))]
+    section = readme[readme.index(heading) :]
+    start = section.index("```yaml") + len("```yaml")
+    return section[start : section.index("```\n", start)]
 
 
 def test_the_readme_torchtune_config_loads_the_run_export(shards: Path) -> None:
@@ -365,7 +423,7 @@ def test_the_readme_torchtune_config_loads_the_run_export(shards: Path) -> None:
     from torchtune import config as torchtune_config
 
     source = read_manifest(shards)
-    text = _readme_torchtune_config()
+    text = _readme_yaml("### With torchtune")
     tokenizer_model = str(files("mistral_common") / "data" / "tokenizer.model.v1")
     text = text.replace("/path/to/Mistral-7B-v0.1/tokenizer.model", tokenizer_model)
     text = text.replace("runs/<run-id>/exports/torchtune", str(shards.parent / "exports" / "torchtune"))
@@ -404,3 +462,140 @@ def test_the_torchtune_builder_refuses_what_would_train_wrongly(shards: Path, tm
     other = mistral_tokenizer(str(files("mistral_common") / "data" / "mistral_instruct_tokenizer_240323.model.v3"))
     with pytest.raises(ValueError, match="configure the model's own tokenizer"):
         chatsift_dataset(other, data_dir=str(tmp_path / "tt"), packed=True)
+
+
+# --- MDS (LLM Foundry) ------------------------------------------------------------------------------------------
+
+
+def _read_mds(folder: Path) -> list[dict]:
+    """Every sample of an MDS dataset, read as streaming's format documents it: index.json lists the shards
+    and their columns; a shard is its sample count, the samples' offsets, its config, then the samples, each
+    the sizes of its variable-size columns followed by the columns' bytes."""
+    index = json.loads((folder / "index.json").read_text())
+    assert index["version"] == 2
+    samples = []
+    for shard in index["shards"]:
+        assert (shard["format"], shard["compression"], shard["zip_data"]) == ("mds", None, None)
+        data = (folder / shard["raw_data"]["basename"]).read_bytes()
+        assert len(data) == shard["raw_data"]["bytes"]
+        count = int(np.frombuffer(data, np.uint32, 1)[0])
+        assert count == shard["samples"]
+        offsets = np.frombuffer(data, np.uint32, count + 1, offset=4)
+        config = json.loads(data[4 * (count + 2) : offsets[0]])
+        assert {k: config[k] for k in ("column_names", "column_encodings")} == {
+            k: shard[k] for k in ("column_names", "column_encodings")
+        }
+        for begin, end in zip(offsets[:-1], offsets[1:], strict=True):
+            variable = [size is None for size in shard["column_sizes"]]
+            head = np.frombuffer(data, np.uint32, sum(variable), offset=int(begin))
+            sizes = iter(head.tolist())
+            sample, at = {}, int(begin) + 4 * len(head)
+            columns = zip(shard["column_names"], shard["column_encodings"], shard["column_sizes"], strict=True)
+            for name, encoding, size in columns:
+                size = size if size is not None else next(sizes)
+                assert encoding == "json"
+                sample[name] = json.loads(data[at : at + size])
+                at += size
+            assert at == end
+            samples.append(sample)
+    return samples
+
+
+def _readme_foundry_dataset() -> dict:
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.to_container(OmegaConf.create(_readme_yaml("### With LLM Foundry")))
+    assert isinstance(config, dict)
+    return dict(config["train_loader"]["dataset"])
+
+
+def _foundry_layout(turns: list[dict], dataset: dict, eos_id: int) -> tuple[list[int], list[int]]:
+    """A sample's tokens and labels as LLM Foundry's decoder-only collator lays them out under the config's
+    target policies ("none"/"all" prompts, "all"/"last" responses; an EOS appended to a last answer that
+    lacks one)."""
+    ids: list[int] = []
+    labels: list[int] = []
+    for k, turn in enumerate(turns):
+        last = k == len(turns) - 1
+        context, target = turn["input_ids"], turn["labels"]
+        if last and target[-1] != eos_id:
+            target = [*target, eos_id]
+        ids += context + target
+        labels += context if dataset["target_prompts"] == "all" else [IGNORE_INDEX] * len(context)
+        trained = dataset["target_responses"] == "all" or (dataset["target_responses"] == "last" and last)
+        labels += target if trained else [IGNORE_INDEX] * len(target)
+    return ids, labels
+
+
+def test_llm_foundry_reads_the_mds_export_with_every_supervised_token(shards: Path) -> None:
+    """The run's MDS export, read by the documented layout and laid out as the README's config tells LLM
+    Foundry: exactly the shards' supervised tokens (and each EOS its notes say the trainer appends)."""
+    source = read_manifest(shards)
+    folder = shards.parent / "exports" / "mds"
+    manifest = read_export_manifest(folder)
+    assert check_export(folder) == []
+    samples = _read_mds(folder)
+    assert len(samples) == manifest.conversations == source.total_conversations
+    dataset = _readme_foundry_dataset()
+    assert dataset["local"] == "runs/<run-id>/exports/mds" and dataset["decoder_only_format"] is True
+    eos = source.tokenizer.eos_id
+    assert eos is not None
+    laid_out = [_foundry_layout(s["turns"], dataset, eos) for s in samples]
+    appended = sum(n.tokens for n in manifest.notes if n.reason == "trainer_appends_eos")
+    supervised = sum(sum(label != IGNORE_INDEX for label in labels) for _, labels in laid_out)
+    assert supervised == source.total_loss_tokens + appended == manifest.supervised_tokens + appended
+    # with LLM Foundry's default (the last answer only), the earlier answers would go untrained
+    last_only = [_foundry_layout(s["turns"], {**dataset, "target_responses": "last"}, eos)[1] for s in samples]
+    assert sum(sum(label != IGNORE_INDEX for label in labels) for labels in last_only) < supervised
+
+
+def test_the_mds_export_keeps_a_refusal_untrained_and_notes_what_it_leaves_out(shards: Path) -> None:
+    source = read_manifest(shards)
+    tokenizer = tokenizer_for(source.tokenizer.name)
+    folder = shards.parent / "exports" / "mds"
+    manifest = read_export_manifest(folder)
+    samples = _read_mds(folder)
+    trained = [tokenizer.decode([t for turn in s["turns"] for t in turn["labels"]]) for s in samples]
+    context = [tokenizer.decode([t for turn in s["turns"] for t in turn["input_ids"]]) for s in samples]
+    assert not any("AI language model" in text for text in trained)
+    assert any("Paris is the capital" in text for text in trained)
+    # conv12's refusal, between two trained answers, is context of its last turn
+    assert sum("AI language model" in text for text in context) == 1
+    # conv0's refusal is its last answer: an untrained tail LLM Foundry's turns cannot end in, noted
+    notes = {(n.conversation_id, n.reason) for n in manifest.notes}
+    assert ("conv0", "untrained_tail_dropped") in notes and ("conv12", "untrained_tail_dropped") not in notes
+    left_out = sum(n.tokens for n in manifest.notes if n.reason == "untrained_tail_dropped")
+    assert manifest.tokens == source.total_tokens - left_out
+
+
+def test_the_mds_exports_own_check_finds_a_header_trained(shards: Path, tmp_path: Path) -> None:
+    """A faulty MDS writer that moves each turn's last context token (the answer header's end) into its
+    labels: the export's check finds spans that follow no answer header and counts that disagree."""
+    from curation.shards.export_mds import _ShardWriter, read_mds_samples
+
+    folder = tmp_path / "mds"
+    export_shards(shards, folder, fmt="mds")
+    manifest = read_export_manifest(folder)
+    samples = read_mds_samples(folder, manifest.files[0].file)
+    writer = _ShardWriter(tmp_path)
+    for sample in samples:
+        writer.add(
+            [
+                {"input_ids": t["input_ids"][:-1], "attention_mask": t["attention_mask"][:-1], "labels": t["labels"]}
+                | {"labels": [t["input_ids"][-1], *t["labels"]]}
+                for t in sample["turns"]
+            ]
+        )
+    writer.flush()
+    (folder / manifest.files[0].file).write_bytes((tmp_path / manifest.files[0].file).read_bytes())
+    data = json.loads((folder / EXPORT_MANIFEST_NAME).read_text())
+    data["files"][0]["sha256"] = hashlib.sha256((folder / manifest.files[0].file).read_bytes()).hexdigest()
+    (folder / EXPORT_MANIFEST_NAME).write_text(json.dumps(data))
+    problems = check_export(folder)
+    assert any("follow no answer header" in p for p in problems) and any("supervised tokens" in p for p in problems)
+
+
+def test_mds_and_messages_refuse_a_packed_layout(shards: Path, tmp_path: Path) -> None:
+    for fmt in ("mds", "messages"):
+        with pytest.raises(ConfigError, match="layout unpacked"):
+            export_shards(shards, tmp_path / fmt, fmt=fmt, layout="packed")
