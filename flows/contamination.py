@@ -16,7 +16,12 @@ from pathlib import Path
 import numpy as np
 from prefect import flow, task
 
-from curation.contamination.benchmarks import read_benchmark_items_parquet, read_benchmarks, write_benchmark_items
+from curation.contamination.benchmarks import (
+    read_benchmark_items_parquet,
+    read_benchmarks,
+    reference_answers,
+    write_benchmark_items,
+)
 from curation.contamination.check import BENCHMARK_INDEX, CONTAMINATION, BenchmarkIndex, benchmark_views
 from curation.contamination.decisions import decisions_by_conversation, read_decisions
 from curation.contamination.report import (
@@ -49,6 +54,8 @@ class BenchmarkFiles:
     """The run's benchmark items and their vectors, as files beside the run's stages."""
 
     items: str
+    # Every question's reference answer (the specs' answer_fields), shown beside its pairs in the report.
+    answers: str
     # One row per item, then one per second view (curation.contamination.check.benchmark_views).
     vectors: str
     # Items embedded now (not found in the embedding cache).
@@ -71,10 +78,14 @@ def _benchmark_index(items_path: str, vectors_path: str, config: CurationConfig)
 def index_benchmarks_global(paths: RunPaths, config: CurationConfig) -> BenchmarkFiles:
     """Run-wide: read every benchmark's items and embed them (retried once: model loading can fail transiently)."""
     c = config.contamination
-    items = read_benchmarks(c.benchmark_specs(), index_answers=c.index_answers)
+    # answers are read even where they are not indexed: the report shows them beside their questions
+    read = read_benchmarks(c.benchmark_specs(), index_answers=True)
+    items = read if c.index_answers else [i for i in read if i.kind == "question"]
     folder = paths.stage_dir("contamination")
     items_path, vectors_path = folder / "benchmark_items.parquet", folder / "benchmark_vectors.npy"
+    answers_path = folder / "benchmark_answers.parquet"
     write_benchmark_items(items_path, items)
+    write_benchmark_items(answers_path, [i for i in read if i.kind == "answer"])
     views = benchmark_views(items, c)
     cached = embed_with_cache([i.text for i in items] + [text for _, _, text in views], config.contamination)
     with atomic_target(vectors_path) as tmp, open(tmp, "wb") as f:
@@ -84,6 +95,7 @@ def index_benchmarks_global(paths: RunPaths, config: CurationConfig) -> Benchmar
     )
     return BenchmarkFiles(
         items=str(items_path),
+        answers=str(answers_path),
         vectors=str(vectors_path),
         embedded=cached.embedded,
         items_digest=file_digest(items_path),
@@ -170,8 +182,9 @@ def contamination_check_stage(
     report.changed["benchmark_items_embedded"] = bench.embedded
     items = read_benchmark_items_parquet(Path(bench.items))
     device, gpu = contamination_devices(c.device)
+    checked = [(Path(r.findings), Path(part)) for r, part in zip(results, parts, strict=True) if r.findings]
     summary = CONTAMINATION_REPORT.call(
-        [Path(r.findings) for r in results if r.findings],
+        [findings for findings, _ in checked],
         items,
         config=config,
         run_id=paths.run_id,
@@ -180,6 +193,8 @@ def contamination_check_stage(
         conversations_checked=report.inputs,
         decisions=decisions,
         decisions_applied={(a, b, i): effect for r in results for a, b, i, effect in r.decisions_applied},
+        checked_parts=[part for _, part in checked],
+        answers=reference_answers([*items, *read_benchmark_items_parquet(Path(bench.answers))]),
     )
     report_paths = write_contamination_report(summary, paths.contamination_dir)
     links = file_links(report_paths)  # one question to the server for every file

@@ -221,7 +221,8 @@ def check_contamination_resources(config: CurationConfig, *, require_benchmarks:
             )
         return
     try:
-        read_benchmarks(specs, index_answers=c.index_answers)
+        # answers too: the report shows them even where they are not indexed
+        read_benchmarks(specs, index_answers=True)
         if c.decisions_file:
             read_decisions(Path(c.decisions_file))
         device, _ = contamination_devices(c.device)

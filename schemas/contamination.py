@@ -97,6 +97,15 @@ class TurnFinding(BaseModel):
     item_spans: tuple[tuple[int, int], ...] = ()
 
 
+class ContextTurn(BaseModel):
+    """One turn of a flagged pair's conversation, as the report shows it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: Role
+    text: str
+
+
 class FlaggedPair(BaseModel):
     """A training turn beside the benchmark item it matched, as the report shows it."""
 
@@ -122,6 +131,17 @@ class FlaggedPair(BaseModel):
     # Character spans [start, end) of the verbatim n-gram evidence in each text.
     turn_spans: tuple[tuple[int, int], ...] = ()
     item_spans: tuple[tuple[int, int], ...] = ()
+    # The embedding tier's own evidence for this item: its best cosine and the unit of the turn that had it
+    # ("turn", "paragraph 2", "paragraph 1 window 3", "docstrings"); 0 and "" when another tier matched it.
+    embedding_score: float = 0.0
+    embedding_unit: str = ""
+    # The benchmark's reference answer to the item (its answer_fields), "" where it has none.
+    item_answer: str = ""
+    # The whole conversation (its title too, where it has one), and for a cut conversation the index of its
+    # first removed turn.
+    conversation_title: str = ""
+    conversation: tuple[ContextTurn, ...] = ()
+    cut_at: int | None = None
 
 
 class BenchmarkSourceCount(BaseModel):
@@ -172,9 +192,15 @@ class ContaminationReport(BaseModel):
     removed_conversations: int = 0
     cut_conversations: int = 0
     counts: list[BenchmarkSourceCount] = Field(default_factory=list)
-    # Histogram of every checked turn's best score: bin lower edges and counts.
+    # Histogram of every checked turn's best score: bin lower edges and counts, all turns and flagged ones.
     score_bins: list[float] = Field(default_factory=list)
     score_counts: list[int] = Field(default_factory=list)
+    score_counts_flagged: list[int] = Field(default_factory=list)
+    # This run's calibration figures: best-score quantiles of the unflagged and the flagged turns, and the
+    # unflagged turns within 0.05 below the threshold (the ones a lower threshold would add first).
+    unflagged_score_quantiles: dict[str, float] = Field(default_factory=dict)
+    flagged_score_quantiles: dict[str, float] = Field(default_factory=dict)
+    unflagged_near_threshold: int = 0
     pairs: list[FlaggedPair] = Field(default_factory=list)
     decisions: list[AppliedDecision] = Field(default_factory=list)
     # Measured rates that tell a reviewer how far to trust the flags (docs/contamination.md).

@@ -27,6 +27,7 @@ from __future__ import annotations
 import glob
 import gzip
 import io
+import re
 import tarfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -233,6 +234,29 @@ def read_benchmarks(specs: Sequence[BenchmarkSpec], *, index_answers: bool) -> l
     items = [item for spec in specs for item in read_benchmark_items(spec, index_answers=index_answers).items]
     _check_unique(items, ", ".join(spec.path for spec in specs))
     return items
+
+
+_TURN_SUFFIX = re.compile(r"(?P<base>.*)/turn(?P<k>\d+)")
+
+
+def reference_answers(items: Iterable[BenchmarkItem]) -> dict[tuple[str, str], str]:
+    """Each question's reference answer, keyed (benchmark, question item id), from the answer items among
+    `items`: "<id>" has "<id>/answer"; "<id>/turn<k>" has "<id>/answer<k>" (or the one "<id>/answer"); a
+    question of one of several text fields ("<id>/<field>") has its record's answer too."""
+    items = list(items)
+    answers = {(i.benchmark, i.item_id): i.text for i in items if i.kind == "answer"}
+    found: dict[tuple[str, str], str] = {}
+    for q in items:
+        if q.kind != "question":
+            continue
+        turn = _TURN_SUFFIX.fullmatch(q.item_id)
+        base, k = (turn["base"], turn["k"]) if turn else (q.item_id, "")
+        record = base.rpartition("/")[0]
+        for candidate in (f"{base}/answer{k}", f"{base}/answer", f"{record}/answer{k}", f"{record}/answer"):
+            if (q.benchmark, candidate) in answers:
+                found[(q.benchmark, q.item_id)] = answers[(q.benchmark, candidate)]
+                break
+    return found
 
 
 def write_benchmark_items(path: Path, items: Iterable[BenchmarkItem]) -> int:

@@ -378,7 +378,7 @@ def _removes(f: TurnFinding, config: ContaminationConfig) -> TurnAction:
     return "kept_by_config"
 
 
-def _cut_index(conv: Conversation, turn: int) -> int:
+def cut_index(conv: Conversation, turn: int) -> int:
     """Where to cut so the contaminated turn's whole round goes: at its user turn."""
     role = conv.turns[turn].role
     if role == "assistant" and turn > 0 and conv.turns[turn - 1].role == "user":
@@ -465,7 +465,7 @@ def check_contamination(
             findings += conv_findings
             continue
         first = contaminated[0]
-        cut = _cut_index(conv, first.turn_index) if config.action == "cut_before_turn" else 0
+        cut = cut_index(conv, first.turn_index) if config.action == "cut_before_turn" else 0
         remaining = conv.turns[:cut]
         if not any(turn.role == "assistant" for turn in remaining):
             dropped.append(

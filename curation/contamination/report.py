@@ -6,11 +6,14 @@ import html
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from curation.contamination.check import cut_index
 from curation.contamination.report_html import contamination_report_html, flagged_pairs_csv
-from curation.parquet import atomic_write_table
+from curation.parquet import atomic_write_table, read_conversations_parquet
 from curation.stage import Stage
 from schemas.arrow import FINDINGS_SCHEMA
 from schemas.config import ContaminationConfig
@@ -19,10 +22,12 @@ from schemas.contamination import (
     BenchmarkItem,
     BenchmarkSourceCount,
     ContaminationReport,
+    ContextTurn,
     FlaggedPair,
     ReviewerDecision,
     TurnFinding,
 )
+from schemas.conversation import Conversation
 from schemas.files import atomic_write_text
 
 # Shown in every report: what the defaults measured on real data (docs/contamination.md).
@@ -54,6 +59,41 @@ def rephrase_matched(row: Mapping[str, object]) -> bool:
     )
 
 
+def _flagged_conversations(flagged: pl.DataFrame, part: Path) -> dict[tuple[str, int, str], Conversation]:
+    """The conversations of a part's flagged rows, keyed (id, turn index, turn text) of each row: the id
+    alone may repeat within a part, the flagged turn's text tells such conversations apart."""
+    wanted = set(flagged["conversation_id"].to_list())
+    ids = pq.read_table(part, columns=["id"])["id"].to_pylist()
+    rows = [k for k, conversation_id in enumerate(ids) if conversation_id in wanted]
+    convs = read_conversations_parquet(part, rows)
+    found: dict[tuple[str, int, str], Conversation] = {}
+    for r in flagged.iter_rows(named=True):
+        turn, text = r["turn_index"], r["turn_text"] or ""
+        for conv in convs:
+            if conv.id == r["conversation_id"] and turn < len(conv.turns) and conv.turns[turn].content == text:
+                found[(conv.id, turn, text)] = conv
+                break
+    return found
+
+
+def _quantiles(scores: pl.Series) -> dict[str, float]:
+    if scores.len() == 0:
+        return {}
+    values = scores.cast(pl.Float64).to_numpy()
+    return {name: round(float(np.quantile(values, q)), 4) for name, q in (("p50", 0.5), ("p99", 0.99))} | {
+        "min": round(float(values.min()), 4),
+        "max": round(float(values.max()), 4),
+    }
+
+
+def _histogram(scores: pl.Series) -> list[int]:
+    counts = [0] * len(SCORE_BINS)
+    if scores.len():
+        for row in (scores.clip(0.0, 0.9999) / 0.05).floor().cast(pl.Int32).value_counts().iter_rows():
+            counts[row[0]] += row[1]
+    return counts
+
+
 def build_contamination_report(
     findings_files: Sequence[Path],
     items: Sequence[BenchmarkItem],
@@ -65,9 +105,15 @@ def build_contamination_report(
     conversations_checked: int,
     decisions: Sequence[ReviewerDecision],
     decisions_applied: Mapping[tuple[str, str, str], str],
+    checked_parts: Sequence[Path] = (),
+    answers: Mapping[tuple[str, str], str] | None = None,
     calibration: str = CALIBRATION,
 ) -> ContaminationReport:
-    """Counts, the score histogram and every flagged pair beside its item, for reviewers."""
+    """Counts, the score histogram and every flagged pair beside its item, for reviewers.
+
+    `checked_parts[k]` is the conversations part `findings_files[k]` checked: each pair then shows its whole
+    conversation and, where cut, the cut point. `answers`: each question's reference answer, keyed
+    (benchmark, item id) (curation.contamination.benchmarks.reference_answers)."""
     frames = [pl.read_parquet(p) for p in findings_files]
     empty = pl.from_arrow(FINDINGS_SCHEMA.empty_table())
     assert isinstance(empty, pl.DataFrame)
@@ -85,38 +131,52 @@ def build_contamination_report(
         )
         .sort("matched_benchmark", "source")
     )
-    bins = (
-        (findings["best_score"].clip(0.0, 0.9999) / 0.05).floor().cast(pl.Int32).value_counts().to_dicts()
-        if findings.height
-        else []
-    )
-    score_counts = [0] * len(SCORE_BINS)
-    for row in bins:
-        score_counts[row["best_score"]] += row["count"]
+    conversations: dict[tuple[str, int, str], Conversation] = {}
+    for frame, part in zip(frames, checked_parts, strict=False):
+        part_flagged = frame.filter(pl.col("flagged"))
+        if part_flagged.height:
+            conversations |= _flagged_conversations(part_flagged, part)
     texts = {(i.benchmark, i.item_id): i.text for i in items}
-    pairs = [
-        FlaggedPair(
-            conversation_id=r["conversation_id"],
-            source=r["source"],
-            turn_index=r["turn_index"],
-            role=r["role"],
-            turn_text=r["turn_text"] or "",
-            benchmark=r["matched_benchmark"],
-            item_id=r["matched_item_id"],
-            item_text=texts.get((r["matched_benchmark"], r["matched_item_id"]), ""),
-            score=r["matched_score"],
-            ngram_coverage=r["ngram_coverage"] if r["ngram_item_id"] == r["matched_item_id"] else 0.0,
-            category=r["category"],
-            fuzzy_containment=r["fuzzy_containment"] if r["fuzzy_item_id"] == r["matched_item_id"] else 0.0,
-            rephrase_view=r["rephrase_view"] if rephrase_matched(r) else None,
-            rephrase_anchor_share=r["rephrase_anchor_share"] if rephrase_matched(r) else 0.0,
-            action=r["action"],
-            decision=r["decision"],
-            turn_spans=tuple(tuple(s) for s in r["turn_spans"]),
-            item_spans=tuple(tuple(s) for s in r["item_spans"]),
+    answers = answers or {}
+    rows = list(flagged.sort("matched_score", descending=True).iter_rows(named=True))
+    # a cut conversation is cut before the first of its turns whose action is "cut"
+    cuts: dict[tuple[str, str], int] = {}
+    for r in sorted(rows, key=lambda r: r["turn_index"]):
+        conv = conversations.get((r["conversation_id"], r["turn_index"], r["turn_text"] or ""))
+        if r["action"] == "cut" and conv is not None:
+            cuts.setdefault((r["input_file"], r["conversation_id"]), cut_index(conv, r["turn_index"]))
+    pairs = []
+    for r in rows:
+        conv = conversations.get((r["conversation_id"], r["turn_index"], r["turn_text"] or ""))
+        embedding_matched = (r["best_benchmark"], r["best_item_id"]) == (r["matched_benchmark"], r["matched_item_id"])
+        pairs.append(
+            FlaggedPair(
+                conversation_id=r["conversation_id"],
+                source=r["source"],
+                turn_index=r["turn_index"],
+                role=r["role"],
+                turn_text=r["turn_text"] or "",
+                benchmark=r["matched_benchmark"],
+                item_id=r["matched_item_id"],
+                item_text=texts.get((r["matched_benchmark"], r["matched_item_id"]), ""),
+                score=r["matched_score"],
+                ngram_coverage=r["ngram_coverage"] if r["ngram_item_id"] == r["matched_item_id"] else 0.0,
+                category=r["category"],
+                fuzzy_containment=r["fuzzy_containment"] if r["fuzzy_item_id"] == r["matched_item_id"] else 0.0,
+                rephrase_view=r["rephrase_view"] if rephrase_matched(r) else None,
+                rephrase_anchor_share=r["rephrase_anchor_share"] if rephrase_matched(r) else 0.0,
+                action=r["action"],
+                decision=r["decision"],
+                turn_spans=tuple(tuple(s) for s in r["turn_spans"]),
+                item_spans=tuple(tuple(s) for s in r["item_spans"]),
+                embedding_score=r["best_score"] if embedding_matched else 0.0,
+                embedding_unit=r["best_unit"] if embedding_matched else "",
+                item_answer=answers.get((r["matched_benchmark"], r["matched_item_id"]), ""),
+                conversation_title=(conv.title or "") if conv else "",
+                conversation=tuple(ContextTurn(role=t.role, text=t.content) for t in conv.turns) if conv else (),
+                cut_at=cuts.get((r["input_file"], r["conversation_id"])) if r["action"] == "cut" else None,
+            )
         )
-        for r in flagged.sort("matched_score", descending=True).iter_rows(named=True)
-    ]
     applied = [
         AppliedDecision(
             decision=d,
@@ -129,6 +189,7 @@ def build_contamination_report(
     for i in items:
         per_benchmark[i.benchmark] = per_benchmark.get(i.benchmark, 0) + 1
     conv_actions = flagged.group_by(conv_key).agg(pl.col("action"))
+    unflagged = findings.filter(~pl.col("flagged"))["best_score"]
     return ContaminationReport(
         run_id=run_id,
         created_at=created_at,
@@ -150,7 +211,11 @@ def build_contamination_report(
         cut_conversations=sum("cut" in a for a in conv_actions["action"].to_list()),
         counts=[BenchmarkSourceCount(benchmark=r.pop("matched_benchmark"), **r) for r in counts.iter_rows(named=True)],
         score_bins=SCORE_BINS,
-        score_counts=score_counts,
+        score_counts=_histogram(findings["best_score"]),
+        score_counts_flagged=_histogram(flagged["best_score"]),
+        unflagged_score_quantiles=_quantiles(unflagged),
+        flagged_score_quantiles=_quantiles(flagged["best_score"]),
+        unflagged_near_threshold=int(((unflagged >= config.threshold - 0.05) & (unflagged < config.threshold)).sum()),
         pairs=pairs,
         decisions=applied,
         calibration=calibration,

@@ -1,16 +1,22 @@
 """The contamination report for reviewers: one self-contained HTML page and a CSV of flagged pairs.
 
-The page needs no network and no JavaScript. Every string that comes from the data (training
-turns hold raw HTML, even <script> tags) is escaped before it reaches the page.
+The page needs no network. Its tables and charts are HTML; the flagged pairs are data in the page (JSON in a
+<script type="application/json"> block, every "<" written as \\u003c so no text can close it) that the page's
+own script renders a page at a time, as text nodes, never as markup: filters by benchmark, category, source and
+score, sorting by score, the whole conversation of each pair, and keep/remove choices exported as a decisions
+CSV that contamination.decisions_file reads as is. Training turns hold raw HTML, even <script> tags: they only
+ever reach the page as text.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from collections.abc import Iterable, Sequence
 from html import escape
+from pathlib import Path
 
 from schemas.contamination import CATEGORIES, ContaminationReport, FlaggedPair
 
@@ -51,7 +57,26 @@ mark{background:#ffe066;padding:0 1px}
 .badge{display:inline-block;border-radius:3px;padding:0 .4rem;font-size:.85rem;background:#eee;margin-right:.3rem}
 .badge.near_verbatim{background:#ffcdd2}.badge.rephrased{background:#ffe0b2}.badge.similar{background:#fff9c4}
 .muted{color:#666}.calib{white-space:pre-wrap}svg text{font-family:inherit}
+.filters{display:flex;flex-wrap:wrap;gap:.4rem 1rem;align-items:end;background:#f3f3f6;padding:.5rem .8rem;
+border-radius:4px}.filters label{display:flex;flex-direction:column;font-size:.85rem}
+.pager{margin:.5rem 0;display:flex;gap:.8rem;align-items:center}
+dl.evidence{display:flex;flex-wrap:wrap;gap:.1rem .9rem;margin:.2rem 0 .5rem}dl.evidence dt{color:#555}
+dl.evidence dt::after{content:":"}dl.evidence dd{margin:0 0 0 -.6rem;font-weight:600}
+details.conversation{margin:.5rem 0}.turn{border-left:3px solid #ddd;padding-left:.5rem;margin:.3rem 0}
+.turn.flagged{border-left-color:#c62828;background:#fff5f5}.turn.removed{opacity:.55}
+.turn .who{font-size:.8rem;color:#555}.cut{border-top:2px dashed #c62828;color:#c62828;font-size:.85rem;margin:.4rem 0}
+.decide{display:flex;flex-wrap:wrap;gap:.4rem;align-items:center;margin-top:.4rem}
+button.decision[aria-pressed="true"]{outline:3px solid #1d1d1f;font-weight:700}.decide .note{min-width:16rem}
 """
+
+# What the page's script reads beside the pairs; the pairs' own fields are FlaggedPair's.
+PAGE_SIZE = 50
+DECISION_COLUMNS = ("conversation_id", "benchmark", "item_id", "decision", "reviewer", "note")
+DECISIONS_FILE_NAME = "decisions.csv"
+# Context turns are cut to this many characters in the page (report.json keeps them whole), so thousands of
+# pairs stay a page that opens; the flagged turn is always whole.
+CONTEXT_TURN_CHARS = 4000
+_SCRIPT = (Path(__file__).with_name("report_page.js")).read_text(encoding="utf-8")
 
 
 def merge_spans(spans: Iterable[Sequence[int]], length: int) -> list[tuple[int, int]]:
@@ -68,18 +93,6 @@ def merge_spans(spans: Iterable[Sequence[int]], length: int) -> list[tuple[int, 
     return merged
 
 
-def highlight(text: str, spans: Iterable[Sequence[int]]) -> str:
-    """The text, HTML-escaped, with the character spans wrapped in <mark>."""
-    out: list[str] = []
-    pos = 0
-    for start, end in merge_spans(spans, len(text)):
-        out.append(escape(text[pos:start]))
-        out.append(f"<mark>{escape(text[start:end])}</mark>")
-        pos = end
-    out.append(escape(text[pos:]))
-    return "".join(out)
-
-
 def _table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = []
@@ -94,8 +107,11 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def score_histogram_svg(bins: Sequence[float], counts: Sequence[int], threshold: float) -> str:
-    """An inline SVG bar chart of best scores; bar heights scale with log(1 + count), labels show counts."""
+def score_histogram_svg(
+    bins: Sequence[float], counts: Sequence[int], threshold: float, flagged: Sequence[int] = ()
+) -> str:
+    """An inline SVG bar chart of best scores; bar heights scale with log(1 + count), labels show counts; the
+    flagged turns' share of a bar is drawn in red over the unflagged in blue."""
     n = min(len(bins), len(counts))
     if n == 0:
         return '<p class="muted">No score histogram in this report.</p>'
@@ -118,11 +134,15 @@ def score_histogram_svg(bins: Sequence[float], counts: Sequence[int], threshold:
         nxt = bins[i + 1] if i + 1 < n else edge + width
         x0, x1 = x(edge), x(nxt)
         bar = math.log1p(count) / peak * plot_h
-        colour = "#c62828" if edge >= threshold else "#5c7cfa"
-        parts.append(
-            f'<rect x="{x0 + 1:.1f}" y="{top + plot_h - bar:.1f}" width="{max(x1 - x0 - 2, 1):.1f}" '
-            f'height="{bar:.1f}" fill="{colour}"><title>{edge:.3f}-{nxt:.3f}: {count}</title></rect>'
-        )
+        red = bar * (flagged[i] / count if i < len(flagged) and count else 0.0)
+        label = f"{edge:.3f}-{nxt:.3f}: {count} turns" + (f", {flagged[i]} flagged" if i < len(flagged) else "")
+        base = top + plot_h - bar
+        for y, height, colour in ((base + red, bar - red, "#5c7cfa"), (base, red, "#c62828")):
+            if height > 0:
+                parts.append(
+                    f'<rect x="{x0 + 1:.1f}" y="{y:.1f}" width="{max(x1 - x0 - 2, 1):.1f}" '
+                    f'height="{height:.1f}" fill="{colour}"><title>{label}</title></rect>'
+                )
         if count:
             parts.append(
                 f'<text x="{(x0 + x1) / 2:.1f}" y="{top + plot_h - bar - 4:.1f}" font-size="10" '
@@ -138,7 +158,7 @@ def score_histogram_svg(bins: Sequence[float], counts: Sequence[int], threshold:
         f'stroke-width="2" stroke-dasharray="5,3"/>'
         f'<text x="{tx + 4:.1f}" y="{top - 2}" font-size="12">threshold {threshold:.2f}</text>'
         f'<text x="{left + plot_w / 2:.1f}" y="{h - 4}" font-size="12" text-anchor="middle">'
-        f"best cosine score per checked turn (bar height: log scale; numbers are turn counts)</text></svg>"
+        f"best cosine score per checked turn (log scale; numbers are turn counts; red: flagged)</text></svg>"
     )
     return "".join(parts)
 
@@ -148,30 +168,59 @@ def sorted_pairs(pairs: Iterable[FlaggedPair]) -> list[FlaggedPair]:
     return sorted(pairs, key=lambda p: (CATEGORIES.index(p.category), -p.score, p.conversation_id, p.turn_index))
 
 
-def _pair_html(p: FlaggedPair) -> str:
-    decision = p.decision or "none"
+def _page_pair(p: FlaggedPair, order: int) -> dict[str, object]:
+    """One pair as the page's script reads it: spans merged and clamped, context turns cut."""
+
+    def cut(text: str) -> str:
+        more = len(text) - CONTEXT_TURN_CHARS
+        return text if more <= 0 else f"{text[:CONTEXT_TURN_CHARS]}… ({more} more characters in report.json)"
+
+    return {
+        **p.model_dump(mode="json", exclude={"conversation", "turn_spans", "item_spans"}),
+        "order": order,
+        "turn_spans": merge_spans(p.turn_spans, len(p.turn_text)),
+        "item_spans": merge_spans(p.item_spans, len(p.item_text)),
+        "conversation": [[t.role, t.text if k == p.turn_index else cut(t.text)] for k, t in enumerate(p.conversation)],
+    }
+
+
+def _json_for_script(data: object) -> str:
+    """JSON that no text in it can end the <script> block holding it: <, > and & as \\u escapes (JSON reads
+    them back as the same characters), and the two line separators JavaScript once treated as line ends."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    for char in "<>&\u2028\u2029":
+        text = text.replace(char, f"\\u{ord(char):04x}")
+    return text
+
+
+def _calibration_html(r: ContaminationReport) -> str:
+    """This run's figures, then what the defaults measured on real data."""
+    unflagged, flagged = r.unflagged_score_quantiles, r.flagged_score_quantiles
+
+    def figures(q: dict[str, float]) -> str:
+        return ", ".join(f"{k} {v:.3f}" for k, v in q.items()) or "none"
+
+    rows = [
+        ("Threshold (cosine)", f"{r.threshold:.3f}"),
+        ("Turns checked", str(r.turns_checked)),
+        ("Flagged turns", f"{r.flagged_turns} ({r.flagged_turns / r.turns_checked:.2%})" if r.turns_checked else "0"),
+        ("Best score, unflagged turns", figures(unflagged)),
+        ("Best score, flagged turns", figures(flagged)),
+        (f"Unflagged turns in [{r.threshold - 0.05:.2f}, {r.threshold:.2f})", str(r.unflagged_near_threshold)),
+    ]
+    table = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in rows)
+    measured = f'<h3>Measured on real data</h3><p class="calib">{escape(r.calibration)}</p>' if r.calibration else ""
     return (
-        f'<div class="pair {escape(p.category)}"><div class="head">'
-        f'<span class="badge {escape(p.category)}">{escape(p.category)}</span>'
-        f"score <b>{p.score:.3f}</b> · n-gram coverage <b>{p.ngram_coverage:.2f}</b> · "
-        f"fuzzy containment <b>{p.fuzzy_containment:.2f}</b> · "
-        + (
-            f"rephrase tier: the item's {escape(p.rephrase_view)} at this score, "
-            f"<b>{p.rephrase_anchor_share:.0%}</b> of its anchor terms (numbers, names, rare words) in the turn · "
-            if p.rephrase_view
-            else ""
-        )
-        + f"action <b>{escape(p.action)}</b> · reviewer decision <b>{escape(decision)}</b></div>"
-        f'<div class="sides"><div class="side"><h4>Training turn: conversation '
-        f"<code>{escape(p.conversation_id)}</code> · source {escape(p.source)} · turn {p.turn_index} · "
-        f'{escape(p.role)}</h4><pre class="text">{highlight(p.turn_text, p.turn_spans)}</pre></div>'
-        f'<div class="side"><h4>Benchmark item: {escape(p.benchmark)} · item <code>{escape(p.item_id)}</code>'
-        f'</h4><pre class="text">{highlight(p.item_text, p.item_spans)}</pre></div></div></div>'
+        '<h2 id="calibration">Calibration</h2><h3>This run</h3><dl class="meta">'
+        + table
+        + '</dl><p class="muted">The histogram above splits each score bin into flagged (red) and unflagged (blue) '
+        "turns; the unflagged turns just under the threshold are the ones a lower threshold would add first.</p>"
+        + measured
     )
 
 
 def contamination_report_html(report: ContaminationReport) -> str:
-    """The whole report as one self-contained HTML5 page (inline CSS, no scripts, no external URLs)."""
+    """The whole report as one self-contained HTML5 page (inline CSS and script, no external URLs)."""
     r = report
     meta = [
         ("Run", r.run_id),
@@ -203,14 +252,14 @@ def contamination_report_html(report: ContaminationReport) -> str:
         for c in counts
     ]
     pairs = sorted_pairs(r.pairs)
-    groups = []
-    for cat in CATEGORIES:
-        in_cat = [p for p in pairs if p.category == cat]
-        if in_cat:
-            groups.append(
-                f'<h3 id="cat-{cat}">{escape(cat)} ({len(in_cat)})</h3>' + "".join(_pair_html(p) for p in in_cat)
-            )
-    pairs_html = "".join(groups) or '<p class="muted">No flagged pairs: nothing matched a benchmark item.</p>'
+    data = {
+        "pairs": [_page_pair(p, k) for k, p in enumerate(pairs)],
+        "categories": list(CATEGORIES),
+        "page_size": PAGE_SIZE,
+        "decision_columns": list(DECISION_COLUMNS),
+        "decisions_file_name": DECISIONS_FILE_NAME,
+    }
+    histogram = score_histogram_svg(r.score_bins, r.score_counts, r.threshold, r.score_counts_flagged)
     decision_rows = [
         (
             a.decision.conversation_id,
@@ -224,9 +273,6 @@ def contamination_report_html(report: ContaminationReport) -> str:
         )
         for a in r.decisions
     ]
-    calibration = (
-        f'<h2 id="calibration">Calibration</h2><p class="calib">{escape(r.calibration)}</p>' if r.calibration else ""
-    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -234,26 +280,45 @@ def contamination_report_html(report: ContaminationReport) -> str:
 <body>
 <header><h1>Contamination report</h1><dl class="meta">{meta_html}</dl>
 <p class="muted">Sections: <a href="#totals">totals</a> · <a href="#counts">per benchmark and source</a> ·
-<a href="#histogram">scores</a> · <a href="#pairs">flagged pairs</a> · <a href="#decisions">reviewer
-decisions</a> · <a href="#act">how to act on this</a></p></header>
+<a href="#histogram">scores</a> · <a href="#calibration">calibration</a> · <a href="#pairs">flagged pairs</a> ·
+<a href="#decisions">reviewer decisions</a> · <a href="#act">how to act on this</a></p></header>
 <h2 id="totals">Totals</h2>{_table(("", "count"), totals)}
 <h2 id="counts">Per benchmark and source</h2>
 {_table(("benchmark", "source", "flagged turns", "flagged conversations", "removed", "cut"), counts_rows)}
 <h3>Items indexed per benchmark</h3>{_table(("benchmark", "items indexed"), sorted(r.benchmarks.items()))}
-<h2 id="histogram">Best scores</h2>{score_histogram_svg(r.score_bins, r.score_counts, r.threshold)}
+<h2 id="histogram">Best scores</h2>{histogram}
+{_calibration_html(r)}
 <h2 id="pairs">Flagged pairs ({len(pairs)})</h2>
-<p class="muted">Highlighted: the word n-grams the training turn shares verbatim with the benchmark item.</p>
-{pairs_html}
+<p class="muted">Each pair: the training turn beside the benchmark item (highlighted: the word n-grams they share
+verbatim), the item's reference answer, every tier's evidence, and the whole conversation (collapsed; for a cut
+conversation, where it is cut). Decide keep or remove, then export the decisions for the next run.</p>
+<form class="filters" onsubmit="return false">
+<label>Benchmark <select id="f-benchmark"><option value="">all</option></select></label>
+<label>Category <select id="f-category"><option value="">all</option></select></label>
+<label>Source <select id="f-source"><option value="">all</option></select></label>
+<label>Score at least <input id="f-min" type="number" min="0" max="1" step="0.01" value="0"></label>
+<label>Sort <select id="f-sort"><option value="desc">score, highest first</option>
+<option value="asc">score, lowest first</option></select></label>
+<label>Reviewer <input id="reviewer" type="text" placeholder="your name"></label>
+<button id="export" type="button">Export decisions CSV</button>
+<span><span id="decided">0</span> decided</span>
+</form>
+<p id="exported" class="muted"></p>
+<div class="pager"><button id="prev" type="button">Previous</button><span id="page-of"></span>
+<button id="next" type="button">Next</button><span id="showing" class="muted"></span></div>
+<noscript><p>The pairs are listed by this page's script; without JavaScript, read flagged_pairs.csv.</p></noscript>
+<div id="pair-list"></div>
+<script type="application/json" id="pairs-data">{_json_for_script(data)}</script>
+<script>{_SCRIPT}</script>
 <h2 id="decisions">Reviewer decisions ({len(r.decisions)})</h2>
 {_table(("conversation", "benchmark", "item", "decision", "reviewer", "note", "applied", "effect"), decision_rows)}
 <h2 id="act">How to act on this</h2>
-<p>Read each pair side by side. A pair that is not contamination (a false positive) is cleared by adding
-a row <code>conversation_id,benchmark,item_id,keep</code> to the decisions file named by
-<code>contamination.decisions_file</code> (a CSV with columns conversation_id, benchmark, item_id,
-decision, reviewer, note; <code>remove</code> removes a pair whatever its score). The next run honours it
-and lists it above as applied. The CSV export of the flagged pairs has the same first columns and serves
-as a template.</p>
-{calibration}
+<p>Read each pair side by side, with its conversation. A pair that is not contamination (a false positive) is
+cleared by <b>Keep</b>; <b>Remove</b> removes a pair whatever its score. <b>Export decisions CSV</b> writes
+{DECISIONS_FILE_NAME} (columns {", ".join(DECISION_COLUMNS)}): name it in <code>contamination.decisions_file</code>
+and the next run honours it and lists it above as applied. A row
+<code>conversation_id,benchmark,item_id,keep</code> added by hand does the same; flagged_pairs.csv, with the same
+first columns, serves as a template.</p>
 </body></html>
 """
 

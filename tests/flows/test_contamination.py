@@ -1,10 +1,12 @@
 """The contamination flows on a real Prefect server: curate's stage, the standalone flow, reviewer
-decisions honoured by the next run, the embedding cache reused, and bad config refused early."""
+decisions made in the report page (headless Chromium) and honoured by the next run, the embedding cache
+reused, and bad config refused early. Screenshots of the report are kept in test-artifacts/report/."""
 
 from __future__ import annotations
 
 import csv
 import io
+import time
 from pathlib import Path
 
 import polars as pl
@@ -20,6 +22,7 @@ from schemas.config import BenchmarkSpec, CurationConfig
 from schemas.contamination import ContaminationReport
 from schemas.errors import ChatsiftError
 from tests.helpers.assertions import assert_nothing_lost
+from tests.helpers.browser import Browser, kept_artifacts_dir
 
 
 def _with_contamination(config: CurationConfig, **update: object) -> CurationConfig:
@@ -60,7 +63,12 @@ def test_curate_removes_planted_items_and_the_next_run_honours_decisions(
         ("demoK2l3_0", "demo-1", "removed"),
         ("demoM4n5_0", "demo-6", "cut"),
     }
-    assert report.turns_checked == sum(report.score_counts) > len(report.pairs)
+    assert report.turns_checked == sum(report.score_counts) > len(report.pairs) == sum(report.score_counts_flagged)
+    # each pair with its conversation (the cut one with its cut point) and its item's reference answer
+    by_id = {p.conversation_id: p for p in report.pairs}
+    cut, removed = by_id["demoM4n5_0"], by_id["demoK2l3_0"]
+    assert (len(cut.conversation), cut.cut_at, removed.cut_at) == (4, 2, None)
+    assert "17" in removed.item_answer and removed.embedding_unit
     assert "demoM4n5_0" in Path(first.outputs["contamination_html"]).read_text()
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
@@ -68,15 +76,12 @@ def test_curate_removes_planted_items_and_the_next_run_honours_decisions(
         )
     assert any("flagged turns" in str(a.data) for a in artifacts)
 
-    # A reviewer clears the verbatim pair by filling in the exported CSV; the next run keeps it.
-    exported = list(csv.DictReader(io.StringIO(Path(first.outputs["contamination_csv"]).read_text())))
-    for row in exported:
-        row["decision"] = "keep" if row["conversation_id"] == "demoK2l3_0" else ""
-    decisions = tmp_path / "decisions.csv"
-    with open(decisions, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(exported[0]))
-        writer.writeheader()
-        writer.writerows(exported)
+    # A reviewer opens the report offline, filters, clears the verbatim pair and exports the decisions.
+    decisions = _decide_in_the_report(Path(first.outputs["contamination_html"]), report, tmp_path)
+    rows = list(csv.DictReader(io.StringIO(decisions.read_text())))
+    assert [(r["conversation_id"], r["item_id"], r["decision"], r["reviewer"]) for r in rows] == [
+        ("demoK2l3_0", "demo-1", "keep", "ana")
+    ]
     config = _with_contamination(DEMO_CONFIG, decisions_file=str(decisions))
     second = curate_flow(inputs=inputs, out_dir=tmp_path / "out", config=config, run_id="second")
     assert_nothing_lost(second)
@@ -91,6 +96,49 @@ def test_curate_removes_planted_items_and_the_next_run_honours_decisions(
     [applied] = report.decisions
     assert applied.applied and applied.decision.conversation_id == "demoK2l3_0" and "cleared" in applied.effect
     assert "kept_by_reviewer" in Path(second.outputs["contamination_html"]).read_text()
+
+
+def _decide_in_the_report(page: Path, report: ContaminationReport, tmp_path: Path) -> Path:
+    """In headless Chromium with no network: read the report, filter it to its stronger pair and open the
+    conversations, keep the verbatim pair and export the decisions CSV; the downloaded file."""
+    stronger = max(report.pairs, key=lambda p: p.score)
+    assert len({p.score for p in report.pairs}) == len(report.pairs) == 2  # a score filter can tell them apart
+    shots, downloads = kept_artifacts_dir("report"), tmp_path / "downloads"
+    downloads.mkdir()
+    with Browser(tmp_path / "profile", width=1300, height=1600) as b:
+        b.call("Browser.setDownloadBehavior", behavior="allow", downloadPath=str(downloads))
+        b.goto(page.as_uri())
+        b.wait_for_text("Showing 1-2 of 2 pairs")
+        text = b.text()
+        assert "demoK2l3_0" in text and "demoM4n5_0" in text and "Calibration" in text and "This run" in text
+        b.screenshot(shots / "1-report.png")
+        # the stronger pair alone, by the score filter, with the conversations open (the cut one shows its cut)
+        b.fill("document.getElementById('f-min')", str(stronger.score))
+        b.wait_for_text("Showing 1-1 of 1 pairs (2 flagged)")
+        shown = b.text()
+        weaker = next(p for p in report.pairs if p is not stronger)
+        assert stronger.conversation_id in shown and weaker.conversation_id not in shown
+        b.fill("document.getElementById('f-min')", "0")
+        b.wait_for_text("Showing 1-2 of 2 pairs")
+        b.evaluate("document.querySelectorAll('details.conversation').forEach(d => d.open = true)")
+        assert "cut here: turns 2 to" in b.text()
+        b.evaluate("document.getElementById('pairs').scrollIntoView()")
+        b.screenshot(shots / "2-conversations.png")
+        # keep the verbatim pair (a false positive, says the reviewer), then export
+        keep = (
+            "(() => { const card = [...document.querySelectorAll('.pair')]"
+            ".find(c => c.innerText.includes('demoK2l3_0')); card.querySelector('button.keep').click();"
+            " return card.innerText.includes('your decision: keep'); })()"
+        )
+        assert b.evaluate(keep)
+        b.fill("document.getElementById('reviewer')", "ana")
+        b.click_text("button", "Export decisions CSV")
+        b.wait_for_text("Exported 1 decisions as decisions.csv")
+        b.screenshot(shots / "3-decided.png")
+        deadline = time.monotonic() + 30
+        while not (downloads / "decisions.csv").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    return downloads / "decisions.csv"
 
 
 def test_standalone_flow_checks_a_folder_of_parts(tmp_path: Path, prefect_server: None, cache: Path) -> None:

@@ -7,6 +7,7 @@ from schemas.contamination import (
     AppliedDecision,
     BenchmarkSourceCount,
     ContaminationReport,
+    ContextTurn,
     FlaggedPair,
     ReviewerDecision,
 )
@@ -36,6 +37,16 @@ XSS_TURN = (
 )
 
 
+MMLU_ANSWER = "B"
+# The MMLU pair's conversation: an answer before the flagged turn stays, the flagged round and after are cut.
+MMLU_CONVERSATION = (
+    ContextTurn(role="user", text="I am revising anatomy for my exam tomorrow."),
+    ContextTurn(role="assistant", text="Happy to help you revise: ask away."),
+    ContextTurn(role="user", text=MMLU_TURN),
+    ContextTurn(role="assistant", text="Cranial: the pituitary gland sits in the sella turcica."),
+)
+
+
 def span_of(text: str, needle: str) -> tuple[int, int]:
     """The (start, end) of `needle` in `text`."""
     start = text.index(needle)
@@ -59,6 +70,8 @@ def sample_report(pairs: bool = True) -> ContaminationReport:
             category="similar",
             action="kept_by_reviewer",
             decision="keep",
+            conversation_title=f"XSS question {SCRIPT}",
+            conversation=(ContextTurn(role="user", text=XSS_TURN), ContextTurn(role="assistant", text=SCRIPT)),
         ),
         FlaggedPair(
             conversation_id="sharegpt-mmlu-0777",
@@ -72,9 +85,14 @@ def sample_report(pairs: bool = True) -> ContaminationReport:
             score=0.91,
             ngram_coverage=0.1,
             category="rephrased",
-            action="removed",
+            action="cut",
             turn_spans=(span_of(MMLU_TURN, "pituitary gland"),),
             item_spans=(span_of(MMLU_ITEM, "pituitary gland"),),
+            embedding_score=0.91,
+            embedding_unit="turn",
+            item_answer=MMLU_ANSWER,
+            conversation=MMLU_CONVERSATION,
+            cut_at=2,
         ),
         FlaggedPair(
             conversation_id="sharegpt-gsm8k-0001",
@@ -114,7 +132,8 @@ def sample_report(pairs: bool = True) -> ContaminationReport:
         turns_checked=11872 if pairs else 12,
         flagged_turns=3 if pairs else 0,
         flagged_conversations=3 if pairs else 0,
-        removed_conversations=2 if pairs else 0,
+        removed_conversations=1 if pairs else 0,
+        cut_conversations=1 if pairs else 0,
         counts=[
             BenchmarkSourceCount(
                 benchmark="gsm8k", source="sharegpt_v3.json", flagged_turns=1, flagged_conversations=1,
@@ -129,6 +148,10 @@ def sample_report(pairs: bool = True) -> ContaminationReport:
         else [],
         score_bins=[round(i * 0.05, 2) for i in range(20)],
         score_counts=[0, 3, 40, 410, 1800, 3100, 2900, 1900, 980, 420, 180, 80, 35, 14, 6, 2, 1, 1, 0, 1],
+        score_counts_flagged=[0] * 16 + [1, 1, 0, 1],
+        unflagged_score_quantiles={"p50": 0.31, "p99": 0.66, "min": 0.02, "max": 0.79},
+        flagged_score_quantiles={"p50": 0.91, "p99": 0.99, "min": 0.83, "max": 0.99},
+        unflagged_near_threshold=2,
         pairs=flagged if pairs else [],
         decisions=[
             AppliedDecision(

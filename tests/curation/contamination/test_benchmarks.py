@@ -19,6 +19,7 @@ from curation.contamination.benchmarks import (
     read_benchmark_items,
     read_benchmark_items_parquet,
     read_benchmarks,
+    reference_answers,
     write_benchmark_items,
 )
 from curation.parquet import SchemaVersionError, write_ledger
@@ -109,6 +110,16 @@ def test_real_answers(shared_data: Path) -> None:
     assert {i.item_id.rsplit("/", 1)[0] for i in mt.items} <= {f"{q}" for q in range(81, 161)}
     assert len(answers("truthfulqa").items) == 790
     assert answers("arc_challenge").items == []  # no answer_fields
+    # each question finds its reference answer, an MT-Bench turn its own turn's
+    both = [
+        *read_benchmark_items(_preset(shared_data, "gsm8k"), index_answers=True).items,
+        *read_benchmark_items(_preset(shared_data, "mt_bench"), index_answers=True).items,
+    ]
+    found = reference_answers(both)
+    assert found[("gsm8k", "gsm8k_test/0")] == gsm8k.items[0].text
+    assert len([k for k in found if k[0] == "gsm8k"]) == 1319
+    assert found[("mt_bench", "95/turn1")] == mt.items[0].text and ("mt_bench", "81/turn1") not in found
+    assert found[("mt_bench", "95/turn2")] == next(i.text for i in mt.items if i.item_id == "95/answer2")
 
 
 @pytest.mark.shared_data

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 import shutil
 import struct
 import subprocess
@@ -16,12 +18,11 @@ from curation.contamination.report_html import (
     CSV_COLUMNS,
     contamination_report_html,
     flagged_pairs_csv,
-    highlight,
     merge_spans,
 )
 from schemas.contamination import ContaminationReport, ReviewerDecision
 from tests.helpers import browser
-from tests.helpers.contamination_report import GSM8K_Q, SCRIPT, sample_report
+from tests.helpers.contamination_report import GSM8K_Q, MMLU_ANSWER, SCRIPT, sample_report
 
 
 class _Page(HTMLParser):
@@ -59,20 +60,22 @@ def test_merge_spans_sorts_merges_and_clamps() -> None:
     assert merge_spans([(50, 60), (4, 2)], 10) == []
 
 
-def test_highlight_escapes_inside_and_outside_marks() -> None:
-    text = "a <b> & <i>c</i>"
-    out = highlight(text, [(2, 5), (4, 6)])
-    assert out == "a <mark>&lt;b&gt; </mark>&amp; &lt;i&gt;c&lt;/i&gt;"
-    assert highlight(text, []) == "a &lt;b&gt; &amp; &lt;i&gt;c&lt;/i&gt;"
+def _page_data(html: str) -> dict:
+    """The pairs' data block of a page, as its script reads it."""
+    block = re.search(r'<script type="application/json" id="pairs-data">(.*?)</script>', html, re.S)
+    assert block is not None
+    return json.loads(block.group(1))
 
 
-def test_script_in_a_turn_is_text_not_an_element() -> None:
+def test_script_in_a_turn_cannot_leave_the_data_block() -> None:
     html = contamination_report_html(sample_report())
-    page = _Page(html)
-    assert "script" not in page.tags
-    assert SCRIPT in page.text
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    assert "<script" not in html.lower()
+    # the page's own two scripts (data and code) and no other: the planted one is data, its < escaped
+    assert html.lower().count("<script") == 2
+    assert SCRIPT not in html and "\\u003cscript\\u003ealert(1)" in html
+    data = _page_data(html)
+    xss = next(p for p in data["pairs"] if p["conversation_id"] == "sharegpt-xss-0042")
+    assert SCRIPT in xss["turn_text"] and xss["conversation"][1] == ["assistant", SCRIPT]
+    assert xss["conversation_title"] == f"XSS question {SCRIPT}"
 
 
 def test_page_is_self_contained_and_has_every_section() -> None:
@@ -80,34 +83,39 @@ def test_page_is_self_contained_and_has_every_section() -> None:
     html = contamination_report_html(report)
     assert html.startswith("<!DOCTYPE html>")
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in html
-    assert "<link" not in html and "@import" not in html and "url(" not in html
+    assert "<link" not in html and "@import" not in html and "url(" not in html and "fetch(" not in html
     text = _Page(html).text
     for needle in [
         report.run_id, report.created_at, "all-MiniLM-L6-v2", "drop_conversation", "near_verbatim ≥ 0.950",
         "rephrased ≥ 0.880", "n = 13, min coverage 0.50", "Totals", "11872", "Per benchmark and source",
         "14042", "1319", "Best scores", "threshold 0.80", "Flagged pairs (3)", "Reviewer decisions (2)",
         "not met in this run", "How to act on this", "conversation_id,benchmark,item_id,keep",
-        "contamination.decisions_file", "Calibration", report.calibration,
+        "contamination.decisions_file", "Calibration", report.calibration, "Export decisions CSV",
+        # this run's calibration figures
+        "p50 0.310, p99 0.660, min 0.020, max 0.790", "Unflagged turns in [0.75, 0.80)",
     ]:  # fmt: skip
         assert needle in text, needle
-    assert "<svg" in html and 'stroke-dasharray="5,3"' in html
+    assert "<svg" in html and 'stroke-dasharray="5,3"' in html and "3 turns, 1 flagged" not in html
+    assert "1 turns, 1 flagged" in html  # a bar of flagged turns, in red
 
 
-def test_pairs_are_ordered_by_category_then_score_and_evidence_is_marked() -> None:
-    html = contamination_report_html(sample_report())
-    order = [html.index(c) for c in ("sharegpt-gsm8k-0001", "sharegpt-mmlu-0777", "sharegpt-xss-0042")]
-    assert order == sorted(order)
-    marks = _Page(html).marks
-    # The GSM8K turn's two overlapping spans merge into one mark holding the whole question.
-    assert GSM8K_Q in marks
-    assert marks.count("pituitary gland") == 2
-    assert len(marks) == 4
+def test_pairs_are_ordered_by_category_then_score_with_merged_spans() -> None:
+    data = _page_data(contamination_report_html(sample_report()))
+    ids = [p["conversation_id"] for p in data["pairs"]]
+    assert ids == ["sharegpt-gsm8k-0001", "sharegpt-mmlu-0777", "sharegpt-xss-0042"]
+    gsm8k, mmlu = data["pairs"][0], data["pairs"][1]
+    # The GSM8K turn's two overlapping spans merge into one holding the whole question; clamped to the text.
+    ((start, end),) = gsm8k["turn_spans"]
+    assert gsm8k["turn_text"][start:end] == GSM8K_Q
+    assert gsm8k["item_spans"] == [[0, len(GSM8K_Q)]]
+    assert (mmlu["item_answer"], mmlu["cut_at"], len(mmlu["conversation"])) == (MMLU_ANSWER, 2, 4)
 
 
 def test_empty_report_renders() -> None:
     html = contamination_report_html(sample_report(pairs=False))
     text = _Page(html).text
-    assert "Flagged pairs (0)" in text and "No flagged pairs" in text and "Reviewer decisions (0)" in text
+    assert "Flagged pairs (0)" in text and "Reviewer decisions (0)" in text
+    assert _page_data(html)["pairs"] == []
     bare = ContaminationReport(
         run_id="r", created_at="t", model="m", device="cpu", threshold=0.8, near_verbatim_score=0.95,
         rephrased_score=0.88, ngram_n=13, ngram_min_coverage=0.5, action="drop_conversation", remove_categories=(),
@@ -195,10 +203,34 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
 
     dom = _run_chromium(binary, tmp_path, "--dump-dom", page.as_uri()).stdout
     rendered = _Page(dom)
-    assert "script" not in rendered.tags and SCRIPT in rendered.text
+    # the page's script rendered every pair as text (and dropped the parsed data block): the planted <script>
+    # is no element of the page
+    assert rendered.tags.count("script") == 1 and SCRIPT in rendered.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
     for p in report.pairs:
         assert p.conversation_id in rendered.text and p.item_id in rendered.text
         assert p.turn_text[:40] in rendered.text and p.item_text[-40:] in rendered.text
-    assert GSM8K_Q in rendered.marks and "pituitary gland" in rendered.marks
+    assert GSM8K_Q in rendered.marks and rendered.marks.count("pituitary gland") == 2 and len(rendered.marks) == 4
     assert "<mark>pituitary gland</mark>" in dom
+    assert "Reference answer" in rendered.text and "cut here: turns 2 to 3 are removed" in rendered.text
+    assert "Showing 1-3 of 3 pairs" in rendered.text and "your decision: keep" in rendered.text
+    assert f"Title: XSS question {SCRIPT}" in rendered.text  # the planted title is text too
+
+
+def test_five_thousand_pairs_open_a_page_at_a_time(tmp_path: Path) -> None:
+    """At 5,000 flagged pairs the page renders its first 50, and the pager and the filters work on all of
+    them (bench.report measures its size and time to open on real data)."""
+    binary = browser.chromium_binary()
+    one = sample_report().pairs[1]
+    kinds = ("similar", "rephrased")
+    pairs = [
+        one.model_copy(update={"conversation_id": f"c{k}", "score": 0.8 + k % 100 / 1000, "category": kinds[k % 2]})
+        for k in range(5000)
+    ]
+    page = tmp_path / "report.html"
+    page.write_text(contamination_report_html(sample_report().model_copy(update={"pairs": pairs})), encoding="utf-8")
+    rendered = _Page(_run_chromium(binary, tmp_path, "--dump-dom", page.as_uri()).stdout)
+    assert "Showing 1-50 of 5000 pairs (5000 flagged)" in rendered.text and "page 1 of 100" in rendered.text
+    # highest score first: the 50 pairs at 0.899 (c99, c199, ...), ties in the report's order; not c0 (0.800)
+    assert rendered.text.index("conversation c199 ") < rendered.text.index("conversation c299 ")
+    assert "conversation c0 " not in rendered.text and len(re.findall(r"conversation c\d+ ", rendered.text)) == 50
