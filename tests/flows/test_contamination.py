@@ -107,6 +107,9 @@ def _decide_in_the_report(page: Path, report: ContaminationReport, tmp_path: Pat
     downloads.mkdir()
     with Browser(tmp_path / "profile", width=1300, height=1600) as b:
         b.call("Browser.setDownloadBehavior", behavior="allow", downloadPath=str(downloads))
+        # offline: the page must need nothing but its own file
+        b.call("Network.enable")
+        b.call("Network.emulateNetworkConditions", offline=True, latency=0, downloadThroughput=-1, uploadThroughput=-1)
         b.goto(page.as_uri())
         b.wait_for_text("Showing 1-2 of 2 pairs")
         text = b.text()
