@@ -74,18 +74,28 @@ def test_compose_has_server_postgres_workers_and_a_gpu_profile(compose: dict) ->
     services = compose["services"]
     assert {"postgres", "prefect-server", "worker-cpu", "worker-gpu"} <= set(services)
     assert services["worker-gpu"]["profiles"] == ["gpu"]
-    # finetune is registered on the pool that only the GPU worker polls, running from the images' /app
-    command = services["deployments"]["command"]
-    assert command[:2] == ["chatsift", "serve"] and command[command.index("--gpu-pool") + 1] == "chatsift-gpu"
-    assert "--pool" in services["worker-gpu"]["command"]
-    gpu_pool = services["worker-gpu"]["command"][services["worker-gpu"]["command"].index("--pool") + 1]
-    assert gpu_pool == "chatsift-gpu" and command[command.index("--gpu-pool-source") + 1] == "/app"
+    # the deployments come from the project's prefect.yaml, registered from the images' /app on the pools the
+    # workers poll: finetune on the one only the GPU worker polls
+    deploy = services["deploy"]
+    assert deploy["working_dir"] == "/app" and "prefect --no-prompt deploy --all" in deploy["command"][-1]
+    pools = {
+        d["name"]: d["work_pool"]["name"]
+        for d in yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())["deployments"]
+    }
+    for worker in ("worker-cpu", "worker-gpu"):
+        command = services[worker]["command"]
+        pool = command[command.index("--pool") + 1]
+        assert f"prefect work-pool create {pool} --type process" in deploy["command"][-1]
+        # flows write under runs/ and re-curate data/, relative to /app
+        assert {v.rsplit(":", 1)[1] for v in services[worker]["volumes"]} >= {"/app/data", "/app/runs"}
+    assert pools["finetune"] == "chatsift-gpu" and set(pools.values()) == {"chatsift-cpu", "chatsift-gpu"}
+    assert services["worker-gpu"]["command"][services["worker-gpu"]["command"].index("--pool") + 1] == "chatsift-gpu"
     [device] = services["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
     assert device["capabilities"] == ["gpu"]
     assert "profiles" not in services["worker-cpu"] and "profiles" not in services["prefect-server"]
     server_env = services["prefect-server"]["environment"]
     assert server_env["PREFECT_SERVER_DATABASE_CONNECTION_URL"].startswith("postgresql+asyncpg://")
-    for name in ("worker-cpu", "worker-gpu", "deployments"):
+    for name in ("worker-cpu", "worker-gpu", "deploy"):
         assert services[name]["environment"]["PREFECT_API_URL"] == "http://prefect-server:4200/api"
     for service in services.values():
         build = service.get("build")
