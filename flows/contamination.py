@@ -34,7 +34,15 @@ from curation.contamination.report import (
 )
 from curation.parquet import read_conversations_parquet
 from curation.runs.stage_reports import merge_stage_reports, passthrough_report, stage_report
-from flows.execution import publish_link, publish_markdown, publish_table, run_in_turn, run_logger, run_step
+from flows.execution import (
+    publish_failure,
+    publish_link,
+    publish_markdown,
+    publish_table,
+    run_in_turn,
+    run_logger,
+    run_step,
+)
 from flows.parts import PartResult, write_part
 from flows.resources import check_contamination_resources, contamination_devices, embed_with_cache
 from flows.run_files import file_links
@@ -231,7 +239,7 @@ def contamination_check_stage(
     return [r.output for r in results], report, report_paths
 
 
-@flow(name="contamination", log_prints=True)
+@flow(name="contamination", log_prints=True, on_failure=[publish_failure])
 def contamination_flow(
     conversations: Path,
     out_dir: Path = Path("runs"),

@@ -24,7 +24,7 @@ from curation.runs.stage_reports import count_source_records, ledger_balance_err
 from flows.clean import clean_stage
 from flows.contamination import contamination_check_stage
 from flows.dedupe import dedupe_exact_stage, dedupe_minhash_stage
-from flows.execution import publish_markdown, publish_table, run_logger, tasks_on
+from flows.execution import publish_failure, publish_markdown, publish_table, run_logger, tasks_on
 from flows.ingest import ingest_stage
 from flows.progress import StageProgress
 from flows.resources import check_inputs, check_resources
@@ -51,7 +51,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-@flow(name="curate", log_prints=True)
+@flow(name="curate", log_prints=True, on_failure=[publish_failure])
 def curate_flow(
     inputs: list[Path],
     out_dir: Path = Path("runs"),

@@ -156,3 +156,28 @@ def publish_table(*, key: str, table: list[dict[str, Any]], description: str) ->
 def publish_link(*, key: str, link: str, link_text: str, description: str) -> None:
     if publishing():
         create_link_artifact(link=link, link_text=link_text, key=key, description=description)
+
+
+def publish_failure(flow: Any, flow_run: Any, state: Any) -> None:
+    """Every flow's on_failure hook: the failure's message, which names the fix (chatsift's errors do), as a
+    markdown artifact on the run, so that a scheduled run that failed overnight says why on its own page and in
+    the artifacts list, not only deep in its logs."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import ArtifactCreate
+
+    message = str(state.message or "the run failed without a message: read its logs")
+    markdown = (
+        f"# {flow.name} failed\n\n{message}\n\n"
+        "A bad option or a missing input fails a run before any work, with the fix in the message above; "
+        "start the run again once it is fixed. Anything else: the run's logs hold the traceback."
+    )
+    with get_client(sync_client=True) as client:
+        client.create_artifact(
+            ArtifactCreate(
+                key=f"{flow.name}-failure",
+                type="markdown",
+                data=markdown,
+                description=f"why this {flow.name} run failed, and what to do",
+                flow_run_id=flow_run.id,
+            )
+        )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from prefect import flow, task
 
-from flows.execution import publish_markdown, publish_table, run_logger, run_step
+from flows.execution import publish_failure, publish_markdown, publish_table, run_logger, run_step
 from flows.progress import RunProgress
 from flows.run_files import publish_file_link
 from schemas.config import FinetuneConfig
@@ -101,7 +101,7 @@ def _artifacts(summary: FinetuneSummary, history: list[StepMetrics]) -> None:
     )
 
 
-@flow(name="finetune", log_prints=True)
+@flow(name="finetune", log_prints=True, on_failure=[publish_failure])
 def finetune_flow(
     shards_dir: str,
     model: str,

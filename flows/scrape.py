@@ -29,7 +29,7 @@ from curation.scrape.fetch import (
     write_pages_by_day,
 )
 from curation.scrape.store import RawPageStore
-from flows.execution import publish_markdown, run_logger, run_step
+from flows.execution import publish_failure, publish_markdown, run_logger, run_step
 from flows.progress import RunProgress
 from schemas.config import CurationConfig, ScrapeConfig
 from schemas.errors import ConfigError, InputError
@@ -104,7 +104,7 @@ def scrape_chunk(
     }
 
 
-@flow(name="scrape")
+@flow(name="scrape", on_failure=[publish_failure])
 def scrape_flow(
     ids_file: Path | None = None,
     urls_file: Path | None = None,

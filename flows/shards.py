@@ -16,7 +16,7 @@ from curation.shards.export import export_shards
 from curation.shards.pack import PACK, with_unique_ids
 from curation.shards.tokenization import TOKENIZE, ConversationEncoder
 from curation.shards.write import WRITE_SHARDS, chat_template_info, tokenizer_info
-from flows.execution import run_logger, run_parts, run_step
+from flows.execution import publish_failure, run_logger, run_parts, run_step
 from flows.parts import PartResult, write_part
 from flows.resources import check_tokenizer, part_encoder, template_for, tokenizer_config_for, tokenizer_for
 from flows.run_files import publish_file_link
@@ -151,7 +151,7 @@ def write_configured_exports(
     return folders
 
 
-@flow(name="build-shards", log_prints=True)
+@flow(name="build-shards", log_prints=True, on_failure=[publish_failure])
 def build_shards_flow(
     conversations: Path,
     out_dir: Path = Path("runs"),
