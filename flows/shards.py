@@ -175,6 +175,7 @@ def build_shards_flow(
         "conversations": tokenize_report.inputs,
         "packed": pack_report.kept,
         "dropped": tokenize_report.dropped + pack_report.dropped,
+        "stages": [r.model_dump(mode="json") for r in (tokenize_report, pack_report)],
         "manifest": manifest,
         "ledger": str(paths.ledger_dir),
         **{f"export_{fmt}": folder for fmt, folder in exports.items()},

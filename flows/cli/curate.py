@@ -84,15 +84,13 @@ def curate_locally(
 
 def print_summary(report: RunReport) -> None:
     from curation.runs.stage_reports import reuse_line
+    from flows.cli.summary import stage_lines
 
     print(
         f"\nrun {report.run_id}: read {report.records_read}, kept {report.kept} ({report.rows} rows), "
         f"dropped {report.dropped}"
     )
-    for s in report.stages:
-        notes = [f"{k}={v}" for k, v in sorted(s.dropped_by_reason.items())]
-        notes += [f"{k}={v}" for k, v in sorted(s.changed.items())]
-        print(f"  {s.stage:<15} in {s.inputs:>7}  kept {s.kept:>7}  dropped {s.dropped:>6}  {', '.join(notes)}")
+    print("\n".join(stage_lines(report.stages)))
     print(reuse_line(report))
     print(f"conversations: {report.outputs['conversations']}\nledger:        {report.outputs['ledger']}")
     print(f"shards:        {report.outputs['shards']}")

@@ -20,6 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     build.add_argument("dir", type=Path, help="a folder of conversation parts (a run's conversations/)")
     build.add_argument("--out", type=Path, default=Path("runs"), help="output directory (default: ./runs)")
     build.add_argument("--config", type=Path, help="TOML or JSON file; its [tokenizer] and [shards] tables are used")
+    build.add_argument("--json", action="store_true", help="print the run's summary as JSON instead of as text")
     add_progress_argument(build)
     export = sub.add_parser(
         "export",
@@ -64,7 +65,10 @@ def run(args: argparse.Namespace) -> int:
             from flows.shards import build_shards_flow
 
             summary = build_shards_flow(conversations=args.dir, out_dir=args.out, config=config)
-        print(json.dumps(summary, indent=2))
+        if args.json:
+            print(json.dumps(summary, indent=2))
+        else:
+            print_build_summary(summary)
         return 0
     if not (args.dir / MANIFEST_NAME).is_file():
         raise InputError(f"{args.dir} holds no {MANIFEST_NAME}: pass a run's shards/ folder")
@@ -98,3 +102,21 @@ def run(args: argparse.Namespace) -> int:
         decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=False)  # noqa: E731
     print(inspect_shards(args.dir, decode=decode, sample_rows=args.rows))
     return 0
+
+
+def print_build_summary(summary: dict) -> None:
+    """What `shards build` made, as curate's summary says it: counts, each stage's drops and changes, the files."""
+    from flows.cli.summary import stage_lines
+    from schemas import StageReport
+
+    manifest = read_manifest(Path(summary["manifest"]).parent)
+    print(
+        f"\nrun {summary['run_id']}: {summary['conversations']} conversations in, {summary['packed']} packed into "
+        f"{manifest.total_rows} rows ({manifest.total_tokens} tokens, {manifest.total_loss_tokens} supervised), "
+        f"dropped {summary['dropped']}"
+    )
+    print("\n".join(stage_lines(StageReport.model_validate(s) for s in summary["stages"])))
+    print(f"shards:        {summary['manifest']}\nledger:        {summary['ledger']}")
+    for key, folder in sorted(summary.items()):
+        if key.startswith("export_"):
+            print(f"{key.removeprefix('export_') + ' export:':<15}{folder}")

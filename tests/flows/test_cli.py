@@ -21,9 +21,42 @@ from tests.conftest import environ_with_every_server_service
 
 
 def test_config_prints_every_default(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["config"]) == 0
+    assert main(["config", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["shape"]["min_chars"] == 16 and printed["run"]["batch_size"] == 5000
+    assert main(["config"]) == 0
+    toml = capsys.readouterr().out
+    # commented TOML: each table with its description, each unset option commented out
+    assert "[shape]\n" in toml and "\nmin_chars = 16\n" in toml and "\n# cache_dir =  (unset)\n" in toml
+    assert "# [run]: how a run is cut into tasks" in toml and "[[contamination.rephrase_rules]]" in toml
+
+
+def test_the_printed_config_saved_and_passed_back_runs_as_the_defaults(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], prefect_server: None
+) -> None:
+    """`chatsift config > c.toml && chatsift curate demo-input --config c.toml`: the same run as no config."""
+    import polars as pl
+
+    from demo.inputs import write_demo_inputs
+
+    assert main(["config"]) == 0
+    saved = tmp_path / "c.toml"
+    saved.write_text(capsys.readouterr().out)
+    assert load_config(saved) == CurationConfig()
+    inputs = [str(p) for p in write_demo_inputs(tmp_path / "demo-input")]
+    for run_id, extra in (("saved", ["--config", str(saved)]), ("none", [])):
+        argv = ["curate", *inputs, "--out", str(tmp_path / "runs"), "--run-id", run_id, "--progress", "off"]
+        assert main([*argv, *extra]) == 0
+    runs = tmp_path / "runs"
+    assert (runs / "saved" / "config.json").read_text() == (runs / "none" / "config.json").read_text()
+    for name in ("saved", "none"):
+        assert (runs / name / "shards" / "manifest.json").is_file()
+    conversations = [pl.read_parquet(runs / r / "conversations" / "*.parquet").sort("id") for r in ("saved", "none")]
+    assert conversations[0].equals(conversations[1]) and conversations[0].height > 0
+    reports = [RunReport.model_validate_json((runs / r / "report.json").read_text()) for r in ("saved", "none")]
+    assert [(s.stage, s.kept, s.dropped_by_reason) for s in reports[0].stages] == [
+        (s.stage, s.kept, s.dropped_by_reason) for s in reports[1].stages
+    ]
 
 
 def test_config_file_overrides_defaults(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from curation.shards.verify import verify_shards
 from demo.chatgpt_html import as_captured, sharegpt_page_html
 from demo.inputs import DEMO_CONFIG, write_demo_inputs
 from flows.cli import main
+from flows.cli.curate import print_summary
 from flows.curate import curate_flow
 from schemas import RunReport
 from schemas.config import CurationConfig
@@ -28,6 +29,15 @@ def test_demo_inputs_curate_with_every_record_accounted_for(
     inputs = write_demo_inputs(tmp_path / "in")
     report = curate_flow(inputs=inputs, out_dir=tmp_path / "out", config=DEMO_CONFIG, run_id="demo")
     assert_nothing_lost(report)
+    # the printed summary keeps drops and changes apart: a stage's line holds counts, the reasons and the
+    # changes follow on lines of their own
+    print_summary(report)
+    lines = capsys.readouterr().out.splitlines()
+    [shape] = [i for i, line in enumerate(lines) if line.startswith("  shape ")]
+    assert "=" not in lines[shape] and lines[shape + 1].startswith("      dropped: ")
+    assert "too_short=" in lines[shape + 1]
+    changed = [line for line in lines if line.startswith("      changed: ")]
+    assert changed and not any("too_short" in line or "blocked_response" in line for line in changed)
     ledger = pl.concat([pl.read_parquet(f) for f in (tmp_path / "out/demo/ledger").glob("*.parquet")])
     reasons = dict(zip(ledger["conversation_id"], ledger["reason"], strict=True))
     # the broken-on-purpose inputs, each with its own reason
@@ -92,6 +102,10 @@ def test_demo_inputs_curate_with_every_record_accounted_for(
     )
     [rebuilt] = (tmp_path / "b").glob("*/shards")
     assert verify_shards(rebuilt) == []
+    # a summary like curate's: the counts, a line per stage, drops and changes apart, the files
+    printed = capsys.readouterr().out
+    assert "conversations in, " in printed and "\n  tokenize " in printed and "\n  pack " in printed
+    assert f"shards:        {rebuilt / 'manifest.json'}" in printed and "{" not in printed
     again = read_manifest(rebuilt)
     assert again.max_seq_len == 1024 and again.total_rows > manifest.total_rows
 

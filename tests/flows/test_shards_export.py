@@ -80,6 +80,7 @@ def test_a_run_writes_the_exports_its_config_names(
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"shards": {"exports": ["axolotl", "messages"], "export_layout": "packed"}}))
     argv = ["shards", "build", str(run / "conversations"), "--out", str(tmp_path / "built"), "--config", str(config)]
+    argv.append("--json")
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
     rebuilt = read_export_manifest(summary["export_axolotl"])
