@@ -187,7 +187,13 @@ def _curate(inputs: list[Path], paths: RunPaths, config: CurationConfig, started
             os.replace(folder, final)
     exports = write_configured_exports(paths, config)
     report.outputs.update({f"export_{fmt}": folder for fmt, folder in exports.items()})
-    lineage = run_lineage(paths=paths, inputs=inputs, config_hash=report.config_hash, input_groups=input_groups)
+    lineage = run_lineage(
+        paths=paths,
+        inputs=inputs,
+        config_hash=report.config_hash,
+        input_groups=input_groups,
+        input_files=listing.files,
+    )
     atomic_write_text(paths.lineage_json, lineage.model_dump_json(indent=2))
     markdown = run_report_markdown(report)
     atomic_write_text(paths.report_md, markdown)

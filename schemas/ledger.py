@@ -215,6 +215,13 @@ class OutputFile(BaseModel):
     blake2b: str
 
 
+class InputFile(BaseModel):
+    """A file a run read, by content: `runs diff` matches inputs on blake2b, whatever their paths."""
+
+    path: str
+    blake2b: str
+
+
 class RunLineage(BaseModel):
     """lineage.json: what a run read (by content), with which config and code, and what it wrote."""
 
@@ -227,6 +234,8 @@ class RunLineage(BaseModel):
     config_hash: str
     inputs: list[str]
     input_groups: list[InputGroup] = Field(default_factory=list)
+    # every file the inputs held, with its content digest (empty in lineage written before it)
+    input_files: list[InputFile] = Field(default_factory=list)
     outputs: list[OutputFile] = Field(default_factory=list)
 
 

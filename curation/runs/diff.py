@@ -13,7 +13,7 @@ objects are made only for what is shown (the first entries of the text) or asked
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -22,8 +22,16 @@ from pydantic import ValidationError
 
 from curation.parquet import SchemaVersionError, check_parquet_kind
 from schemas.errors import InputError
-from schemas.ledger import RunReport, Stage
-from schemas.run_layout import CONFIG_NAME, CONVERSATIONS_DIR, LEDGER_DIR, REPORT_NAME, RUN_RECORD_NAME, RunRecord
+from schemas.ledger import RunLineage, RunReport, Stage
+from schemas.run_layout import (
+    CONFIG_NAME,
+    CONVERSATIONS_DIR,
+    LEDGER_DIR,
+    LINEAGE_NAME,
+    REPORT_NAME,
+    RUN_RECORD_NAME,
+    RunRecord,
+)
 
 __all__ = [
     "ConfigChange",
@@ -77,6 +85,8 @@ class Run:
     # conversation_id, cuts: one row per id with round-scope rows, its cuts as sorted
     # "stage: reason (detail)" strings (the record was kept; a round was cut out of it).
     cuts: pl.LazyFrame
+    # Each file the run read -> its content digest, from lineage.json (empty for runs written before it).
+    input_files: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -220,7 +230,30 @@ def load_run(path: Path) -> Run:
         kept=kept_source_ids(path),
         drops=ledger.filter(pl.col("scope") == "conversation").drop("scope"),
         cuts=_round_cuts(ledger),
+        input_files=_input_files(path),
     )
+
+
+def _input_files(run_dir: Path) -> dict[str, str]:
+    """The run's input files by content digest, from its lineage.json (none when it lacks them)."""
+    path = run_dir / LINEAGE_NAME
+    if not path.is_file():
+        return {}
+    try:
+        lineage = RunLineage.model_validate_json(path.read_bytes())
+    except ValidationError as e:
+        raise RunDirError(f"{path} is not a chatsift lineage file ({e.error_count()} problem(s): {e})") from e
+    return {f.path: f.blake2b for f in lineage.input_files}
+
+
+def _inputs_only_in(one: Run, other: Run) -> tuple[str, ...]:
+    """`one`'s inputs that `other` did not read: by content where both lineages list their files (the same
+    bytes under another path, or copied elsewhere, are the same input), else by the paths as given."""
+    if one.input_files and other.input_files:
+        theirs = set(other.input_files.values())
+        return tuple(path for path, digest in one.input_files.items() if digest not in theirs)
+    given = set(other.report.inputs)
+    return tuple(p for p in one.report.inputs if p not in given)
 
 
 # --- the diff --------------------------------------------------------------------------------
@@ -354,8 +387,6 @@ def diff_runs(a: Run, b: Run) -> RunDiff:
     # One collect, so polars can share the scans the queries have in common. Unchanged is
     # counted as A's ids less those that left: a third join of every kept id would cost more.
     entered_df, left_df, cut_df, count_a = pl.collect_all([entered, left, _cut_changes(a, b), ids_a.select(pl.len())])
-    inputs_a, inputs_b = a.report.inputs, b.report.inputs
-    set_a, set_b = set(inputs_a), set(inputs_b)
     return RunDiff(
         a=a,
         b=b,
@@ -366,8 +397,8 @@ def diff_runs(a: Run, b: Run) -> RunDiff:
         cut_changed=cut_df,
         unchanged=int(count_a.item()) - left_df.height,
         config_changes=config_changes(a.config, b.config),
-        inputs_only_a=tuple(p for p in inputs_a if p not in set_b),
-        inputs_only_b=tuple(p for p in inputs_b if p not in set_a),
+        inputs_only_a=_inputs_only_in(a, b),
+        inputs_only_b=_inputs_only_in(b, a),
     )
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from schemas.files import file_digest
-from schemas.ledger import InputGroup, OutputFile, RunLineage
+from schemas.ledger import InputFile, InputGroup, OutputFile, RunLineage
 from schemas.run_layout import RunPaths
 
 # The checkout (or installed tree) that holds the pipeline's packages.
@@ -54,8 +55,16 @@ def code_version() -> str:
     return f"{base}+g{commit}" + (".dirty" if dirty else "")
 
 
-def run_lineage(*, paths: RunPaths, inputs: list[Path], config_hash: str, input_groups: list[InputGroup]) -> RunLineage:
-    """The run's lineage: its inputs by content group, config and code, and a digest of every output file."""
+def run_lineage(
+    *,
+    paths: RunPaths,
+    inputs: list[Path],
+    config_hash: str,
+    input_groups: list[InputGroup],
+    input_files: Sequence[Path] = (),
+) -> RunLineage:
+    """The run's lineage: its inputs by content group and file by file (`input_files`, the files the inputs
+    held), config and code, and a digest of every output file."""
     outputs = [OutputFile(path=str(f.relative_to(paths.root)), blake2b=file_digest(f)) for f in paths.published_files()]
     return RunLineage(
         run_id=paths.run_id,
@@ -64,5 +73,6 @@ def run_lineage(*, paths: RunPaths, inputs: list[Path], config_hash: str, input_
         config_hash=config_hash,
         inputs=[str(p) for p in inputs],
         input_groups=input_groups,
+        input_files=[InputFile(path=str(f), blake2b=file_digest(f)) for f in input_files],
         outputs=outputs,
     )

@@ -276,3 +276,26 @@ def test_every_option_of_every_command_has_help_text() -> None:
         return found
 
     assert undocumented(build_parser(), "chatsift") == []
+
+
+def test_every_command_and_argument_says_what_it_is_for() -> None:
+    """`chatsift --help` and each command's --help: no command and no argument without its help text."""
+    import argparse
+
+    from flows.cli import build_parser
+
+    missing: list[str] = []
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                helps = {choice.dest: choice.help for choice in action._choices_actions}
+                for name, sub in action.choices.items():
+                    if not helps.get(name):
+                        missing.append(f"{path} {name}")
+                    walk(sub, f"{path} {name}")
+            elif not isinstance(action, argparse._HelpAction) and not action.help:
+                missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(build_parser(), "chatsift")
+    assert missing == []

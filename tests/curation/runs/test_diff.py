@@ -341,6 +341,27 @@ def test_diff_of_two_real_runs_matches_their_ledgers(two_runs: tuple[Path, Path]
 
 
 @pytest.mark.slow
+def test_inputs_are_the_same_by_content_wherever_they_lie(two_runs: tuple[Path, Path], tmp_path: Path) -> None:
+    """A's inputs copied elsewhere, a file renamed on the way: the same inputs, so none is only in either run."""
+    import shutil
+
+    from demo.inputs import DEMO_CONFIG
+    from flows.curate import curate_flow
+
+    a, _ = two_runs
+    copies = []
+    for k, given in enumerate(map(Path, RunReport.model_validate_json((a / "report.json").read_text()).inputs)):
+        copy = tmp_path / "elsewhere" / f"renamed-{k}{given.suffix}"
+        copy.parent.mkdir(exist_ok=True)
+        shutil.copytree(given, copy) if given.is_dir() else shutil.copyfile(given, copy)
+        copies.append(copy)
+    curate_flow(inputs=copies, out_dir=tmp_path / "out", config=DEMO_CONFIG, run_id="C")
+    diff = diff_runs(load_run(a), load_run(tmp_path / "out" / "C"))
+    assert (diff.inputs_only_a, diff.inputs_only_b) == ((), ())
+    assert diff.unchanged == diff.kept_a > 0 and diff.entered.height == diff.left.height == 0
+
+
+@pytest.mark.slow
 def test_runs_cli_prints_the_diff_and_its_json(two_runs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     a, b = two_runs
     assert _cli(["runs", "diff", str(a), str(b)]) == 0
