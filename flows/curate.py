@@ -16,15 +16,16 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, task
 
 from curation.ingest.read import list_inputs
+from curation.runs.explore import write_explore
 from curation.runs.lineage import code_version, run_lineage
 from curation.runs.stage_reports import count_source_records, ledger_balance_errors, run_report_markdown
 from flows.clean import clean_stage
 from flows.contamination import contamination_check_stage
 from flows.dedupe import dedupe_exact_stage, dedupe_minhash_stage
-from flows.execution import publish_failure, publish_markdown, publish_table, run_logger, tasks_on
+from flows.execution import publish_failure, publish_markdown, publish_table, run_logger, run_step, tasks_on
 from flows.ingest import ingest_stage
 from flows.progress import StageProgress
 from flows.resources import check_inputs, check_resources
@@ -195,6 +196,8 @@ def _curate(inputs: list[Path], paths: RunPaths, config: CurationConfig, started
         input_files=listing.files,
     )
     atomic_write_text(paths.lineage_json, lineage.model_dump_json(indent=2))
+    if config.run.explore_page:
+        report.outputs["explore"] = str(run_step(explore_page, paths.root, report))
     markdown = run_report_markdown(report)
     atomic_write_text(paths.report_md, markdown)
     atomic_write_text(paths.report_json, report.model_dump_json(indent=2))
@@ -226,3 +229,16 @@ def _publish_run_artifacts(report: RunReport, markdown: str, manifest: str) -> N
         link_text="shards manifest.json",
         description="the training shards' manifest: files, checksums, tokenizer, schema version",
     )
+    if "explore" in report.outputs:
+        publish_file_link(
+            key="curate-explore",
+            path=report.outputs["explore"],
+            link_text="explore.html",
+            description="the run's data: drops by reason with sampled texts, length distributions",
+        )
+
+
+@task(name="explore-page")
+def explore_page(run_dir: Path, report: RunReport) -> Path:
+    """explore.html: the run's counts, sampled drops and distributions (curation/runs/explore.py)."""
+    return write_explore(run_dir, report)

@@ -1,4 +1,5 @@
-"""`chatsift runs list|diff`: list the runs in a folder, and diff two runs (curation/runs/diff.py does the work)."""
+"""`chatsift runs list|diff|show`: list the runs in a folder, diff two runs (curation/runs/diff.py does the work),
+and write one run's explore.html (curation/runs/explore.py)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,11 @@ def add_arguments(p_runs: argparse.ArgumentParser) -> None:
     )
     p_list = runs_sub.add_parser("list", help="one line per run under OUT: id, finished, read/kept/dropped, config")
     p_list.add_argument("out", type=Path, help="the --out folder the runs were written to")
+    p_show = runs_sub.add_parser(
+        "show", help="write RUN/explore.html: counts, sampled drops as text by reason, length distributions"
+    )
+    p_show.add_argument("run_dir", metavar="RUN", type=Path, help="a run directory (<out>/<run_id>)")
+    p_show.add_argument("--open", action="store_true", help="open the page in the default browser once written")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +58,17 @@ def run(args: argparse.Namespace) -> int:
         run_list_text,
     )
 
+    if args.runs_command == "show":
+        from curation.runs.diff import check_run_dir
+        from curation.runs.explore import write_explore
+
+        page = write_explore(check_run_dir(args.run_dir))
+        print(page)
+        if args.open:
+            import webbrowser
+
+            webbrowser.open(page.resolve().as_uri())
+        return 0
     if args.runs_command == "list":
         runs = list_runs(args.out)
         if not runs:

@@ -32,6 +32,10 @@ class RunConfig(ConfigSection):
     cache. Off: they are never cached and are deleted once cleaning has read them, so nothing a finished run leaves on
     disk holds a secret the secrets stage redacts (docs/defaults.md#run).
     """
+    explore_page: bool = True
+    """Write explore.html at the end of a curate run, as `chatsift runs show` does: counts, sampled drops as text,
+    length distributions. Cheap: read from the run's own files (docs/defaults.md#run).
+    """
     task_runner: Literal["auto", "threads", "processes", "dask"] = "auto"
     """ "auto": "processes" when the run may use more than one core and its inputs hold at least auto_processes_min_mb,
     else "threads" (docs/defaults.md#run). "threads": Prefect's thread pool in the flow's process, its default runner.

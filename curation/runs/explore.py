@@ -1,0 +1,324 @@
+"""`chatsift runs show RUN`: one offline page to look at a run's data, RUN/explore.html.
+
+What it shows, all read from the run's own files:
+- the counts per stage and reason (report.json), each reason with a sample of its dropped conversations as text,
+  beside the ledger's detail. The text is the conversation as the last stage output that still holds it saw it
+  (stages/<stage>/); where none does (a record dropped while it was read or cleaned: stages/ingest/ is deleted
+  once cleaning has read it), the raw bytes of the input at the ledger's byte offset, when the file is there;
+- histograms of turns and characters per conversation and of characters per turn by role, before curation
+  (the earliest stage output the run kept) and after (conversations/), and of tokens per conversation (shards/).
+
+Samples are drawn by a hash of the conversation id, so a page is the same each time it is made, and capped
+per reason, so the page stays small whatever the run's size. Every text from the data is HTML-escaped: the page
+holds no script at all.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from curation.parquet import read_conversations_parquet
+from schemas.files import atomic_write_text
+from schemas.ledger import RunReport
+from schemas.run_layout import CONVERSATIONS_DIR, LEDGER_DIR, REPORT_NAME
+
+EXPLORE_NAME = "explore.html"
+# Stage outputs of conversations under stages/, in pipeline order: a dropped record is still in the ones before
+# its stage (stages/tokenize/ holds token ids).
+STAGE_OUTPUTS = ("ingest", "clean", "dedupe_exact", "dedupe_minhash", "contamination", "split")
+# Dropped conversations shown per (stage, reason), and the characters shown of each turn.
+SAMPLES_PER_REASON = 5
+TURN_CHARS = 1500
+RAW_CHARS = 3000
+
+
+@dataclass(frozen=True)
+class DroppedSample:
+    """One dropped conversation as the page shows it."""
+
+    conversation_id: str
+    stage: str
+    reason: str
+    detail: str
+    where: str  # where the text shown comes from
+    turns: tuple[tuple[str, str], ...]  # (role, text), when a stage output held it
+    raw: str  # else the input's raw bytes from the record's offset, "" when they cannot be read
+    title: str = ""
+
+
+def sampled_drops(run_dir: Path, per_reason: int = SAMPLES_PER_REASON) -> list[DroppedSample]:
+    """Up to `per_reason` dropped conversations of each (stage, reason) in the run's ledger, with their text."""
+    ledger_files = sorted((run_dir / LEDGER_DIR).glob("*.parquet"))
+    if not ledger_files:
+        return []
+    ledger = (
+        pl.scan_parquet(ledger_files)
+        .filter(pl.col("scope") == "conversation")
+        .with_columns(order=pl.col("conversation_id").hash(seed=7))
+        .sort("stage", "reason", "order")
+        .group_by("stage", "reason", maintain_order=True)
+        .head(per_reason)
+        .collect()
+    )
+    found = _texts_in_stage_outputs(run_dir, ledger["conversation_id"].unique().to_list())
+    samples = []
+    for r in ledger.iter_rows(named=True):
+        key = (r["conversation_id"], r["input_file"], r["record_index"])
+        held = found.get(key)
+        if held is not None:
+            stage, title, turns = held
+            where = f"stages/{stage}/"
+            samples.append(
+                DroppedSample(r["conversation_id"], r["stage"], r["reason"], r["detail"], where, turns, "", title)
+            )
+            continue
+        raw = _raw_excerpt(r["input_file"], r["byte_offset"])
+        where = f"{r['input_file']} at byte {r['byte_offset'] or 0}" if raw else "not kept by the run"
+        samples.append(DroppedSample(r["conversation_id"], r["stage"], r["reason"], r["detail"], where, (), raw))
+    return samples
+
+
+_Held = tuple[str, str, tuple[tuple[str, str], ...]]
+
+
+def _texts_in_stage_outputs(run_dir: Path, ids: Sequence[str]) -> dict[tuple[str, str | None, int | None], _Held]:
+    """(id, input file, record index) -> (stage, title, turns) from the last stage output holding it."""
+    found: dict[tuple[str, str | None, int | None], _Held] = {}
+    wanted = set(ids)
+    for stage in STAGE_OUTPUTS:
+        for part in sorted((run_dir / "stages" / stage).glob("part-*.parquet")):
+            names = pl.read_parquet(part, columns=["id"])["id"].to_list()
+            rows = [k for k, name in enumerate(names) if name in wanted]
+            for conv in read_conversations_parquet(part, rows) if rows else []:
+                key = (conv.id, conv.provenance.input_file, conv.provenance.record_index)
+                found[key] = (stage, conv.title or "", tuple((t.role, t.content) for t in conv.turns))
+    return found
+
+
+def _raw_excerpt(input_file: str | None, byte_offset: int | None) -> str:
+    if not input_file:
+        return ""
+    try:
+        with open(input_file, "rb") as f:
+            f.seek(byte_offset or 0)
+            return f.read(RAW_CHARS * 4).decode("utf-8", errors="replace")[:RAW_CHARS]
+    except OSError:
+        return ""
+
+
+# --- distributions ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Per-conversation and per-turn lengths of one set of conversations."""
+
+    turns: np.ndarray  # turns per conversation
+    chars: np.ndarray  # characters per conversation
+    chars_by_role: dict[str, np.ndarray]  # characters per turn, by role
+
+
+def distribution(parts: Sequence[Path]) -> Distribution | None:
+    """The lengths of the conversations in `parts`, computed by polars from the columns (no conversation objects,
+    and no text held beyond a row group at a time)."""
+    if not parts:
+        return None
+    scan = pl.scan_parquet(list(parts)).select("turns")
+    content = pl.element().struct.field("content").str.len_chars()
+    per_conversation = scan.select(
+        turns=pl.col("turns").list.len(), chars=pl.col("turns").list.eval(content).list.sum()
+    ).collect(engine="streaming")
+    per_turn = (
+        scan.select(pl.col("turns").explode().alias("turn"))
+        .select(role=pl.col("turn").struct.field("role"), chars=pl.col("turn").struct.field("content").str.len_chars())
+        .drop_nulls()
+        .collect(engine="streaming")
+    )
+    by_role = {
+        role: per_turn.filter(pl.col("role") == role)["chars"].to_numpy() for role in sorted(per_turn["role"].unique())
+    }
+    return Distribution(
+        per_conversation["turns"].to_numpy(), per_conversation["chars"].fill_null(0).to_numpy(), by_role
+    )
+
+
+def shard_tokens(run_dir: Path) -> np.ndarray:
+    """Tokens per conversation in the run's shards (packed: each conversation's length in its row)."""
+    files = sorted((run_dir / "shards").glob("*.parquet"))
+    if not files:
+        return np.zeros(0, np.int64)
+    columns = pl.read_parquet_schema(files[0])
+    if "seq_lengths" in columns:
+        return pl.scan_parquet(files).select(pl.col("seq_lengths").explode()).collect().to_series().to_numpy()
+    return pl.scan_parquet(files).select(pl.col("input_ids").list.len()).collect().to_series().to_numpy()
+
+
+def _log_bins(*series: np.ndarray) -> np.ndarray:
+    """Bin edges 1, 2, 4, ... covering every value (lengths span orders of magnitude)."""
+    top = max((int(s.max()) for s in series if len(s)), default=1)
+    return np.array([0, *(2**k for k in range(max(1, math.ceil(math.log2(top + 1))) + 1))])
+
+
+def histogram_svg(title: str, before: np.ndarray | None, after: np.ndarray) -> str:
+    """Two series (before, after) over log-spaced bins as one inline SVG of paired bars."""
+    series = [(s, colour, name) for s, colour, name in ((before, "#adb5bd", "before"), (after, "#4263eb", "after"))]
+    present = [(s, c, n) for s, c, n in series if s is not None and len(s)]
+    if not present:
+        return f'<p class="muted">{escape(title)}: no data.</p>'
+    edges = _log_bins(*(s for s, _, _ in present))
+    counts = [(np.histogram(s, bins=edges)[0], c, n) for s, c, n in present]
+    width, height, left, bottom, top = 720, 200, 40, 34, 18
+    plot_w, plot_h = width - left - 10, height - top - bottom
+    slot = plot_w / (len(edges) - 1)
+    peak = max(int(c.max()) for c, _, _ in counts) or 1
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        f'aria-label="{escape(title)}"><text x="{left}" y="12" font-size="12">{escape(title)}</text>'
+    ]
+    for k, (values, colour, name) in enumerate(counts):
+        for i, count in enumerate(values):
+            bar = count / peak * plot_h
+            x = left + i * slot + 1 + k * (slot - 2) / len(counts)
+            parts.append(
+                f'<rect x="{x:.1f}" y="{top + plot_h - bar:.1f}" width="{(slot - 2) / len(counts):.1f}" '
+                f'height="{bar:.1f}" fill="{colour}"><title>{name}: {count} in [{edges[i]}, {edges[i + 1]})</title>'
+                "</rect>"
+            )
+        parts.append(
+            f'<text x="{width - 150 + k * 70}" y="12" font-size="11" fill="{colour}">■ {name} ({len(present[k][0])})'
+            "</text>"
+        )
+    for i, edge in enumerate(edges[:-1]):
+        if len(edges) <= 16 or i % 2 == 0:
+            parts.append(f'<text x="{left + i * slot:.1f}" y="{top + plot_h + 14}" font-size="10">{edge}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# --- the page ---------------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:1rem 1.5rem;color:#1d1d1f;line-height:1.4}
+h2{border-bottom:2px solid #ddd;margin-top:2rem}table{border-collapse:collapse}th,td{border:1px solid #ccc;
+padding:.2rem .6rem;text-align:left;vertical-align:top}td.n{text-align:right}.muted{color:#666}
+.drop{border:1px solid #ccc;border-left:5px solid #e8590c;border-radius:4px;margin:.6rem 0;padding:.4rem .7rem}
+.turn{margin:.2rem 0}.who{font-size:.8rem;color:#555}pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:0;
+background:#fafafa;border:1px solid #eee;padding:.3rem;max-height:14rem;overflow:auto;font-size:.85rem}
+.charts{display:flex;flex-wrap:wrap;gap:1rem}
+"""
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
+def _drop_html(sample: DroppedSample) -> str:
+    if sample.turns:
+        body = "".join(
+            f'<div class="turn"><div class="who">turn {k} · {escape(role)}</div><pre>{escape(_cut(text, TURN_CHARS))}'
+            "</pre></div>"
+            for k, (role, text) in enumerate(sample.turns)
+        )
+    elif sample.raw:
+        body = f'<div class="who">the input\'s raw bytes</div><pre>{escape(sample.raw)}</pre>'
+    else:
+        body = '<p class="muted">The run kept no text of it, and its input file is not there.</p>'
+    detail = escape(sample.detail) if sample.detail else '<span class="muted">no detail</span>'
+    if sample.title:
+        body = f'<div class="who">title: {escape(sample.title)}</div>' + body
+    return (
+        f'<div class="drop"><b>{escape(sample.conversation_id)}</b> · <code>{escape(sample.stage)}: '
+        f"{escape(sample.reason)}</code> · {detail}"
+        f' <span class="muted">(text from {escape(sample.where)})</span>{body}</div>'
+    )
+
+
+def explore_html(run_dir: Path, report: RunReport | None = None) -> str:
+    """The run's page: counts, sampled drops with their text, and the length distributions. `report`: the run's
+    report, when it is not on disk yet (curate writes the page before report.json, which marks a run finished)."""
+    report = report or RunReport.model_validate_json((run_dir / REPORT_NAME).read_bytes())
+    samples = sampled_drops(run_dir)
+    rows = []
+    for s in report.stages:
+        reasons = sorted(s.dropped_by_reason.items()) or [("", 0)]
+        for k, (reason, count) in enumerate(reasons):
+            link = f'<a href="#drop-{escape(s.stage)}-{escape(reason)}">{escape(reason)}</a>' if reason else ""
+            head = (
+                f"<td>{escape(s.stage)}</td><td class=n>{s.inputs}</td><td class=n>{s.kept}</td>"
+                f"<td class=n>{s.dropped}</td>"
+                if k == 0
+                else "<td></td><td></td><td></td><td></td>"
+            )
+            rows.append(f"<tr>{head}<td>{link}</td><td class=n>{count or ''}</td></tr>")
+    sections = []
+    order = {s.stage: k for k, s in enumerate(report.stages)}
+    grouped = sorted(_grouped(samples).items(), key=lambda kv: (order.get(kv[0][0], len(order)), kv[0][1]))
+    for (stage, reason), group in grouped:
+        total = next((s.dropped_by_reason.get(reason, 0) for s in report.stages if s.stage == stage), len(group))
+        sections.append(
+            f'<h3 id="drop-{escape(stage)}-{escape(reason)}">{escape(stage)}: {escape(reason)} '
+            f'<span class="muted">({len(group)} of {total} shown)</span></h3>' + "".join(_drop_html(s) for s in group)
+        )
+    before_parts = _earliest_stage_parts(run_dir)
+    before, after = distribution(before_parts), distribution(sorted((run_dir / CONVERSATIONS_DIR).glob("*.parquet")))
+    charts = []
+    if after is not None:
+        charts += [
+            histogram_svg("turns per conversation", before.turns if before else None, after.turns),
+            histogram_svg("characters per conversation", before.chars if before else None, after.chars),
+            *(
+                histogram_svg(
+                    f"characters per {role} turn", before.chars_by_role.get(role) if before else None, lengths
+                )
+                for role, lengths in after.chars_by_role.items()
+            ),
+        ]
+    charts.append(histogram_svg("tokens per conversation (shards)", None, shard_tokens(run_dir)))
+    before_from = f"stages/{before_parts[0].parent.name}/" if before_parts else "no stage output kept"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Run {escape(report.run_id)}</title><style>{_CSS}</style></head>
+<body><h1>Run {escape(report.run_id)}</h1>
+<p>read {report.records_read} · kept {report.kept} · dropped {report.dropped} ·
+<a href="#drops">drops by reason</a> · <a href="#distributions">distributions</a></p>
+<h2 id="counts">Counts per stage and reason</h2>
+<table><thead><tr><th>stage</th><th>in</th><th>kept</th><th>dropped</th><th>reason</th><th>dropped</th></tr></thead>
+<tbody>{"".join(rows)}</tbody></table>
+<h2 id="drops">Dropped conversations, by reason</h2>
+<p class="muted">Up to {SAMPLES_PER_REASON} of each reason, drawn by a hash of the conversation id; the ledger
+(ledger/*.parquet) lists every one.</p>
+{"".join(sections) or '<p class="muted">Nothing was dropped.</p>'}
+<h2 id="distributions">Distributions</h2>
+<p class="muted">Before: {escape(before_from)}; after: conversations/ and shards/. Log-spaced bins
+(0, 1, 2, 4, 8, ...).</p>
+<div class="charts">{"".join(charts)}</div>
+</body></html>
+"""
+
+
+def _grouped(samples: Sequence[DroppedSample]) -> dict[tuple[str, str], list[DroppedSample]]:
+    grouped: dict[tuple[str, str], list[DroppedSample]] = {}
+    for s in samples:
+        grouped.setdefault((s.stage, s.reason), []).append(s)
+    return grouped
+
+
+def _earliest_stage_parts(run_dir: Path) -> list[Path]:
+    for stage in STAGE_OUTPUTS:
+        parts = sorted((run_dir / "stages" / stage).glob("part-*.parquet"))
+        if parts:
+            return parts
+    return []
+
+
+def write_explore(run_dir: Path, report: RunReport | None = None) -> Path:
+    """RUN/explore.html, written atomically."""
+    path = run_dir / EXPLORE_NAME
+    atomic_write_text(path, explore_html(run_dir, report))
+    return path

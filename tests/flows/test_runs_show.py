@@ -1,0 +1,95 @@
+"""`chatsift runs show RUN`: the run's explore.html, opened from file:// in headless Chromium with no network, with
+a sampled drop for every reason the run dropped for, and planted <script> tags shown as text. Screenshots are
+kept in test-artifacts/explore/."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from demo.inputs import DEMO_CONFIG, write_demo_inputs
+from flows.cli import main
+from schemas import RunReport
+from tests.helpers import browser
+
+SCRIPT = "<script>alert('x')</script>"
+
+
+class _Text(HTMLParser):
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[str] = []
+        self.chunks: list[str] = []
+        self.feed(html)
+        self.text = "".join(self.chunks)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+
+    def handle_data(self, data: str) -> None:
+        self.chunks.append(data)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> Path:
+    root = tmp_path_factory.mktemp("show")
+    inputs = write_demo_inputs(root / "in")
+    planted = root / "in" / "planted.json"
+    # a title and a turn holding a script, twice: the copy is dropped as an exact duplicate
+    turns = [{"from": "human", "value": f"What does {SCRIPT} do in a page?"}, {"from": "gpt", "value": "It runs."}]
+    records = [{"id": name, "title": f"title {SCRIPT}", "conversations": turns} for name in ("xss-kept", "xss-copy")]
+    planted.write_text(json.dumps(records))
+    config = root / "config.json"
+    config.write_text(DEMO_CONFIG.model_dump_json())
+    argv = ["curate", *map(str, inputs), str(planted), "--out", str(root / "runs"), "--run-id", "r"]
+    assert main([*argv, "--config", str(config), "--progress", "off"]) == 0
+    return root / "runs" / "r"
+
+
+def test_runs_show_writes_one_offline_page_with_every_text_escaped(run_dir: Path) -> None:
+    # curate wrote the page itself ([run] explore_page, on by default), named in its report
+    report = RunReport.model_validate_json((run_dir / "report.json").read_text())
+    assert report.outputs["explore"] == str(run_dir / "explore.html")
+    written_by_curate = (run_dir / "explore.html").read_text()
+    assert main(["runs", "show", str(run_dir)]) == 0
+    assert (run_dir / "explore.html").read_text() == written_by_curate  # the same page, from the same files
+    html = (run_dir / "explore.html").read_text()
+    assert "<script" not in html.lower() and SCRIPT not in html  # no script at all; the planted ones escaped
+    assert not re.search(r"(src|href)=\"(https?:)?//", html) and "url(" not in html
+    page = _Text(html)
+    assert f"title: title {SCRIPT}" in page.text and SCRIPT in page.text
+    assert page.tags.count("svg") >= 4  # turns, characters, characters per role, tokens
+
+
+def test_the_page_shows_a_sampled_drop_for_every_reason(run_dir: Path, tmp_path: Path) -> None:
+    """Opened from file:// in headless Chromium (no network): each reason of the report has its section with
+    one of the ledger's conversations of that reason, as text."""
+    assert main(["runs", "show", str(run_dir)]) == 0
+    page = (run_dir / "explore.html").as_uri()
+    binary = browser.chromium_binary()
+    common = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
+    dom = subprocess.run([*common, "--dump-dom", page], capture_output=True, text=True, timeout=60, check=True).stdout
+    shown = _Text(dom).text
+    report = RunReport.model_validate_json((run_dir / "report.json").read_text())
+    ledger = pl.read_parquet(run_dir / "ledger" / "*.parquet").filter(pl.col("scope") == "conversation")
+    reasons = [(s.stage, reason) for s in report.stages for reason in s.dropped_by_reason]
+    assert len(reasons) >= 8
+    for stage, reason in reasons:
+        heading = f"{stage}: {reason} ("
+        assert heading in shown, heading
+        section = shown[shown.index(heading) :]
+        ids = ledger.filter((pl.col("stage") == stage) & (pl.col("reason") == reason))["conversation_id"].to_list()
+        assert any(i in section[:4000] for i in ids), (stage, reason)
+    # text from the stage outputs where the run kept it, from the input's bytes where it did not
+    assert "text from stages/clean/" in shown and "the input's raw bytes" in shown
+    shot = browser.kept_artifacts_dir("explore") / "explore.png"
+    subprocess.run([*common, f"--screenshot={shot}", "--window-size=1280,2400", page], timeout=60, check=True,
+                   capture_output=True)  # fmt: skip
+    assert shot.stat().st_size > 50_000
