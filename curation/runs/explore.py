@@ -24,7 +24,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from curation.dedupe.minhash import conversation_shingles, jaccard
 from curation.parquet import read_conversations_parquet
+from schemas.config.dedupe import MinHashConfig
+from schemas.conversation import Conversation
 from schemas.files import atomic_write_text
 from schemas.ledger import RunReport
 from schemas.run_layout import CONVERSATIONS_DIR, LEDGER_DIR, REPORT_NAME
@@ -67,13 +70,12 @@ def sampled_drops(run_dir: Path, per_reason: int = SAMPLES_PER_REASON) -> list[D
         .head(per_reason)
         .collect()
     )
-    found = _texts_in_stage_outputs(run_dir, ledger["conversation_id"].unique().to_list())
+    found = _stage_conversations(run_dir, ledger["conversation_id"].unique().to_list())
     samples = []
     for r in ledger.iter_rows(named=True):
-        key = (r["conversation_id"], r["input_file"], r["record_index"])
-        held = found.get(key)
-        if held is not None:
-            stage, title, turns = held
+        stored = found.get((r["conversation_id"], r["input_file"], r["record_index"]))
+        if stored is not None:
+            stage, title, turns = _held(*stored)
             where = f"stages/{stage}/"
             samples.append(
                 DroppedSample(r["conversation_id"], r["stage"], r["reason"], r["detail"], where, turns, "", title)
@@ -88,18 +90,24 @@ def sampled_drops(run_dir: Path, per_reason: int = SAMPLES_PER_REASON) -> list[D
 _Held = tuple[str, str, tuple[tuple[str, str], ...]]
 
 
-def _texts_in_stage_outputs(run_dir: Path, ids: Sequence[str]) -> dict[tuple[str, str | None, int | None], _Held]:
-    """(id, input file, record index) -> (stage, title, turns) from the last stage output holding it."""
-    found: dict[tuple[str, str | None, int | None], _Held] = {}
+def _held(stage: str, conv: Conversation) -> _Held:
+    return stage, conv.title or "", tuple((t.role, t.content) for t in conv.turns)
+
+
+def _stage_conversations(run_dir: Path, ids: Sequence[str]) -> dict[tuple[str, str | None, int | None], _Stored]:
+    """(id, input file, record index) -> (stage, conversation) from the last stage output holding it."""
+    found: dict[tuple[str, str | None, int | None], _Stored] = {}
     wanted = set(ids)
     for stage in STAGE_OUTPUTS:
         for part in sorted((run_dir / "stages" / stage).glob("part-*.parquet")):
             names = pl.read_parquet(part, columns=["id"])["id"].to_list()
             rows = [k for k, name in enumerate(names) if name in wanted]
             for conv in read_conversations_parquet(part, rows) if rows else []:
-                key = (conv.id, conv.provenance.input_file, conv.provenance.record_index)
-                found[key] = (stage, conv.title or "", tuple((t.role, t.content) for t in conv.turns))
+                found[(conv.id, conv.provenance.input_file, conv.provenance.record_index)] = (stage, conv)
     return found
+
+
+_Stored = tuple[str, Conversation]
 
 
 def _raw_excerpt(input_file: str | None, byte_offset: int | None) -> str:
@@ -111,6 +119,139 @@ def _raw_excerpt(input_file: str | None, byte_offset: int | None) -> str:
             return f.read(RAW_CHARS * 4).decode("utf-8", errors="replace")[:RAW_CHARS]
     except OSError:
         return ""
+
+
+# --- duplicates and splits -------------------------------------------------------------------
+
+# The reasons whose ledger rows name the kept copy (duplicate_of).
+DUPLICATE_REASONS = ("exact_duplicate", "prefix_of_longer", "same_prompts", "near_duplicate")
+
+
+@dataclass(frozen=True)
+class DuplicatePair:
+    """A dropped duplicate beside the copy the run kept, with their word n-gram Jaccard."""
+
+    reason: str
+    detail: str
+    dropped: Conversation
+    kept: Conversation
+    jaccard: float
+
+
+def duplicate_pairs(run_dir: Path, per_reason: int = SAMPLES_PER_REASON) -> list[DuplicatePair]:
+    """Up to `per_reason` pairs of each duplicate reason, both texts from the stage outputs that hold them."""
+    ledger_files = sorted((run_dir / LEDGER_DIR).glob("*.parquet"))
+    if not ledger_files:
+        return []
+    rows = (
+        pl.scan_parquet(ledger_files)
+        .filter(pl.col("reason").is_in(DUPLICATE_REASONS) & pl.col("duplicate_of").is_not_null())
+        .with_columns(order=pl.col("conversation_id").hash(seed=7))
+        .sort("reason", "order")
+        .group_by("reason", maintain_order=True)
+        .head(per_reason)
+        .collect()
+    )
+    ngram = _minhash_ngram(run_dir)
+    found = _stage_conversations(run_dir, [*rows["conversation_id"].to_list(), *rows["duplicate_of"].to_list()])
+    by_id = {conv.id: conv for _, conv in found.values()}
+    pairs = []
+    for r in rows.iter_rows(named=True):
+        stored = found.get((r["conversation_id"], r["input_file"], r["record_index"]))
+        kept = by_id.get(r["duplicate_of"])
+        if stored is None or kept is None:
+            continue
+        dropped = stored[1]
+        similarity = jaccard(conversation_shingles(dropped, ngram=ngram), conversation_shingles(kept, ngram=ngram))
+        pairs.append(DuplicatePair(r["reason"], r["detail"], dropped, kept, similarity))
+    return pairs
+
+
+def _minhash_ngram(run_dir: Path) -> int:
+    import json
+
+    try:
+        return int(json.loads((run_dir / "config.json").read_text())["dedupe_minhash"]["ngram"])
+    except (OSError, KeyError, ValueError, TypeError):
+        return MinHashConfig().ngram
+
+
+def split_pieces(run_dir: Path, limit: int = SAMPLES_PER_REASON) -> list[list[Conversation]]:
+    """Up to `limit` split conversations (by a hash of their id), each as its pieces in order."""
+    parts = sorted((run_dir / CONVERSATIONS_DIR).glob("*.parquet"))
+    if not parts:
+        return []
+    index = (
+        pl.concat(
+            [
+                pl.read_parquet(part, columns=["parent_id", "split_index"])
+                .with_row_index("row")
+                .with_columns(part=pl.lit(k))
+                for k, part in enumerate(parts)
+            ]
+        )
+        .filter(pl.col("parent_id").is_not_null())
+        .with_columns(order=pl.col("parent_id").hash(seed=7))
+    )
+    chosen = index.select("parent_id", "order").unique().sort("order").head(limit)["parent_id"].to_list()
+    rows = index.filter(pl.col("parent_id").is_in(chosen)).sort("order", "split_index")
+    pieces: dict[str, list[Conversation]] = {}
+    for k, part in enumerate(parts):
+        mine = rows.filter(pl.col("part") == k)
+        for conv in read_conversations_parquet(part, mine["row"].to_list()) if mine.height else []:
+            pieces.setdefault(conv.parent_id or "", []).append(conv)
+    return [sorted(pieces[p], key=lambda c: c.split_index or 0) for p in chosen if p in pieces]
+
+
+def _marked_diff(a: str, b: str) -> tuple[str, str]:
+    """Both texts escaped, the words only one of them has wrapped in <del> (in a) and <ins> (in b)."""
+    import difflib
+    import re
+
+    wa, wb = re.findall(r"\S+|\s+", a), re.findall(r"\S+|\s+", b)
+    out_a, out_b = [], []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, wa, wb, autojunk=False).get_opcodes():
+        left, right = escape("".join(wa[i1:i2])), escape("".join(wb[j1:j2]))
+        if op == "equal":
+            out_a.append(left)
+            out_b.append(right)
+            continue
+        if left:
+            out_a.append(f"<del>{left}</del>")
+        if right:
+            out_b.append(f"<ins>{right}</ins>")
+    return "".join(out_a), "".join(out_b)
+
+
+def _pair_html(pair: DuplicatePair) -> str:
+    rows = []
+    for k in range(max(len(pair.dropped.turns), len(pair.kept.turns))):
+        a = pair.dropped.turns[k] if k < len(pair.dropped.turns) else None
+        b = pair.kept.turns[k] if k < len(pair.kept.turns) else None
+        left, right = _marked_diff(_cut(a.content, TURN_CHARS) if a else "", _cut(b.content, TURN_CHARS) if b else "")
+        rows.append(
+            f'<tr><td><div class="who">turn {k} · {escape(a.role) if a else "none"}</div><pre>{left}</pre></td>'
+            f'<td><div class="who">turn {k} · {escape(b.role) if b else "none"}</div><pre>{right}</pre></td></tr>'
+        )
+    return (
+        f'<div class="drop"><code>{escape(pair.reason)}</code> · Jaccard {pair.jaccard:.3f} · {escape(pair.detail)}'
+        f'<table class="pair"><thead><tr><th>dropped: {escape(pair.dropped.id)}</th><th>kept: {escape(pair.kept.id)}'
+        f"</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def _split_html(pieces: list[Conversation]) -> str:
+    items = "".join(
+        f"<details><summary>piece {c.split_index} · {escape(c.id)} · {len(c.turns)} turns</summary>"
+        + "".join(
+            f'<div class="turn"><div class="who">{escape(t.role)}</div><pre>{escape(_cut(t.content, TURN_CHARS))}</pre>'
+            "</div>"
+            for t in c.turns
+        )
+        + "</details>"
+        for c in pieces
+    )
+    return f'<div class="drop split"><b>{escape(pieces[0].parent_id or "")}</b> · {len(pieces)} pieces{items}</div>'
 
 
 # --- distributions ----------------------------------------------------------------------------
@@ -211,7 +352,8 @@ padding:.2rem .6rem;text-align:left;vertical-align:top}td.n{text-align:right}.mu
 .drop{border:1px solid #ccc;border-left:5px solid #e8590c;border-radius:4px;margin:.6rem 0;padding:.4rem .7rem}
 .turn{margin:.2rem 0}.who{font-size:.8rem;color:#555}pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:0;
 background:#fafafa;border:1px solid #eee;padding:.3rem;max-height:14rem;overflow:auto;font-size:.85rem}
-.charts{display:flex;flex-wrap:wrap;gap:1rem}
+.charts{display:flex;flex-wrap:wrap;gap:1rem}table.pair{width:100%;table-layout:fixed;margin-top:.3rem}
+del{background:#ffc9c9}ins{background:#b2f2bb}details{margin:.2rem 0}
 """
 
 
@@ -286,7 +428,8 @@ def explore_html(run_dir: Path, report: RunReport | None = None) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>Run {escape(report.run_id)}</title><style>{_CSS}</style></head>
 <body><h1>Run {escape(report.run_id)}</h1>
 <p>read {report.records_read} · kept {report.kept} · dropped {report.dropped} ·
-<a href="#drops">drops by reason</a> · <a href="#distributions">distributions</a></p>
+<a href="#drops">drops by reason</a> · <a href="#duplicates">duplicates</a> · <a href="#splits">splits</a> ·
+<a href="#distributions">distributions</a></p>
 <h2 id="counts">Counts per stage and reason</h2>
 <table><thead><tr><th>stage</th><th>in</th><th>kept</th><th>dropped</th><th>reason</th><th>dropped</th></tr></thead>
 <tbody>{"".join(rows)}</tbody></table>
@@ -294,6 +437,13 @@ def explore_html(run_dir: Path, report: RunReport | None = None) -> str:
 <p class="muted">Up to {SAMPLES_PER_REASON} of each reason, drawn by a hash of the conversation id; the ledger
 (ledger/*.parquet) lists every one.</p>
 {"".join(sections) or '<p class="muted">Nothing was dropped.</p>'}
+<h2 id="duplicates">Duplicates beside the copy kept</h2>
+<p class="muted">Up to {SAMPLES_PER_REASON} pairs of each duplicate reason; words only one side has are marked
+(<del>struck</del> in the dropped copy, <ins>underlined</ins> in the kept one). Jaccard of their word
+{_minhash_ngram(run_dir)}-grams.</p>
+{"".join(_pair_html(p) for p in duplicate_pairs(run_dir)) or '<p class="muted">No duplicates were dropped.</p>'}
+<h2 id="splits">Split conversations and their pieces</h2>
+{"".join(_split_html(p) for p in split_pieces(run_dir)) or '<p class="muted">No conversation was split.</p>'}
 <h2 id="distributions">Distributions</h2>
 <p class="muted">Before: {escape(before_from)}; after: conversations/ and shards/. Log-spaced bins
 (0, 1, 2, 4, 8, ...).</p>

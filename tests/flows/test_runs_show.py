@@ -41,7 +41,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> P
     root = tmp_path_factory.mktemp("show")
     inputs = write_demo_inputs(root / "in")
     planted = root / "in" / "planted.json"
-    # a title and a turn holding a script, twice: the copy is dropped as an exact duplicate
+    # a title and a turn holding a script, twice: one is dropped as an exact duplicate of the other
     turns = [{"from": "human", "value": f"What does {SCRIPT} do in a page?"}, {"from": "gpt", "value": "It runs."}]
     records = [{"id": name, "title": f"title {SCRIPT}", "conversations": turns} for name in ("xss-kept", "xss-copy")]
     planted.write_text(json.dumps(records))
@@ -64,6 +64,15 @@ def test_runs_show_writes_one_offline_page_with_every_text_escaped(run_dir: Path
     assert not re.search(r"(src|href)=\"(https?:)?//", html) and "url(" not in html
     page = _Text(html)
     assert f"title: title {SCRIPT}" in page.text and SCRIPT in page.text
+    # duplicates beside their kept copy, with the Jaccard and the words only one side has marked
+    assert "<th>dropped: demoH3i4_0</th><th>kept: demoA1b2_0</th>" in html and "<del>" in html and "<ins>" in html
+    near = html[html.index("<code>near_duplicate</code>") :]
+    assert re.match(r"<code>near_duplicate</code> · Jaccard 0\.[5-9]\d\d", near)
+    # the planted pair (dedupe keeps one of the two), its script escaped
+    assert re.search(r"<th>dropped: xss-(copy|kept)</th><th>kept: xss-(copy|kept)</th>", html)
+    # the split conversation and its pieces, in order
+    splits = page.text[page.text.index("Split conversations and their pieces") :]
+    assert "demoA1b2_0 · 2 pieces" in splits and splits.index("piece 0") < splits.index("piece 1")
     assert page.tags.count("svg") >= 4  # turns, characters, characters per role, tokens
 
 
