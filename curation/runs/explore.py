@@ -26,6 +26,7 @@ import polars as pl
 
 from curation.dedupe.minhash import conversation_shingles, jaccard
 from curation.parquet import read_conversations_parquet
+from schemas.arrow import LEDGER_SCHEMA
 from schemas.config.dedupe import MinHashConfig
 from schemas.conversation import Conversation
 from schemas.files import atomic_write_text
@@ -56,20 +57,26 @@ class DroppedSample:
     title: str = ""
 
 
-def sampled_drops(run_dir: Path, per_reason: int = SAMPLES_PER_REASON) -> list[DroppedSample]:
-    """Up to `per_reason` dropped conversations of each (stage, reason) in the run's ledger, with their text."""
+def _ledger_sample(run_dir: Path, rows: pl.Expr, per: int) -> pl.DataFrame:
+    """Up to `per` of the ledger's `rows` for each (stage, reason), drawn by a hash of the conversation id, so the
+    same run always shows the same ones."""
     ledger_files = sorted((run_dir / LEDGER_DIR).glob("*.parquet"))
     if not ledger_files:
-        return []
-    ledger = (
+        return pl.from_arrow(LEDGER_SCHEMA.empty_table())  # type: ignore[return-value]
+    return (
         pl.scan_parquet(ledger_files)
-        .filter(pl.col("scope") == "conversation")
+        .filter(rows)
         .with_columns(order=pl.col("conversation_id").hash(seed=7))
         .sort("stage", "reason", "order")
         .group_by("stage", "reason", maintain_order=True)
-        .head(per_reason)
+        .head(per)
         .collect()
     )
+
+
+def sampled_drops(run_dir: Path, per_reason: int = SAMPLES_PER_REASON) -> list[DroppedSample]:
+    """Up to `per_reason` dropped conversations of each (stage, reason) in the run's ledger, with their text."""
+    ledger = _ledger_sample(run_dir, pl.col("scope") == "conversation", per_reason)
     found = _stage_conversations(run_dir, ledger["conversation_id"].unique().to_list())
     samples = []
     for r in ledger.iter_rows(named=True):
@@ -140,18 +147,8 @@ class DuplicatePair:
 
 def duplicate_pairs(run_dir: Path, per_reason: int = SAMPLES_PER_REASON) -> list[DuplicatePair]:
     """Up to `per_reason` pairs of each duplicate reason, both texts from the stage outputs that hold them."""
-    ledger_files = sorted((run_dir / LEDGER_DIR).glob("*.parquet"))
-    if not ledger_files:
-        return []
-    rows = (
-        pl.scan_parquet(ledger_files)
-        .filter(pl.col("reason").is_in(DUPLICATE_REASONS) & pl.col("duplicate_of").is_not_null())
-        .with_columns(order=pl.col("conversation_id").hash(seed=7))
-        .sort("reason", "order")
-        .group_by("reason", maintain_order=True)
-        .head(per_reason)
-        .collect()
-    )
+    duplicates = pl.col("reason").is_in(DUPLICATE_REASONS) & pl.col("duplicate_of").is_not_null()
+    rows = _ledger_sample(run_dir, duplicates, per_reason)
     ngram = _minhash_ngram(run_dir)
     found = _stage_conversations(run_dir, [*rows["conversation_id"].to_list(), *rows["duplicate_of"].to_list()])
     by_id = {conv.id: conv for _, conv in found.values()}
