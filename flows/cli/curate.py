@@ -97,3 +97,5 @@ def print_summary(report: RunReport) -> None:
     print(f"report:        {report.outputs['report']}")
     if "contamination_html" in report.outputs:
         print(f"contamination: {report.outputs['contamination_html']}")
+    if "explore" in report.outputs:
+        print(f"explore:       {report.outputs['explore']}")

@@ -36,6 +36,7 @@ def test_demo_inputs_curate_with_every_record_accounted_for(
     [shape] = [i for i, line in enumerate(lines) if line.startswith("  shape ")]
     assert "=" not in lines[shape] and lines[shape + 1].startswith("      dropped: ")
     assert "too_short=" in lines[shape + 1]
+    assert f"explore:       {tmp_path / 'out' / 'demo' / 'explore.html'}" in lines
     changed = [line for line in lines if line.startswith("      changed: ")]
     assert changed and not any("too_short" in line or "blocked_response" in line for line in changed)
     ledger = pl.concat([pl.read_parquet(f) for f in (tmp_path / "out/demo/ledger").glob("*.parquet")])
