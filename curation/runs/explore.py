@@ -23,11 +23,14 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from pydantic import ValidationError
 
+from curation.clean.secrets import redact_text
 from curation.dedupe.minhash import conversation_shingles, jaccard
 from curation.parquet import read_conversations_parquet
 from schemas.arrow import LEDGER_SCHEMA
-from schemas.config.dedupe import MinHashConfig
+from schemas.config import CurationConfig
+from schemas.config.clean import SecretsConfig
 from schemas.conversation import Conversation
 from schemas.files import atomic_write_text
 from schemas.ledger import RunReport
@@ -77,6 +80,7 @@ def _ledger_sample(run_dir: Path, rows: pl.Expr, per: int) -> pl.DataFrame:
 def sampled_drops(run_dir: Path, per_reason: int = SAMPLES_PER_REASON) -> list[DroppedSample]:
     """Up to `per_reason` dropped conversations of each (stage, reason) in the run's ledger, with their text."""
     ledger = _ledger_sample(run_dir, pl.col("scope") == "conversation", per_reason)
+    secrets = _run_config(run_dir).secrets
     found = _stage_conversations(run_dir, ledger["conversation_id"].unique().to_list())
     samples = []
     for r in ledger.iter_rows(named=True):
@@ -88,7 +92,7 @@ def sampled_drops(run_dir: Path, per_reason: int = SAMPLES_PER_REASON) -> list[D
                 DroppedSample(r["conversation_id"], r["stage"], r["reason"], r["detail"], where, turns, "", title)
             )
             continue
-        raw = _raw_excerpt(r["input_file"], r["byte_offset"])
+        raw = _raw_excerpt(r["input_file"], r["byte_offset"], secrets)
         where = f"{r['input_file']} at byte {r['byte_offset'] or 0}" if raw else "not kept by the run"
         samples.append(DroppedSample(r["conversation_id"], r["stage"], r["reason"], r["detail"], where, (), raw))
     return samples
@@ -117,15 +121,27 @@ def _stage_conversations(run_dir: Path, ids: Sequence[str]) -> dict[tuple[str, s
 _Stored = tuple[str, Conversation]
 
 
-def _raw_excerpt(input_file: str | None, byte_offset: int | None) -> str:
+def _raw_excerpt(input_file: str | None, byte_offset: int | None, secrets: SecretsConfig) -> str:
+    """The input's bytes from the record's offset, with the secrets the run's secrets stage redacts redacted (the
+    run keeps no secret anywhere, this page included). Redacted over four times what is shown, then cut, so that
+    no secret is cut in two before it is redacted."""
     if not input_file:
         return ""
     try:
         with open(input_file, "rb") as f:
             f.seek(byte_offset or 0)
-            return f.read(RAW_CHARS * 4).decode("utf-8", errors="replace")[:RAW_CHARS]
+            chunk = f.read(RAW_CHARS * 4).decode("utf-8", errors="replace")
     except OSError:
         return ""
+    return redact_text(chunk, config=secrets)[0][:RAW_CHARS]
+
+
+def _run_config(run_dir: Path) -> CurationConfig:
+    """The run's config.json; the defaults where it cannot be read as today's config (another code version)."""
+    try:
+        return CurationConfig.model_validate_json((run_dir / "config.json").read_bytes())
+    except (OSError, ValidationError):
+        return CurationConfig()
 
 
 # --- duplicates and splits -------------------------------------------------------------------
@@ -165,12 +181,7 @@ def duplicate_pairs(run_dir: Path, per_reason: int = SAMPLES_PER_REASON) -> list
 
 
 def _minhash_ngram(run_dir: Path) -> int:
-    import json
-
-    try:
-        return int(json.loads((run_dir / "config.json").read_text())["dedupe_minhash"]["ngram"])
-    except (OSError, KeyError, ValueError, TypeError):
-        return MinHashConfig().ngram
+    return _run_config(run_dir).dedupe_minhash.ngram
 
 
 def split_pieces(run_dir: Path, limit: int = SAMPLES_PER_REASON) -> list[list[Conversation]]:
