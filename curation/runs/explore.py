@@ -55,9 +55,8 @@ class DroppedSample:
     reason: str
     detail: str
     where: str  # where the text shown comes from
-    turns: tuple[tuple[str, str], ...]  # (role, text), when a stage output held it
+    conversation: Conversation | None  # as the last stage output holding it saw it
     raw: str  # else the input's raw bytes from the record's offset, "" when they cannot be read
-    title: str = ""
 
 
 def _ledger_sample(run_dir: Path, rows: pl.Expr, per: int) -> pl.DataFrame:
@@ -77,37 +76,34 @@ def _ledger_sample(run_dir: Path, rows: pl.Expr, per: int) -> pl.DataFrame:
     )
 
 
-def sampled_drops(run_dir: Path, per_reason: int = SAMPLES_PER_REASON) -> list[DroppedSample]:
-    """Up to `per_reason` dropped conversations of each (stage, reason) in the run's ledger, with their text."""
-    ledger = _ledger_sample(run_dir, pl.col("scope") == "conversation", per_reason)
-    secrets = _run_config(run_dir).secrets
-    found = _stage_conversations(run_dir, ledger["conversation_id"].unique().to_list())
+# The stage outputs' conversations by (id, input file, record index), with the stage that held each.
+_Found = dict[tuple[str, str | None, int | None], tuple[str, Conversation]]
+
+
+def _key(row: dict) -> tuple[str, str | None, int | None]:
+    return row["conversation_id"], row["input_file"], row["record_index"]
+
+
+def sampled_drops(ledger: pl.DataFrame, found: _Found, secrets: SecretsConfig) -> list[DroppedSample]:
+    """The sampled ledger rows with their text: from the stage outputs (`found`), else the input's raw bytes."""
     samples = []
     for r in ledger.iter_rows(named=True):
-        stored = found.get((r["conversation_id"], r["input_file"], r["record_index"]))
+        stored = found.get(_key(r))
         if stored is not None:
-            stage, title, turns = _held(*stored)
-            where = f"stages/{stage}/"
+            stage, conv = stored
             samples.append(
-                DroppedSample(r["conversation_id"], r["stage"], r["reason"], r["detail"], where, turns, "", title)
+                DroppedSample(r["conversation_id"], r["stage"], r["reason"], r["detail"], f"stages/{stage}/", conv, "")
             )
             continue
         raw = _raw_excerpt(r["input_file"], r["byte_offset"], secrets)
         where = f"{r['input_file']} at byte {r['byte_offset'] or 0}" if raw else "not kept by the run"
-        samples.append(DroppedSample(r["conversation_id"], r["stage"], r["reason"], r["detail"], where, (), raw))
+        samples.append(DroppedSample(r["conversation_id"], r["stage"], r["reason"], r["detail"], where, None, raw))
     return samples
 
 
-_Held = tuple[str, str, tuple[tuple[str, str], ...]]
-
-
-def _held(stage: str, conv: Conversation) -> _Held:
-    return stage, conv.title or "", tuple((t.role, t.content) for t in conv.turns)
-
-
-def _stage_conversations(run_dir: Path, ids: Sequence[str]) -> dict[tuple[str, str | None, int | None], _Stored]:
+def _stage_conversations(run_dir: Path, ids: Sequence[str]) -> _Found:
     """(id, input file, record index) -> (stage, conversation) from the last stage output holding it."""
-    found: dict[tuple[str, str | None, int | None], _Stored] = {}
+    found: _Found = {}
     wanted = set(ids)
     for stage in STAGE_OUTPUTS:
         for part in sorted((run_dir / "stages" / stage).glob("part-*.parquet")):
@@ -116,9 +112,6 @@ def _stage_conversations(run_dir: Path, ids: Sequence[str]) -> dict[tuple[str, s
             for conv in read_conversations_parquet(part, rows) if rows else []:
                 found[(conv.id, conv.provenance.input_file, conv.provenance.record_index)] = (stage, conv)
     return found
-
-
-_Stored = tuple[str, Conversation]
 
 
 def _raw_excerpt(input_file: str | None, byte_offset: int | None, secrets: SecretsConfig) -> str:
@@ -161,27 +154,18 @@ class DuplicatePair:
     jaccard: float
 
 
-def duplicate_pairs(run_dir: Path, per_reason: int = SAMPLES_PER_REASON) -> list[DuplicatePair]:
-    """Up to `per_reason` pairs of each duplicate reason, both texts from the stage outputs that hold them."""
-    duplicates = pl.col("reason").is_in(DUPLICATE_REASONS) & pl.col("duplicate_of").is_not_null()
-    rows = _ledger_sample(run_dir, duplicates, per_reason)
-    ngram = _minhash_ngram(run_dir)
-    found = _stage_conversations(run_dir, [*rows["conversation_id"].to_list(), *rows["duplicate_of"].to_list()])
+def duplicate_pairs(rows: pl.DataFrame, found: _Found, ngram: int) -> list[DuplicatePair]:
+    """The sampled duplicate ledger rows beside their kept copy, both from the stage outputs (`found`)."""
     by_id = {conv.id: conv for _, conv in found.values()}
     pairs = []
     for r in rows.iter_rows(named=True):
-        stored = found.get((r["conversation_id"], r["input_file"], r["record_index"]))
-        kept = by_id.get(r["duplicate_of"])
+        stored, kept = found.get(_key(r)), by_id.get(r["duplicate_of"])
         if stored is None or kept is None:
             continue
         dropped = stored[1]
         similarity = jaccard(conversation_shingles(dropped, ngram=ngram), conversation_shingles(kept, ngram=ngram))
         pairs.append(DuplicatePair(r["reason"], r["detail"], dropped, kept, similarity))
     return pairs
-
-
-def _minhash_ngram(run_dir: Path) -> int:
-    return _run_config(run_dir).dedupe_minhash.ngram
 
 
 def split_pieces(run_dir: Path, limit: int = SAMPLES_PER_REASON) -> list[list[Conversation]]:
@@ -370,19 +354,20 @@ def _cut(text: str, limit: int) -> str:
 
 
 def _drop_html(sample: DroppedSample) -> str:
-    if sample.turns:
+    conv = sample.conversation
+    if conv is not None:
         body = "".join(
-            f'<div class="turn"><div class="who">turn {k} · {escape(role)}</div><pre>{escape(_cut(text, TURN_CHARS))}'
-            "</pre></div>"
-            for k, (role, text) in enumerate(sample.turns)
+            f'<div class="turn"><div class="who">turn {k} · {escape(t.role)}</div>'
+            f"<pre>{escape(_cut(t.content, TURN_CHARS))}</pre></div>"
+            for k, t in enumerate(conv.turns)
         )
+        if conv.title:
+            body = f'<div class="who">title: {escape(conv.title)}</div>' + body
     elif sample.raw:
         body = f'<div class="who">the input\'s raw bytes</div><pre>{escape(sample.raw)}</pre>'
     else:
         body = '<p class="muted">The run kept no text of it, and its input file is not there.</p>'
     detail = escape(sample.detail) if sample.detail else '<span class="muted">no detail</span>'
-    if sample.title:
-        body = f'<div class="who">title: {escape(sample.title)}</div>' + body
     return (
         f'<div class="drop"><b>{escape(sample.conversation_id)}</b> · <code>{escape(sample.stage)}: '
         f"{escape(sample.reason)}</code> · {detail}"
@@ -394,7 +379,17 @@ def explore_html(run_dir: Path, report: RunReport | None = None) -> str:
     """The run's page: counts, sampled drops with their text, and the length distributions. `report`: the run's
     report, when it is not on disk yet (curate writes the page before report.json, which marks a run finished)."""
     report = report or RunReport.model_validate_json((run_dir / REPORT_NAME).read_bytes())
-    samples = sampled_drops(run_dir)
+    config = _run_config(run_dir)
+    drops = _ledger_sample(run_dir, pl.col("scope") == "conversation", SAMPLES_PER_REASON)
+    duplicate_rows = _ledger_sample(
+        run_dir, pl.col("reason").is_in(DUPLICATE_REASONS) & pl.col("duplicate_of").is_not_null(), SAMPLES_PER_REASON
+    )
+    # one pass over the stage outputs for every text the page shows
+    found = _stage_conversations(
+        run_dir, [*drops["conversation_id"], *duplicate_rows["conversation_id"], *duplicate_rows["duplicate_of"]]
+    )
+    samples = sampled_drops(drops, found, config.secrets)
+    pairs = duplicate_pairs(duplicate_rows, found, config.dedupe_minhash.ngram)
     rows = []
     for s in report.stages:
         reasons = sorted(s.dropped_by_reason.items()) or [("", 0)]
@@ -448,8 +443,8 @@ def explore_html(run_dir: Path, report: RunReport | None = None) -> str:
 <h2 id="duplicates">Duplicates beside the copy kept</h2>
 <p class="muted">Up to {SAMPLES_PER_REASON} pairs of each duplicate reason; words only one side has are marked
 (<del>struck</del> in the dropped copy, <ins>underlined</ins> in the kept one). Jaccard of their word
-{_minhash_ngram(run_dir)}-grams.</p>
-{"".join(_pair_html(p) for p in duplicate_pairs(run_dir)) or '<p class="muted">No duplicates were dropped.</p>'}
+{config.dedupe_minhash.ngram}-grams.</p>
+{"".join(_pair_html(p) for p in pairs) or '<p class="muted">No duplicates were dropped.</p>'}
 <h2 id="splits">Split conversations and their pieces</h2>
 {"".join(_split_html(p) for p in split_pieces(run_dir)) or '<p class="muted">No conversation was split.</p>'}
 <h2 id="distributions">Distributions</h2>

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 from curation.parquet import atomic_write_table
 from curation.shards.export_mds import mds_problems, write_mds
 from curation.shards.export_messages import read_messages, write_messages
+from curation.shards.shard_rows import row_groups, token_rows
 from curation.shards.verify import check_supervised_spans, flat_and_lengths, verify_shards
 from curation.shards.write import list_array
 from schemas.arrow import KIND_KEY, SCHEMA_VERSION, SCHEMA_VERSION_KEY
@@ -45,7 +46,6 @@ from schemas.shards import (
     EXPORT_FORMATS,
     EXPORT_MANIFEST_NAME,
     IGNORE_INDEX,
-    LOSS_MASK_COLUMN,
     MANIFEST_NAME,
     UNPACKED_ONLY_EXPORTS,
     ExportFile,
@@ -86,51 +86,9 @@ TORCHTUNE_PACKED_SCHEMA = _schema(
 )
 
 
-class _TokenFormat(NamedTuple):
-    """Where a token format keeps what its check reads."""
-
-    ids: str  # the token ids' column
-    positions: str  # packed rows: each token's position within its conversation
-    schemas: dict[str, pa.Schema]  # by layout
-
-
-_TOKEN_FORMATS = {
-    "axolotl": _TokenFormat(
-        "input_ids", "position_ids", {"unpacked": AXOLOTL_UNPACKED_SCHEMA, "packed": AXOLOTL_PACKED_SCHEMA}
-    ),
-    "torchtune": _TokenFormat(
-        "tokens", "input_pos", {"unpacked": TORCHTUNE_UNPACKED_SCHEMA, "packed": TORCHTUNE_PACKED_SCHEMA}
-    ),
-}
-
-
-class _TokenRows(NamedTuple):
-    """One row group of shards as flat arrays: what every token format is made of."""
-
-    ids: np.ndarray
-    labels: np.ndarray  # the id where supervised, IGNORE_INDEX elsewhere
-    conversations: np.ndarray  # each conversation's length, in order along the flat arrays
-    rows: np.ndarray  # each packed row's length (each conversation's, for unpacked shards)
-    per_row: np.ndarray  # conversations in each row
-    positions: np.ndarray  # each token's position within its conversation
-
-
-def _token_rows(group: pa.Table, source_layout: str) -> _TokenRows:
-    ids, row_lengths = flat_and_lengths(group["input_ids"])
-    mask, _ = flat_and_lengths(group[LOSS_MASK_COLUMN])
-    labels = np.where(mask.astype(bool), ids.astype(np.int64), IGNORE_INDEX)
-    if source_layout == "packed":
-        conversations, per_row = flat_and_lengths(group["seq_lengths"])
-    else:
-        conversations, per_row = row_lengths, np.ones(len(row_lengths), np.int64)
-    starts = np.cumsum(conversations) - conversations
-    positions = (np.arange(len(ids)) - np.repeat(starts, conversations)).astype(np.int32)
-    return _TokenRows(ids.astype(np.int32), labels, conversations, row_lengths, per_row, positions)
-
-
 def axolotl_table(group: pa.Table, *, source_layout: str, layout: str) -> pa.Table:
     """One row group of shards in axolotl's pre-tokenized columns."""
-    t = _token_rows(group, source_layout)
+    t = token_rows(group, source_layout)
     if layout == "unpacked":
         columns = {
             "input_ids": list_array(t.ids, t.conversations),
@@ -151,7 +109,7 @@ def axolotl_table(group: pa.Table, *, source_layout: str, layout: str) -> pa.Tab
 
 def torchtune_table(group: pa.Table, *, source_layout: str, layout: str) -> pa.Table:
     """One row group of shards in the columns chatsift's torchtune builder reads (torchtune's own names)."""
-    t = _token_rows(group, source_layout)
+    t = token_rows(group, source_layout)
     if layout == "unpacked":
         columns = {"tokens": list_array(t.ids, t.conversations), "labels": list_array(t.labels, t.conversations)}
         return pa.table(columns, schema=TORCHTUNE_UNPACKED_SCHEMA)
@@ -164,13 +122,29 @@ def torchtune_table(group: pa.Table, *, source_layout: str, layout: str) -> pa.T
     return pa.table(columns, schema=TORCHTUNE_PACKED_SCHEMA)
 
 
-_TABLE_MAKERS = {"axolotl": axolotl_table, "torchtune": torchtune_table}
+class _TokenFormat(NamedTuple):
+    """Where a token format keeps what its check reads."""
+
+    ids: str  # the token ids' column
+    positions: str  # packed rows: each token's position within its conversation
+    schemas: dict[str, pa.Schema]  # by layout
+    table: Callable[..., pa.Table]  # one row group of shards in the format's columns
 
 
-def _row_groups(path: Path) -> Iterator[pa.Table]:
-    parquet = pq.ParquetFile(path)
-    for i in range(parquet.num_row_groups):
-        yield parquet.read_row_group(i)
+_TOKEN_FORMATS = {
+    "axolotl": _TokenFormat(
+        "input_ids",
+        "position_ids",
+        {"unpacked": AXOLOTL_UNPACKED_SCHEMA, "packed": AXOLOTL_PACKED_SCHEMA},
+        axolotl_table,
+    ),
+    "torchtune": _TokenFormat(
+        "tokens",
+        "input_pos",
+        {"unpacked": TORCHTUNE_UNPACKED_SCHEMA, "packed": TORCHTUNE_PACKED_SCHEMA},
+        torchtune_table,
+    ),
+}
 
 
 def export_shards(
@@ -236,12 +210,10 @@ def export_shards(
 def _write_token_rows(
     shards_dir: Path, folder: Path, source: ShardsManifest, fmt: str, layout: str
 ) -> list[ExportFile]:
-    schema, make_table = _TOKEN_FORMATS[fmt].schemas[layout], _TABLE_MAKERS[fmt]
+    schema, make_table = _TOKEN_FORMATS[fmt].schemas[layout], _TOKEN_FORMATS[fmt].table
     files: list[ExportFile] = []
     for index, info in enumerate(source.shards):
-        tables = [
-            make_table(g, source_layout=source.layout, layout=layout) for g in _row_groups(shards_dir / info.file)
-        ]
+        tables = [make_table(g, source_layout=source.layout, layout=layout) for g in row_groups(shards_dir / info.file)]
         table = pa.concat_tables(tables) if tables else schema.empty_table()
         path = folder / f"data-{index:05d}.parquet"
         atomic_write_table(path, table, schema=schema)

@@ -27,12 +27,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from curation.shards.verify import flat_and_lengths
+from curation.shards.shard_rows import conversation_names, row_groups, token_rows
 from schemas.files import atomic_write_bytes, atomic_write_text, file_sha256
-from schemas.shards import IGNORE_INDEX, LOSS_MASK_COLUMN, ExportFile, ExportNote, ShardsManifest
+from schemas.shards import IGNORE_INDEX, ExportFile, ExportNote, ShardsManifest
 
 MDS_INDEX_NAME = "index.json"
 # streaming's default shard size (MDSWriter's size_limit, 1 << 26 bytes)
@@ -74,19 +72,13 @@ def foundry_turns(ids: np.ndarray, supervised: np.ndarray, eos_id: int | None) -
 
 def _conversations(path: Path, source_layout: str) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """(id, token ids, supervision) of each conversation of a shard file, in order."""
-    parquet = pq.ParquetFile(path)
-    for i in range(parquet.num_row_groups):
-        group = parquet.read_row_group(i)
-        ids, row_lengths = flat_and_lengths(group["input_ids"])
-        mask, _ = flat_and_lengths(group[LOSS_MASK_COLUMN])
-        if source_layout == "packed":
-            lengths, _ = flat_and_lengths(group["seq_lengths"])
-            names = pc.list_flatten(group["conversation_ids"].combine_chunks()).to_pylist()
-        else:
-            lengths, names = row_lengths, group["conversation_id"].to_pylist()
-        ends = np.cumsum(lengths)
-        for name, end, length in zip(names, ends.tolist(), lengths.tolist(), strict=True):
-            yield name, ids[end - length : end], mask[end - length : end]
+    for group in row_groups(path):
+        t = token_rows(group, source_layout)
+        ends = np.cumsum(t.conversations)
+        for name, end, length in zip(
+            conversation_names(group, source_layout), ends.tolist(), t.conversations.tolist(), strict=True
+        ):
+            yield name, t.ids[end - length : end], t.labels[end - length : end] != IGNORE_INDEX
 
 
 class _ShardWriter:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 import tomllib
 from pathlib import Path
 
@@ -67,8 +68,6 @@ def config_toml(config: CurationConfig) -> str:
 
 
 def _comment(text: str | None) -> list[str]:
-    import textwrap
-
     return [f"# {line}" for line in textwrap.wrap(" ".join((text or "").split()), _COMMENT_WIDTH - 2)]
 
 
