@@ -27,8 +27,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
     args = ap.parse_args(argv)
-    from curation.runs.explore import write_explore
+    from curation.runs.explore import run_config, write_explore
     from flows.cli import main as chatsift
+    from flows.resources import explore_tools
 
     folder = Path(tempfile.mkdtemp(prefix="bench-runs-show-"))
     try:
@@ -41,7 +42,9 @@ def main(argv: list[str] | None = None) -> None:
         if chatsift([*argv, "--progress", "off"]) != 0:
             raise SystemExit("the curate run failed")
         run = folder / "runs" / "r"
-        medians = alternating_medians({"runs show": lambda: seconds(lambda: write_explore(run))}, args.repeats)
+        tools = explore_tools(run_config(run))
+        page = lambda: seconds(lambda: write_explore(run, tools=tools))  # noqa: E731
+        medians = alternating_medians({"runs show": page}, args.repeats)
         size = (run / "explore.html").stat().st_size
         report = json.loads((run / "report.json").read_text())
     finally:

@@ -28,7 +28,7 @@ from flows.dedupe import dedupe_exact_stage, dedupe_minhash_stage
 from flows.execution import publish_failure, publish_markdown, publish_table, run_logger, run_step, tasks_on
 from flows.ingest import ingest_stage
 from flows.progress import StageProgress
-from flows.resources import check_inputs, check_resources
+from flows.resources import check_inputs, check_resources, explore_tools
 from flows.run_files import publish_file_link
 from flows.runners import chosen_task_runner, run_task_runner, usable_cores
 from flows.shards import shards_stage, write_configured_exports
@@ -197,7 +197,7 @@ def _curate(inputs: list[Path], paths: RunPaths, config: CurationConfig, started
     )
     atomic_write_text(paths.lineage_json, lineage.model_dump_json(indent=2))
     if config.run.explore_page:
-        report.outputs["explore"] = str(run_step(explore_page, paths.root, report))
+        report.outputs["explore"] = str(run_step(explore_page, paths.root, report, config))
     markdown = run_report_markdown(report)
     atomic_write_text(paths.report_md, markdown)
     atomic_write_text(paths.report_json, report.model_dump_json(indent=2))
@@ -239,6 +239,6 @@ def _publish_run_artifacts(report: RunReport, markdown: str, manifest: str) -> N
 
 
 @task(name="explore-page")
-def explore_page(run_dir: Path, report: RunReport) -> Path:
+def explore_page(run_dir: Path, report: RunReport, config: CurationConfig) -> Path:
     """explore.html: the run's counts, sampled drops and distributions (curation/runs/explore.py)."""
-    return write_explore(run_dir, report)
+    return write_explore(run_dir, report, explore_tools(config))

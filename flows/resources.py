@@ -16,9 +16,10 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from curation.contamination.embedding_cache import CachedEmbeddings, cached_embeddings, model_cache_dir
+from curation.runs.explore import ExploreTools
 from curation.shards.chat_templates import ChatTemplate, chat_template_for
 from curation.shards.tokenization import ConversationEncoder
-from curation.shards.tokenizer_load import load_tokenizer
+from curation.shards.tokenizer_load import batch_token_counter, load_tokenizer
 from schemas.config import ContaminationConfig, CurationConfig, RunConfig
 from schemas.errors import ChatsiftError, ConfigError, InputError, ResourceError
 
@@ -117,6 +118,11 @@ def embed_with_cache(texts: list[str], config: ContaminationConfig) -> CachedEmb
     dim = embedding_dim(model)
     folder = model_cache_dir(cache_dir() / "embeddings", config.model, dim) if config.cache_embeddings else None
     return cached_embeddings(texts, embed=embed_normalized(model, config.embed_batch_size), folder=folder, dim=dim)
+
+
+def explore_tools(config: CurationConfig) -> ExploreTools:
+    """The run's tokenizer for explore.html's token histograms."""
+    return ExploreTools(count_tokens=batch_token_counter(tokenizer_for(config.tokenizer.spec)))
 
 
 def check_inputs(inputs: list[Path]) -> None:

@@ -6,7 +6,8 @@ What it shows, all read from the run's own files:
   (stages/<stage>/); where none does (a record dropped while it was read or cleaned: stages/ingest/ is deleted
   once cleaning has read it), the raw bytes of the input at the ledger's byte offset, when the file is there;
 - histograms of turns and characters per conversation and of characters per turn by role, before curation
-  (the earliest stage output the run kept) and after (conversations/), and of tokens per conversation (shards/).
+  (the earliest stage output the run kept) and after (conversations/), of tokens per conversation and per turn by
+  role before and after (a sample tokenized with the run's tokenizer), and of tokens per conversation in shards/.
 
 Samples are drawn by a hash of the conversation id, so a page is the same each time it is made, and capped
 per reason, so the page stays small whatever the run's size. Every text from the data is HTML-escaped: the page
@@ -16,7 +17,7 @@ holds no script at all.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -129,7 +130,7 @@ def _raw_excerpt(input_file: str | None, byte_offset: int | None, secrets: Secre
     return redact_text(chunk, config=secrets)[0][:RAW_CHARS]
 
 
-def _run_config(run_dir: Path) -> CurationConfig:
+def run_config(run_dir: Path) -> CurationConfig:
     """The run's config.json; the defaults where it cannot be read as today's config (another code version)."""
     try:
         return CurationConfig.model_validate_json((run_dir / "config.json").read_bytes())
@@ -282,6 +283,69 @@ def distribution(parts: Sequence[Path]) -> Distribution | None:
     )
 
 
+@dataclass(frozen=True)
+class ExploreTools:
+    """What the page needs beyond the run's files, built by the caller from the run's config (flows/resources.py
+    loads the tokenizer and the embedding model; this module loads neither). None leaves that part out."""
+
+    count_tokens: Callable[[Sequence[str]], list[int]] | None = None  # tokens of each text, the run's tokenizer
+    embed: Callable[[list[str]], np.ndarray] | None = None  # a unit vector per text, the contamination model's
+
+
+@dataclass(frozen=True)
+class TokenDistribution:
+    """Tokens (turn contents, no chat template) of a sample of conversations: per conversation and per turn by role."""
+
+    per_conversation: np.ndarray
+    by_role: dict[str, np.ndarray]
+    sampled: int
+    total: int
+
+
+def token_distribution(
+    parts: Sequence[Path], count_tokens: Callable[[Sequence[str]], list[int]], limit: int
+) -> TokenDistribution | None:
+    """Up to `limit` conversations of `parts`, drawn by a hash of the id, tokenized in one batch."""
+    if not parts:
+        return None
+    scan = pl.scan_parquet(list(parts)).select("id", "turns")
+    total = scan.select(pl.len()).collect().item()
+    sample = scan.with_columns(order=pl.col("id").hash(seed=7)).sort("order", "id").head(limit).collect()
+    turns = (
+        sample.with_row_index("conversation")
+        .select("conversation", "turns")
+        .explode("turns")
+        .select("conversation", role=pl.col("turns").struct.field("role"), text=pl.col("turns").struct.field("content"))
+        .drop_nulls()
+    )
+    tokens = turns.with_columns(tokens=pl.Series(count_tokens(turns["text"].to_list()), dtype=pl.Int64))
+    per_conversation = tokens.group_by("conversation").agg(pl.col("tokens").sum())["tokens"].to_numpy()
+    by_role = {
+        role: tokens.filter(pl.col("role") == role)["tokens"].to_numpy() for role in sorted(tokens["role"].unique())
+    }
+    return TokenDistribution(per_conversation, by_role, min(limit, total), total)
+
+
+def token_histograms(before: TokenDistribution | None, after: TokenDistribution) -> list[str]:
+    """Tokens per conversation and per turn of each role, before and after curation."""
+    charts = [
+        histogram_svg(
+            "tokens per conversation (turn text)", before.per_conversation if before else None, after.per_conversation
+        )
+    ]
+    for role, lengths in after.by_role.items():
+        charts.append(histogram_svg(f"tokens per {role} turn", before.by_role.get(role) if before else None, lengths))
+    return charts
+
+
+def _sample_note(name: str, tokens: TokenDistribution | None) -> str:
+    if tokens is None:
+        return ""
+    if tokens.sampled == tokens.total:
+        return f"{name}: all {tokens.total} conversations"
+    return f"{name}: {tokens.sampled} of {tokens.total} conversations, drawn by a hash of the id"
+
+
 def shard_tokens(run_dir: Path) -> np.ndarray:
     """Tokens per conversation in the run's shards (packed: each conversation's length in its row)."""
     files = sorted((run_dir / "shards").glob("*.parquet"))
@@ -375,11 +439,13 @@ def _drop_html(sample: DroppedSample) -> str:
     )
 
 
-def explore_html(run_dir: Path, report: RunReport | None = None) -> str:
+def explore_html(run_dir: Path, report: RunReport | None = None, tools: ExploreTools | None = None) -> str:
     """The run's page: counts, sampled drops with their text, and the length distributions. `report`: the run's
-    report, when it is not on disk yet (curate writes the page before report.json, which marks a run finished)."""
+    report, when it is not on disk yet (curate writes the page before report.json, which marks a run finished).
+    `tools`: the tokenizer's counts for the token histograms."""
+    tools = tools or ExploreTools()
     report = report or RunReport.model_validate_json((run_dir / REPORT_NAME).read_bytes())
-    config = _run_config(run_dir)
+    config = run_config(run_dir)
     drops = _ledger_sample(run_dir, pl.col("scope") == "conversation", SAMPLES_PER_REASON)
     duplicate_rows = _ledger_sample(
         run_dir, pl.col("reason").is_in(DUPLICATE_REASONS) & pl.col("duplicate_of").is_not_null(), SAMPLES_PER_REASON
@@ -412,7 +478,8 @@ def explore_html(run_dir: Path, report: RunReport | None = None) -> str:
             f'<span class="muted">({len(group)} of {total} shown)</span></h3>' + "".join(_drop_html(s) for s in group)
         )
     before_parts = _earliest_stage_parts(run_dir)
-    before, after = distribution(before_parts), distribution(sorted((run_dir / CONVERSATIONS_DIR).glob("*.parquet")))
+    after_parts = sorted((run_dir / CONVERSATIONS_DIR).glob("*.parquet"))
+    before, after = distribution(before_parts), distribution(after_parts)
     charts = []
     if after is not None:
         charts += [
@@ -425,8 +492,22 @@ def explore_html(run_dir: Path, report: RunReport | None = None) -> str:
                 for role, lengths in after.chars_by_role.items()
             ),
         ]
-    charts.append(histogram_svg("tokens per conversation (shards)", None, shard_tokens(run_dir)))
+    tokens_after = tokens_before = None
+    if tools.count_tokens is not None and after_parts:
+        limit = config.run.explore_token_sample
+        tokens_after = token_distribution(after_parts, tools.count_tokens, limit)
+        tokens_before = token_distribution(before_parts, tools.count_tokens, limit)
+    if tokens_after is not None:
+        charts += token_histograms(tokens_before, tokens_after)
+    charts.append(histogram_svg("tokens per conversation (shards, chat template in)", None, shard_tokens(run_dir)))
     before_from = f"stages/{before_parts[0].parent.name}/" if before_parts else "no stage output kept"
+    token_samples = (_sample_note("before", tokens_before), _sample_note("after", tokens_after))
+    token_note = (
+        f"Token histograms: the turns' text by the run's tokenizer ({escape(config.tokenizer.spec)}), without the chat "
+        f"template; {'; '.join(n for n in token_samples if n)}."
+        if tokens_after is not None
+        else "No token histograms of the turns' text: no tokenizer was given."
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Run {escape(report.run_id)}</title><style>{_CSS}</style></head>
 <body><h1>Run {escape(report.run_id)}</h1>
@@ -449,7 +530,7 @@ def explore_html(run_dir: Path, report: RunReport | None = None) -> str:
 {"".join(_split_html(p) for p in split_pieces(run_dir)) or '<p class="muted">No conversation was split.</p>'}
 <h2 id="distributions">Distributions</h2>
 <p class="muted">Before: {escape(before_from)}; after: conversations/ and shards/. Log-spaced bins
-(0, 1, 2, 4, 8, ...).</p>
+(0, 1, 2, 4, 8, ...). Turns and characters count every conversation. {token_note}</p>
 <div class="charts">{"".join(charts)}</div>
 </body></html>
 """
@@ -470,8 +551,8 @@ def _earliest_stage_parts(run_dir: Path) -> list[Path]:
     return []
 
 
-def write_explore(run_dir: Path, report: RunReport | None = None) -> Path:
+def write_explore(run_dir: Path, report: RunReport | None = None, tools: ExploreTools | None = None) -> Path:
     """RUN/explore.html, written atomically."""
     path = run_dir / EXPLORE_NAME
-    atomic_write_text(path, explore_html(run_dir, report))
+    atomic_write_text(path, explore_html(run_dir, report, tools))
     return path

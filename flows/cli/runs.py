@@ -60,9 +60,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.runs_command == "show":
         from curation.runs.diff import check_run_dir
-        from curation.runs.explore import write_explore
+        from curation.runs.explore import ExploreTools, run_config, write_explore
+        from flows.resources import explore_tools
+        from schemas.errors import ResourceError
 
-        page = write_explore(check_run_dir(args.run_dir))
+        run_dir = check_run_dir(args.run_dir)
+        try:
+            tools = explore_tools(run_config(run_dir))
+        except ResourceError as e:
+            print(f"no token histograms: {e}", file=sys.stderr)
+            tools = ExploreTools()
+        page = write_explore(run_dir, tools=tools)
         print(page)
         if args.open:
             import webbrowser

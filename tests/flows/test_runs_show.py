@@ -73,7 +73,13 @@ def test_runs_show_writes_one_offline_page_with_every_text_escaped(run_dir: Path
     # the split conversation and its pieces, in order
     splits = page.text[page.text.index("Split conversations and their pieces") :]
     assert "demoA1b2_0 · 2 pieces" in splits and splits.index("piece 0") < splits.index("piece 1")
-    assert page.tags.count("svg") >= 4  # turns, characters, characters per role, tokens
+    # tokens per conversation and per role, before curation (stages/clean/) and after, with the sample said
+    for title in ("tokens per conversation (turn text)", "tokens per user turn", "tokens per assistant turn"):
+        chart = html[html.index(f'aria-label="{title}"') :]
+        chart = chart[: chart.index("</svg>")]
+        assert "■ before (" in chart and "■ after (" in chart, title
+    kept = pl.scan_parquet(run_dir / "conversations" / "*.parquet").select(pl.len()).collect().item()
+    assert f"after: all {kept} conversations" in page.text and "mistral-7b-v0.1" in page.text
 
 
 def test_the_page_shows_a_sampled_drop_for_every_reason(run_dir: Path, tmp_path: Path) -> None:
