@@ -241,4 +241,4 @@ def _publish_run_artifacts(report: RunReport, markdown: str, manifest: str) -> N
 @task(name="explore-page")
 def explore_page(run_dir: Path, report: RunReport, config: CurationConfig) -> Path:
     """explore.html: the run's counts, sampled drops and distributions (curation/runs/explore.py)."""
-    return write_explore(run_dir, report, explore_tools(config))
+    return write_explore(run_dir, report, explore_tools(config, embedding_map=config.run.explore_map))

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import numpy as np
 from tokenizers import Tokenizer
 
-from curation.contamination.embedding_cache import CachedEmbeddings, cached_embeddings, model_cache_dir
+from curation.contamination.embedding_cache import CachedEmbeddings, cached_dims, cached_embeddings, model_cache_dir
 from curation.runs.explore import ExploreTools
 from curation.shards.chat_templates import ChatTemplate, chat_template_for
 from curation.shards.tokenization import ConversationEncoder
@@ -112,17 +112,43 @@ def embed_normalized(model: SentenceTransformer, batch_size: int) -> Callable[[l
 
 
 def embed_with_cache(texts: list[str], config: ContaminationConfig) -> CachedEmbeddings:
-    """Vectors for `texts`, reusing and extending the on-disk cache for the configured model."""
-    device, _ = contamination_devices(config.device)
-    model = embedder_for(config.model, device)
-    dim = embedding_dim(model)
-    folder = model_cache_dir(cache_dir() / "embeddings", config.model, dim) if config.cache_embeddings else None
-    return cached_embeddings(texts, embed=embed_normalized(model, config.embed_batch_size), folder=folder, dim=dim)
+    """Vectors for `texts`, reusing and extending the on-disk cache for the configured model.
+
+    The model is loaded only when a text is not cached yet: importing sentence-transformers and loading MiniLM
+    cost ~7 s on 2 cores, all of a warm page's or re-run's embedding time. Its dimension (part of the cache's key)
+    is then the one cache folder the model has, checked against the model once it loads."""
+    root = cache_dir() / "embeddings"
+    dims = cached_dims(root, config.model) if config.cache_embeddings else []
+
+    def model() -> SentenceTransformer:
+        return embedder_for(config.model, contamination_devices(config.device)[0])
+
+    dim = dims[0] if len(dims) == 1 else embedding_dim(model())
+
+    def embed(missing: list[str]) -> np.ndarray:
+        loaded = model()
+        if embedding_dim(loaded) != dim:
+            raise ResourceError(
+                f"the embedding cache {model_cache_dir(root, config.model, dim)} holds {dim}-dimensional vectors, "
+                f"but {config.model} gives {embedding_dim(loaded)}: another model had this name; move that folder away"
+            )
+        return embed_normalized(loaded, config.embed_batch_size)(missing)
+
+    folder = model_cache_dir(root, config.model, dim) if config.cache_embeddings else None
+    return cached_embeddings(texts, embed=embed, folder=folder, dim=dim)
 
 
-def explore_tools(config: CurationConfig) -> ExploreTools:
-    """The run's tokenizer for explore.html's token histograms."""
-    return ExploreTools(count_tokens=batch_token_counter(tokenizer_for(config.tokenizer.spec)))
+def explore_tools(config: CurationConfig, *, embedding_map: bool) -> ExploreTools:
+    """The run's tokenizer for explore.html's token histograms and, for its map, the contamination model's vectors
+    behind its cache."""
+
+    def embed(texts: list[str]) -> np.ndarray:
+        return embed_with_cache(texts, config.contamination).vectors
+
+    return ExploreTools(
+        count_tokens=batch_token_counter(tokenizer_for(config.tokenizer.spec)),
+        embed=embed if embedding_map else None,
+    )
 
 
 def check_inputs(inputs: list[Path]) -> None:

@@ -6,6 +6,7 @@ part (written atomically under a unique name, so concurrent runs never clobber e
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import re
 import uuid
@@ -38,6 +39,13 @@ def model_cache_dir(root: Path, model: str, dim: int) -> Path:
     """The folder holding one model's vectors; the dimension is part of the key."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_") or "model"
     return root / f"{slug}-d{dim}"
+
+
+def cached_dims(root: Path, model: str) -> list[int]:
+    """The dimensions `root` holds a cache folder of `model` for (one, unless the name served two models)."""
+    slug = model_cache_dir(root, model, 0).name.removesuffix("-d0")
+    found = (re.fullmatch(rf"{re.escape(slug)}-d(\d+)", p.name) for p in root.glob(f"{glob.escape(slug)}-d*"))
+    return sorted(int(m.group(1)) for m in found if m)
 
 
 def _lookup(folder: Path, hashes: list[str]) -> dict[str, np.ndarray]:

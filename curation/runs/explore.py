@@ -7,7 +7,8 @@ What it shows, all read from the run's own files:
   once cleaning has read it), the raw bytes of the input at the ledger's byte offset, when the file is there;
 - histograms of turns and characters per conversation and of characters per turn by role, before curation
   (the earliest stage output the run kept) and after (conversations/), of tokens per conversation and per turn by
-  role before and after (a sample tokenized with the run's tokenizer), and of tokens per conversation in shards/.
+  role before and after (a sample tokenized with the run's tokenizer), and of tokens per conversation in shards/;
+- an embedding map of the kept, dropped and contaminated conversations (curation/runs/explore_map.py).
 
 Samples are drawn by a hash of the conversation id, so a page is the same each time it is made, and capped
 per reason, so the page stays small whatever the run's size. Every text from the data is HTML-escaped: the page
@@ -29,6 +30,7 @@ from pydantic import ValidationError
 from curation.clean.secrets import redact_text
 from curation.dedupe.minhash import conversation_shingles, jaccard
 from curation.parquet import read_conversations_parquet
+from curation.runs.explore_map import kept_layer, ledger_layers, map_html
 from schemas.arrow import LEDGER_SCHEMA
 from schemas.config import CurationConfig
 from schemas.config.clean import SecretsConfig
@@ -410,6 +412,10 @@ padding:.2rem .6rem;text-align:left;vertical-align:top}td.n{text-align:right}.mu
 background:#fafafa;border:1px solid #eee;padding:.3rem;max-height:14rem;overflow:auto;font-size:.85rem}
 .charts{display:flex;flex-wrap:wrap;gap:1rem}table.pair{width:100%;table-layout:fixed;margin-top:.3rem}
 del{background:#ffc9c9}ins{background:#b2f2bb}details{margin:.2rem 0}
+.map{border:1px solid #ddd;background:#fff;display:block;margin-top:.4rem}.map circle{fill:#adb5bd;
+fill-opacity:.75}.map .d{fill:#212529}.map .x{fill:none;stroke:#e03131;
+stroke-width:1.5px;r:5px}.legend{display:none;flex-wrap:wrap;gap:.3rem 1rem;font-size:.85rem;margin-top:.3rem}
+.map-box label{margin-right:.6rem}.layer-d{color:#212529}.layer-x{color:#e03131}
 """
 
 
@@ -501,6 +507,11 @@ def explore_html(run_dir: Path, report: RunReport | None = None, tools: ExploreT
         charts += token_histograms(tokens_before, tokens_after)
     charts.append(histogram_svg("tokens per conversation (shards, chat template in)", None, shard_tokens(run_dir)))
     before_from = f"stages/{before_parts[0].parent.name}/" if before_parts else "no stage output kept"
+    embedding_map = (
+        _map_section(run_dir, tools.embed, config.run.explore_map_points)
+        if tools.embed is not None
+        else '<p class="muted">Not drawn: <code>chatsift runs show RUN</code> draws it ([run] explore_map is off).</p>'
+    )
     token_samples = (_sample_note("before", tokens_before), _sample_note("after", tokens_after))
     token_note = (
         f"Token histograms: the turns' text by the run's tokenizer ({escape(config.tokenizer.spec)}), without the chat "
@@ -513,7 +524,7 @@ def explore_html(run_dir: Path, report: RunReport | None = None, tools: ExploreT
 <body><h1>Run {escape(report.run_id)}</h1>
 <p>read {report.records_read} · kept {report.kept} · dropped {report.dropped} ·
 <a href="#drops">drops by reason</a> · <a href="#duplicates">duplicates</a> · <a href="#splits">splits</a> ·
-<a href="#distributions">distributions</a></p>
+<a href="#distributions">distributions</a> · <a href="#map">map</a></p>
 <h2 id="counts">Counts per stage and reason</h2>
 <table><thead><tr><th>stage</th><th>in</th><th>kept</th><th>dropped</th><th>reason</th><th>dropped</th></tr></thead>
 <tbody>{"".join(rows)}</tbody></table>
@@ -532,8 +543,20 @@ def explore_html(run_dir: Path, report: RunReport | None = None, tools: ExploreT
 <p class="muted">Before: {escape(before_from)}; after: conversations/ and shards/. Log-spaced bins
 (0, 1, 2, 4, 8, ...). Turns and characters count every conversation. {token_note}</p>
 <div class="charts">{"".join(charts)}</div>
+<h2 id="map">Embedding map</h2>
+<p class="muted">Each point is a conversation, placed by UMAP over the {escape(config.contamination.model)} vector of
+its first user turn (the contamination check's cached vectors, where it embedded them). Hover a point for its id and
+the start of that turn; near points ask about the same things.</p>
+{embedding_map}
 </body></html>
 """
+
+
+def _map_section(run_dir: Path, embed: Callable[[list[str]], np.ndarray], limit: int) -> str:
+    """The embedding map of the kept, dropped and contaminated conversations (curation/runs/explore_map.py)."""
+    stage_outputs = [p for stage in STAGE_OUTPUTS for p in sorted((run_dir / "stages" / stage).glob("part-*.parquet"))]
+    dropped, contaminated = ledger_layers(run_dir, stage_outputs, limit)
+    return map_html([kept_layer(run_dir, limit), dropped, contaminated], embed, limit)
 
 
 def _grouped(samples: Sequence[DroppedSample]) -> dict[tuple[str, str], list[DroppedSample]]:

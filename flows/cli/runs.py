@@ -40,10 +40,17 @@ def add_arguments(p_runs: argparse.ArgumentParser) -> None:
     p_list = runs_sub.add_parser("list", help="one line per run under OUT: id, finished, read/kept/dropped, config")
     p_list.add_argument("out", type=Path, help="the --out folder the runs were written to")
     p_show = runs_sub.add_parser(
-        "show", help="write RUN/explore.html: counts, sampled drops as text by reason, length distributions"
+        "show",
+        help="write RUN/explore.html: counts, sampled drops as text by reason, duplicates, splits, length and token "
+        "distributions, an embedding map",
     )
     p_show.add_argument("run_dir", metavar="RUN", type=Path, help="a run directory (<out>/<run_id>)")
     p_show.add_argument("--open", action="store_true", help="open the page in the default browser once written")
+    p_show.add_argument(
+        "--no-map",
+        action="store_true",
+        help="leave out the embedding map (UMAP over MiniLM vectors of the first user turns: ~30 s on 2 cores)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
         run_dir = check_run_dir(args.run_dir)
         try:
-            tools = explore_tools(run_config(run_dir))
+            tools = explore_tools(run_config(run_dir), embedding_map=not args.no_map)
         except ResourceError as e:
             print(f"no token histograms: {e}", file=sys.stderr)
             tools = ExploreTools()

@@ -36,6 +36,15 @@ class RunConfig(ConfigSection):
     """Write explore.html at the end of a curate run, as `chatsift runs show` does: counts, sampled drops as text,
     length and token distributions. Cheap: read from the run's own files (docs/defaults.md#run).
     """
+    explore_map: bool = False
+    """Draw the embedding map (UMAP of the first user turns) on the explore.html curate writes. Off: for the real
+    sample it adds 12 s with the vectors cached and 2 min embedding them on 2 cores, more than the rest of the page;
+    `chatsift runs show` draws it unless told --no-map (docs/defaults.md#run).
+    """
+    explore_map_points: int = Field(default=20_000, gt=0)
+    """The most conversations of each layer (kept, contaminated, dropped) the map draws, drawn by a hash of the id: at
+    20,000 kept ones the map is ~4.5 MB of page and its UMAP ~25 s on 2 cores (docs/defaults.md#run).
+    """
     explore_token_sample: int = Field(default=1_000, gt=0)
     """Conversations tokenized for the token histograms before and after curation, drawn by a hash of the id: 1,000
     give a histogram's shape in ~2.5 s on 2 cores, whatever the run's size (docs/defaults.md#run).

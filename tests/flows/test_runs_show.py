@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -46,7 +47,9 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> P
     records = [{"id": name, "title": f"title {SCRIPT}", "conversations": turns} for name in ("xss-kept", "xss-copy")]
     planted.write_text(json.dumps(records))
     config = root / "config.json"
-    config.write_text(DEMO_CONFIG.model_dump_json())
+    # the map on curate's page too, so the two pages can be compared ([run] explore_map is off by default)
+    with_map = DEMO_CONFIG.model_copy(update={"run": DEMO_CONFIG.run.model_copy(update={"explore_map": True})})
+    config.write_text(with_map.model_dump_json())
     argv = ["curate", *map(str, inputs), str(planted), "--out", str(root / "runs"), "--run-id", "r"]
     assert main([*argv, "--config", str(config), "--progress", "off"]) == 0
     return root / "runs" / "r"
@@ -58,8 +61,10 @@ def test_runs_show_writes_one_offline_page_with_every_text_escaped(run_dir: Path
     assert report.outputs["explore"] == str(run_dir / "explore.html")
     written_by_curate = (run_dir / "explore.html").read_text()
     assert main(["runs", "show", str(run_dir)]) == 0
-    assert (run_dir / "explore.html").read_text() == written_by_curate  # the same page, from the same files
     html = (run_dir / "explore.html").read_text()
+    # the same page from the same files: the same text, and the same points with the same classes (UMAP is seeded,
+    # but its float sums may round a last digit apart)
+    assert _without_coordinates(html) == _without_coordinates(written_by_curate)
     assert "<script" not in html.lower() and SCRIPT not in html  # no script at all; the planted ones escaped
     assert not re.search(r"(src|href)=\"(https?:)?//", html) and "url(" not in html
     page = _Text(html)
@@ -80,6 +85,32 @@ def test_runs_show_writes_one_offline_page_with_every_text_escaped(run_dir: Path
         assert "■ before (" in chart and "■ after (" in chart, title
     kept = pl.scan_parquet(run_dir / "conversations" / "*.parquet").select(pl.len()).collect().item()
     assert f"after: all {kept} conversations" in page.text and "mistral-7b-v0.1" in page.text
+
+
+def _without_coordinates(html: str) -> str:
+    return re.sub(r' cx="[\d.]+" cy="[\d.]+"', "", html)
+
+
+def test_the_map_holds_a_point_per_kept_conversation_and_the_drops_as_layers(run_dir: Path) -> None:
+    html = (run_dir / "explore.html").read_text()
+    kept = pl.read_parquet(run_dir / "conversations" / "*.parquet")
+    points = re.findall(r'<circle class="([^"]*)" cx="[\d.]+" cy="[\d.]+"><title>([^<]*)</title>', html)
+    kept_points = {title.split(" · ")[0]: classes.split() for classes, title in points if classes.startswith("k ")}
+    assert set(kept_points) == set(kept["id"]) and len(kept_points) == kept.height
+    assert f"kept: all {kept.height} conversations; {kept.height} points." in html
+    # every kept point has a source, a model and a cluster colour; hovering shows its first user turn
+    assert all(len(classes) == 4 for classes in kept_points.values())
+    for row in kept.head(5).iter_rows(named=True):
+        first = next(t["content"] for t in row["turns"] if t["role"] == "user")
+        hover = next(t for c, t in points if t.startswith(f"{row['id']} · kept · "))
+        assert escape(" ".join(first.split())[:60]) in hover
+    # the conversations the contamination check flagged, and those other stages dropped, on layers of their own
+    ledger = pl.read_parquet(run_dir / "ledger" / "*.parquet")
+    flagged = set(ledger.filter(pl.col("stage") == "contamination")["conversation_id"])
+    contaminated = {t.split(" · ")[0] for c, t in points if c == "x"}
+    assert flagged and contaminated == flagged
+    assert any(c == "d" for c, _ in points)
+    assert "colour by" in html and 'id="by-cluster"' in html and "#show-dropped:not(:checked)~svg .d" in html
 
 
 def test_the_page_shows_a_sampled_drop_for_every_reason(run_dir: Path, tmp_path: Path) -> None:
@@ -108,3 +139,31 @@ def test_the_page_shows_a_sampled_drop_for_every_reason(run_dir: Path, tmp_path:
     subprocess.run([*common, f"--screenshot={shot}", "--window-size=1280,2400", page], timeout=60, check=True,
                    capture_output=True)  # fmt: skip
     assert shot.stat().st_size > 50_000
+
+
+def test_the_map_in_the_browser_colours_and_hides_its_layers(run_dir: Path, tmp_path: Path) -> None:
+    """In headless Chromium from file://: one point per kept conversation as the page states, a colouring picked by
+    its radio button and a layer hidden by its check box, with no script on the page (CSS alone)."""
+    kept = pl.scan_parquet(run_dir / "conversations" / "*.parquet").select(pl.len()).collect().item()
+    with browser.Browser(tmp_path / "profile", width=1280, height=1000) as page:
+        page.goto((run_dir / "explore.html").as_uri())
+        assert page.evaluate("document.querySelectorAll('svg.map circle.k').length") == kept
+        assert f"kept: all {kept} conversations; {kept} points." in page.text()
+        fills = "[...document.querySelectorAll('svg.map circle.k')].map(c => getComputedStyle(c).fill)"
+        clusters = "new Set([...document.querySelectorAll('svg.map circle.k')].map(c => c.classList[3])).size"
+        by_source = page.evaluate(fills)
+        page.evaluate("document.getElementById('by-cluster').click()")
+        by_cluster = page.evaluate(fills)
+        # a colour per cluster, none of them the unpicked grey
+        assert by_cluster != by_source and len(set(by_cluster)) == page.evaluate(clusters) >= 2
+        assert "rgb(173, 181, 189)" not in by_cluster
+        legend = "getComputedStyle(document.querySelector('.legend-cluster')).display"
+        assert page.evaluate(legend) == "flex"
+        dropped = "getComputedStyle(document.querySelector('svg.map circle.d')).display"
+        assert page.evaluate(dropped) != "none"
+        page.evaluate("document.getElementById('show-dropped').click()")
+        assert page.evaluate(dropped) == "none"
+        page.evaluate("document.getElementById('show-dropped').click()")
+        page.evaluate("document.getElementById('map').scrollIntoView()")
+        shot = page.screenshot(browser.kept_artifacts_dir("explore") / "explore-map.png")
+    assert shot.stat().st_size > 20_000

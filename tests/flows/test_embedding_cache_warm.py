@@ -1,0 +1,43 @@
+"""flows.resources.embed_with_cache: a warm cache answers without loading the model, and a cache folder left by
+another model of the same name is named, not mixed in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from curation.contamination.embedding_cache import cached_dims, cached_embeddings, model_cache_dir
+from flows import resources
+from schemas.config import ContaminationConfig
+from schemas.errors import ResourceError
+
+MODEL = "all-MiniLM-L6-v2"
+
+
+def test_a_warm_cache_answers_without_the_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHATSIFT_CACHE_DIR", str(tmp_path))
+    config = ContaminationConfig(device="cpu")
+    first = resources.embed_with_cache(["how do I sort a list?", "what is a monad?"], config)
+    assert first.embedded == 2 and cached_dims(tmp_path / "embeddings", MODEL) == [384]
+    resources.embedder_for.cache_clear()
+    again = resources.embed_with_cache(["what is a monad?"], config)
+    assert (again.embedded, again.reused) == (0, 1) and resources.embedder_for.cache_info().misses == 0
+    np.testing.assert_array_equal(again.vectors[0], first.vectors[1])
+
+
+def test_a_cache_folder_of_another_dimension_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHATSIFT_CACHE_DIR", str(tmp_path))
+    root = tmp_path / "embeddings"
+    folder = model_cache_dir(root, MODEL, 768)
+    folder.mkdir(parents=True)
+    unit = np.full((1, 768), 1 / np.sqrt(768), np.float32)
+    cached_embeddings(["left by another model"], embed=lambda texts: unit, folder=folder, dim=768)
+    config = ContaminationConfig(device="cpu")
+    # a new text loads the model, which gives 384 dimensions
+    with pytest.raises(ResourceError, match=r"holds 768-dimensional vectors, but all-MiniLM-L6-v2 gives 384"):
+        resources.embed_with_cache(["a new text"], config)
+    # with folders of two dimensions the model says which is its own
+    model_cache_dir(root, MODEL, 384).mkdir()
+    assert resources.embed_with_cache(["a new text"], config).vectors.shape == (1, 384)
