@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from datasketch import MinHash
 
 from curation.dedupe.common import FINDINGS_SCHEMA, RANK_ORDER, Removal, ranked_record, remove_listed
-from curation.parquet import atomic_write_table, read_conversations_parquet
+from curation.parquet import atomic_write_table, read_turn_texts
 from curation.stage import Stage
 from curation.text import words
 from schemas import Conversation, StageResult
@@ -66,13 +66,14 @@ def _ngram_multipliers(ngram: int) -> np.ndarray:
     return np.array([int.from_bytes(d, "little") | 1 for d in digests], dtype=np.uint64)
 
 
-class _WordHashes(dict[str, bytes]):
-    """blake2b-64 of each word, computed on its first lookup: a part's vocabulary is hashed once,
-    and a lookup that hits costs no more than a plain dict's."""
+class _WordHashes(dict[str, int]):
+    """blake2b-64 of each word (little-endian, as an int), computed on its first lookup: a part's
+    vocabulary is hashed once, and a lookup that hits costs no more than a plain dict's."""
 
-    def __missing__(self, word: str) -> bytes:
-        digest = self[word] = hashlib.blake2b(word.encode(), digest_size=_WORD_HASH_BYTES).digest()
-        return digest
+    def __missing__(self, word: str) -> int:
+        digest = hashlib.blake2b(word.encode(), digest_size=_WORD_HASH_BYTES).digest()
+        value = self[word] = int.from_bytes(digest, "little")
+        return value
 
 
 def _shingle_hashes(conv: Conversation, ngram: int, word_hashes: _WordHashes) -> np.ndarray:
@@ -90,10 +91,15 @@ def _shingle_hashes(conv: Conversation, ngram: int, word_hashes: _WordHashes) ->
     word once and combining in numpy is 2x faster than a blake2b per shingle. Word hashes are
     pseudo-random, so two different n-grams collide with probability ~2^-64.
     """
-    tokens = [w for turn in conv.turns for w in words(turn.content)]
+    return _text_shingle_hashes([turn.content for turn in conv.turns], ngram, word_hashes)
+
+
+def _text_shingle_hashes(texts: Sequence[str], ngram: int, word_hashes: _WordHashes) -> np.ndarray:
+    """_shingle_hashes of the conversation whose turns hold `texts`, in order."""
+    tokens = [w for text in texts for w in words(text)]
     if not tokens:
         return np.empty(0, dtype=np.uint64)
-    hashes = np.frombuffer(b"".join(map(word_hashes.__getitem__, tokens)), dtype="<u8").astype(np.uint64)
+    hashes = np.fromiter(map(word_hashes.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
     width = min(ngram, len(tokens))
     count = len(tokens) - width + 1
     multipliers = _ngram_multipliers(width)
@@ -431,12 +437,12 @@ def _candidate_shingles(
     reading each part file once, in part order, and only its candidate records."""
     for (index,), rows in members.sort("part", "row").group_by(["part"], maintain_order=True):
         wanted = rows["row"].to_list()
-        convs = dict(zip(wanted, read_conversations_parquet(Path(part_files[index]), wanted), strict=True))
+        texts = dict(zip(wanted, read_turn_texts(Path(part_files[index]), wanted), strict=True))
         word_hashes = _WordHashes()
         for (bucket,), in_bucket in rows.group_by(["bucket"], maintain_order=True):
             yield (
                 bucket,
-                {(index, row): _shingle_hashes(convs[row], config.ngram, word_hashes) for row in in_bucket["row"]},
+                {(index, row): _text_shingle_hashes(texts[row], config.ngram, word_hashes) for row in in_bucket["row"]},
             )
 
 
