@@ -104,12 +104,17 @@ def sampled_drops(ledger: pl.DataFrame, found: _Found, secrets: SecretsConfig) -
     return samples
 
 
+def _stage_parts(run_dir: Path, stage: str) -> list[Path]:
+    """The parts of one stage output (stages/<stage>/), in order."""
+    return sorted((run_dir / "stages" / stage).glob("part-*.parquet"))
+
+
 def _stage_conversations(run_dir: Path, ids: Sequence[str]) -> _Found:
     """(id, input file, record index) -> (stage, conversation) from the last stage output holding it."""
     found: _Found = {}
     wanted = set(ids)
     for stage in STAGE_OUTPUTS:
-        for part in sorted((run_dir / "stages" / stage).glob("part-*.parquet")):
+        for part in _stage_parts(run_dir, stage):
             names = pl.read_parquet(part, columns=["id"])["id"].to_list()
             rows = [k for k, name in enumerate(names) if name in wanted]
             for conv in read_conversations_parquet(part, rows) if rows else []:
@@ -510,7 +515,8 @@ def explore_html(run_dir: Path, report: RunReport | None = None, tools: ExploreT
     embedding_map = (
         _map_section(run_dir, tools.embed, config.run.explore_map_points)
         if tools.embed is not None
-        else '<p class="muted">Not drawn: <code>chatsift runs show RUN</code> draws it ([run] explore_map is off).</p>'
+        else '<p class="muted">Not drawn: <code>chatsift runs show RUN</code> draws it (without --no-map), and curate'
+        " with [run] explore_map.</p>"
     )
     token_samples = (_sample_note("before", tokens_before), _sample_note("after", tokens_after))
     token_note = (
@@ -554,7 +560,7 @@ the start of that turn; near points ask about the same things.</p>
 
 def _map_section(run_dir: Path, embed: Callable[[list[str]], np.ndarray], limit: int) -> str:
     """The embedding map of the kept, dropped and contaminated conversations (curation/runs/explore_map.py)."""
-    stage_outputs = [p for stage in STAGE_OUTPUTS for p in sorted((run_dir / "stages" / stage).glob("part-*.parquet"))]
+    stage_outputs = [part for stage in STAGE_OUTPUTS for part in _stage_parts(run_dir, stage)]
     dropped, contaminated = ledger_layers(run_dir, stage_outputs, limit)
     return map_html([kept_layer(run_dir, limit), dropped, contaminated], embed, limit)
 
@@ -568,7 +574,7 @@ def _grouped(samples: Sequence[DroppedSample]) -> dict[tuple[str, str], list[Dro
 
 def _earliest_stage_parts(run_dir: Path) -> list[Path]:
     for stage in STAGE_OUTPUTS:
-        parts = sorted((run_dir / "stages" / stage).glob("part-*.parquet"))
+        parts = _stage_parts(run_dir, stage)
         if parts:
             return parts
     return []

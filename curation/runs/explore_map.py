@@ -85,21 +85,23 @@ def ledger_layers(run_dir: Path, stage_outputs: Sequence[Path], limit: int) -> t
     if not ledger_files:
         return MapLayer("dropped", empty, 0), MapLayer("contaminated", empty, 0)
     ledger = pl.scan_parquet(ledger_files)
-    contaminated = ledger.filter(pl.col("stage") == "contamination").select(id="conversation_id").unique()
-    dropped = (
-        ledger.filter((pl.col("scope") == "conversation") & (pl.col("stage") != "contamination"))
-        .select(id="conversation_id")
-        .unique()
+    ids = {
+        "dropped": ledger.filter((pl.col("scope") == "conversation") & (pl.col("stage") != "contamination")),
+        "contaminated": ledger.filter(pl.col("stage") == "contamination"),
+    }
+    ids = {name: rows.select(id="conversation_id").unique() for name, rows in ids.items()}
+    chosen = {name: _sampled(frame, limit).collect()["id"] for name, frame in ids.items()}
+    # one pass over the stage outputs for both layers; the last output holding a conversation saw it last
+    wanted = pl.concat(list(chosen.values())).unique()
+    found = pl.concat([empty, *(_first_user_turns([p], wanted) for p in stage_outputs)])
+    found = found.unique("id", keep="last", maintain_order=True).filter(pl.col("text").is_not_null())
+    dropped, contaminated = (
+        MapLayer(
+            name, found.filter(pl.col("id").is_in(chosen[name].implode())), frame.select(pl.len()).collect().item()
+        )
+        for name, frame in ids.items()
     )
-    layers = []
-    for name, ids_frame in (("dropped", dropped), ("contaminated", contaminated)):
-        total = ids_frame.select(pl.len()).collect().item()
-        ids = _sampled(ids_frame, limit).collect()["id"]
-        found = pl.concat([empty, *(_first_user_turns([p], ids) for p in stage_outputs)])
-        # the last stage output holding a conversation saw it last
-        frame = found.unique("id", keep="last", maintain_order=True)
-        layers.append(MapLayer(name, frame.filter(pl.col("text").is_not_null()), total))
-    return layers[0], layers[1]
+    return dropped, contaminated
 
 
 def project(vectors: np.ndarray) -> np.ndarray:

@@ -49,7 +49,8 @@ def add_arguments(p_runs: argparse.ArgumentParser) -> None:
     p_show.add_argument(
         "--no-map",
         action="store_true",
-        help="leave out the embedding map (UMAP over MiniLM vectors of the first user turns: ~30 s on 2 cores)",
+        help="leave out the embedding map (UMAP over MiniLM vectors of the first user turns: docs/defaults.md#run "
+        "gives its cost)",
     )
 
 
