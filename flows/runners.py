@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -12,6 +14,10 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 from schemas.config import RunConfig
 
 RunnerKind = Literal["threads", "processes", "dask"]
+
+# The modules whose part tasks (flows.execution.run_parts) a run submits to its task runner: each
+# process-pool worker imports them as it starts (~4 s on 2 cores), before any part reaches it.
+PART_TASK_MODULES = ("flows.ingest", "flows.clean", "flows.dedupe", "flows.split", "flows.shards")
 
 
 def usable_cores() -> int:
@@ -50,6 +56,28 @@ def _workers_use_this_server() -> Iterator[None]:
         yield
 
 
+def import_modules(names: tuple[str, ...]) -> None:
+    """A process-pool worker's initializer: import `names`, so that no part waits on their import."""
+    for name in names:
+        importlib.import_module(name)
+
+
+def start_every_worker(runner: ProcessPoolTaskRunner, workers: int) -> None:
+    """Start all `workers` of a started process pool at once, each importing PART_TASK_MODULES.
+
+    Python's pool starts a worker only when a job finds none idle, so the first run_parts of two parts
+    waited ~5 s on the second worker's start and imports while the first part ran; and a one-part stage
+    (a one-file ingest) left the rest unstarted until the next stage. Started here, they import while the
+    run lists and ingests its inputs. `_executor` is Prefect's pool (3.8.8); without one, nothing is done
+    and the workers start as jobs reach them.
+    """
+    executor = getattr(runner, "_executor", None)
+    if isinstance(executor, ProcessPoolExecutor):
+        # A job submitted while no worker is idle starts one; `int` is a picklable no-op.
+        for _ in range(workers):
+            executor.submit(int)
+
+
 @contextmanager
 def run_task_runner(config: RunConfig, kind: RunnerKind) -> Iterator[TaskRunner[Any]]:
     """The started task runner of `kind` (chosen_task_runner) that every task of one run is submitted
@@ -66,7 +94,11 @@ def run_task_runner(config: RunConfig, kind: RunnerKind) -> Iterator[TaskRunner[
         return
     if kind == "processes":
         # The stages are CPU-bound Python: in processes, each part has a core of its own, not a GIL share.
-        with _workers_use_this_server(), ProcessPoolTaskRunner(max_workers=config.max_workers) as processes:
+        # One worker per usable core (Prefect's default counts the machine's, whatever the affinity).
+        workers = config.max_workers or usable_cores()
+        pool = ProcessPoolTaskRunner(max_workers=workers, initializer=import_modules, initargs=(PART_TASK_MODULES,))
+        with _workers_use_this_server(), pool as processes:
+            start_every_worker(processes, workers)
             yield processes
         return
     from prefect_dask import DaskTaskRunner

@@ -3,6 +3,7 @@ the default runner, and a scheduler that does not answer fails the run before an
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import socket
 import subprocess
@@ -12,10 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prefect import task
 
 from demo.inputs import DEMO_CONFIG, write_demo_inputs
 from flows.curate import curate_flow
-from flows.runners import chosen_task_runner
+from flows.runners import PART_TASK_MODULES, chosen_task_runner, run_task_runner
 from schemas import RunReport
 from schemas.config import CurationConfig, RunConfig
 from schemas.errors import ResourceError
@@ -166,3 +168,37 @@ def test_auto_takes_processes_for_large_inputs_on_several_cores(
 ) -> None:
     config = RunConfig.model_validate(run)
     assert chosen_task_runner(config, input_bytes=input_mb * 10**6, cores=cores) == chosen
+
+
+def test_every_module_that_submits_parts_is_imported_by_each_worker_as_it_starts() -> None:
+    """A module that calls run_parts but is missing from PART_TASK_MODULES would make its first part
+    wait on its import in each worker."""
+    submitting = {
+        f"flows.{path.stem}"
+        for path in (REPO_ROOT / "flows").glob("*.py")
+        if "run_parts(" in path.read_text("utf-8") and path.stem != "execution"
+    }
+    assert submitting and submitting <= set(PART_TASK_MODULES)
+
+
+@task
+def _modules_loaded_in_worker(names: tuple[str, ...]) -> tuple[int, list[str]]:
+    """The worker's pid and which of `names` it has imported (cloudpickle sends this function by value: the
+    worker does not import this module, which imports them all)."""
+    assert __name__ not in sys.modules
+    return os.getpid(), [name for name in names if name in sys.modules]
+
+
+def test_the_process_pool_starts_every_worker_at_once_each_with_the_stage_modules_imported(
+    prefect_server: None,
+) -> None:
+    """Python's pool would start a worker only when a job found none idle: the second part of a stage
+    waited on a whole worker start."""
+    before = {p.pid for p in multiprocessing.active_children()}
+    with run_task_runner(RunConfig(max_workers=2), "processes") as runner:
+        started = {p.pid for p in multiprocessing.active_children()} - before
+        assert len(started) == 2  # both spawned before any part was submitted
+        future = runner.submit(_modules_loaded_in_worker, {"names": PART_TASK_MODULES})
+        pid, loaded = future.result()
+    assert pid in started
+    assert loaded == list(PART_TASK_MODULES)
