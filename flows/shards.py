@@ -21,7 +21,7 @@ from flows.parts import PartResult, write_part
 from flows.resources import check_tokenizer, part_encoder, template_for, tokenizer_config_for, tokenizer_for
 from flows.run_files import publish_file_link
 from flows.stage_cache import cached_part
-from schemas import StageReport
+from schemas import Conversation, StageReport
 from schemas.config import CurationConfig
 from schemas.errors import InputError
 from schemas.files import atomic_write_text
@@ -29,9 +29,16 @@ from schemas.run_layout import RunPaths, conversation_parts, new_run_id, part_na
 from schemas.shards import EXPORT_MANIFEST_NAME, MANIFEST_NAME, UNPACKED_ONLY_EXPORTS, ExportManifest
 
 
-def _tokenize(part: str, paths: RunPaths, config: CurationConfig, encoder: ConversationEncoder) -> PartResult:
+def _tokenize(
+    part: str,
+    paths: RunPaths,
+    config: CurationConfig,
+    encoder: ConversationEncoder,
+    convs: list[Conversation] | None = None,
+) -> PartResult:
     started = time.perf_counter()
-    convs = read_conversations_parquet(Path(part))
+    if convs is None:
+        convs = read_conversations_parquet(Path(part))
     tokenized, dropped = TOKENIZE.call(convs, config=config, encoder=encoder)
     report = stage_report(
         "tokenize", inputs=len(convs), kept=len(tokenized), dropped=dropped, seconds=time.perf_counter() - started
@@ -40,16 +47,21 @@ def _tokenize(part: str, paths: RunPaths, config: CurationConfig, encoder: Conve
 
 
 def tokenized_part(
-    part: str, paths: RunPaths, config: CurationConfig, encoder: ConversationEncoder | None = None
+    part: str,
+    paths: RunPaths,
+    config: CurationConfig,
+    encoder: ConversationEncoder | None = None,
+    convs: list[Conversation] | None = None,
 ) -> PartResult:
     """One conversation part tokenized with the chat template, with `encoder` where split filled
-    one for this part; cached on the part's content, the tokenizer and the template."""
+    one for this part, and `convs` where split has the part's conversations in memory (what it
+    wrote to `part`); cached on the part's content, the tokenizer and the template."""
     return cached_part(
         TOKENIZE,
         paths=paths,
         config=config,
         inputs=[(part_name(part), Path(part))],
-        compute=lambda: _tokenize(part, paths, config, encoder or part_encoder(config)),
+        compute=lambda: _tokenize(part, paths, config, encoder or part_encoder(config), convs),
     )
 
 

@@ -17,15 +17,19 @@ from flows.parts import PartResult, write_part
 from flows.resources import part_encoder
 from flows.shards import tokenized_part
 from flows.stage_cache import cached_part
-from schemas import StageReport
+from schemas import Conversation, StageReport
 from schemas.config import CurationConfig
 from schemas.run_layout import RunPaths, part_name
 
 
-def _split(part: str, paths: RunPaths, config: CurationConfig, encoder: ConversationEncoder) -> PartResult:
+def _split(
+    part: str, paths: RunPaths, config: CurationConfig, encoder: ConversationEncoder, kept: list[Conversation]
+) -> PartResult:
+    """Split one part; what it keeps is also appended to `kept`, for tokenize to take without reading it back."""
     started = time.perf_counter()
     convs = read_conversations_parquet(Path(part))
     result = SPLIT.call(convs, config=config, count_tokens=encoder.content_token_counts)
+    kept.extend(result.kept)
     report = stage_report(
         "split",
         inputs=len(convs),
@@ -48,14 +52,15 @@ def split_part(
     text is encoded once for both (`shards_paths`: where the tokenize stage writes); each step is
     cached on its input's content and its options, the tokenizer and the chat template among them."""
     encoder = part_encoder(config)
+    kept: list[Conversation] = []  # stays empty when split's output comes from the stage cache
     split = cached_part(
         SPLIT,
         paths=paths,
         config=config,
         inputs=[(part_name(part), Path(part))],
-        compute=lambda: _split(part, paths, config, encoder),
+        compute=lambda: _split(part, paths, config, encoder, kept),
     )
-    return split, tokenized_part(split.output, shards_paths, config, encoder)
+    return split, tokenized_part(split.output, shards_paths, config, encoder, kept or None)
 
 
 def split_stage(

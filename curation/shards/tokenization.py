@@ -210,13 +210,16 @@ class _PieceEncoder:
 class ConversationEncoder:
     """Conversations rendered with a chat template and encoded, each distinct text once for the
     encoder's life: the split stage's counts and the tokenize stage's ids of one part come from
-    the same encode_batch calls (flows.split). It keeps every text's ids until it is dropped, so
-    it lives for one part."""
+    the same encode_batch calls (flows.split). It keeps every text's ids, and each conversation's
+    rendered parts, until it is dropped, so it lives for one part."""
 
     def __init__(self, tokenizer: Tokenizer, template: ChatTemplate) -> None:
         self.template = template
         self._encoder = _PieceEncoder(tokenizer)
         self._encoded: dict[tuple[str, bool], list[int]] = {}
+        # By object: split passes on the conversations that fit as the very objects it counted, so
+        # tokenize renders only the pieces anew. The conversation is held so that its id is not reused.
+        self._rendered: dict[int, tuple[Conversation, list[_Part]]] = {}
         self._count_texts = batch_token_counter(tokenizer)  # block by block past COUNT_BLOCK_CHARS
 
     def parts(self, convs: Sequence[Conversation]) -> list[list[_Part]]:
@@ -226,7 +229,14 @@ class ConversationEncoder:
         return part_lists
 
     def _part_lists(self, convs: Sequence[Conversation]) -> list[list[_Part]]:
-        return [self._encoder.parts(template_pieces(self.template, c.turns)) for c in convs]
+        lists = []
+        for conv in convs:
+            rendered = self._rendered.get(id(conv))
+            if rendered is None or rendered[0] is not conv:
+                rendered = conv, self._encoder.parts(template_pieces(self.template, conv.turns))
+                self._rendered[id(conv)] = rendered
+            lists.append(rendered[1])
+        return lists
 
     def _encode_missing(self, part_lists: list[list[_Part]], *, longest: int | None) -> None:
         # An insertion-ordered set: each distinct text is encoded once (template strings repeat).
