@@ -312,12 +312,14 @@ class TokenDistribution:
 def token_distribution(
     parts: Sequence[Path], count_tokens: Callable[[Sequence[str]], list[int]], limit: int
 ) -> TokenDistribution | None:
-    """Up to `limit` conversations of `parts`, drawn by a hash of the id, tokenized in one batch."""
+    """Up to `limit` conversations of `parts`, drawn by a hash of the id (a piece's: its parent's, so that
+    the samples before and after a split hold the same conversations), tokenized in one batch."""
     if not parts:
         return None
-    scan = pl.scan_parquet(list(parts)).select("id", "turns")
+    scan = pl.scan_parquet(list(parts)).select("id", "parent_id", "turns")
     total = scan.select(pl.len()).collect().item()
-    sample = scan.with_columns(order=pl.col("id").hash(seed=7)).sort("order", "id").head(limit).collect()
+    order = pl.coalesce("parent_id", "id").hash(seed=7)
+    sample = scan.with_columns(order=order).sort("order", "id").head(limit).collect()
     turns = (
         sample.with_row_index("conversation")
         .select("conversation", "turns")
@@ -331,6 +333,20 @@ def token_distribution(
         role: tokens.filter(pl.col("role") == role)["tokens"].to_numpy() for role in sorted(tokens["role"].unique())
     }
     return TokenDistribution(per_conversation, by_role, min(limit, total), total)
+
+
+def counting_each_text_once(count_tokens: Callable[[Sequence[str]], list[int]]) -> Callable[[Sequence[str]], list[int]]:
+    """`count_tokens` that counts only texts it has not seen: the samples before and after curation
+    share most of their turns (1.9 of 2.6 s of the page's tokenization on the real sample)."""
+    known: dict[str, int] = {}
+
+    def count(texts: Sequence[str]) -> list[int]:
+        unseen = list(dict.fromkeys(t for t in texts if t not in known))
+        if unseen:
+            known.update(zip(unseen, count_tokens(unseen), strict=True))
+        return [known[t] for t in texts]
+
+    return count
 
 
 def token_histograms(before: TokenDistribution | None, after: TokenDistribution) -> list[str]:
@@ -350,7 +366,7 @@ def _sample_note(name: str, tokens: TokenDistribution | None) -> str:
         return ""
     if tokens.sampled == tokens.total:
         return f"{name}: all {tokens.total} conversations"
-    return f"{name}: {tokens.sampled} of {tokens.total} conversations, drawn by a hash of the id"
+    return f"{name}: {tokens.sampled} of {tokens.total} conversations, drawn by a hash of the id (a piece's parent's)"
 
 
 def shard_tokens(run_dir: Path) -> np.ndarray:
@@ -505,9 +521,9 @@ def explore_html(run_dir: Path, report: RunReport | None = None, tools: ExploreT
         ]
     tokens_after = tokens_before = None
     if tools.count_tokens is not None and after_parts:
-        limit = config.run.explore_token_sample
-        tokens_after = token_distribution(after_parts, tools.count_tokens, limit)
-        tokens_before = token_distribution(before_parts, tools.count_tokens, limit)
+        limit, count_tokens = config.run.explore_token_sample, counting_each_text_once(tools.count_tokens)
+        tokens_after = token_distribution(after_parts, count_tokens, limit)
+        tokens_before = token_distribution(before_parts, count_tokens, limit)
     if tokens_after is not None:
         charts += token_histograms(tokens_before, tokens_after)
     charts.append(histogram_svg("tokens per conversation (shards, chat template in)", None, shard_tokens(run_dir)))

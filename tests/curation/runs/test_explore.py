@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 import polars as pl
 
 from curation.parquet import write_conversations
-from curation.runs.explore import token_distribution
+from curation.runs.explore import counting_each_text_once, token_distribution
 from curation.runs.explore_map import MapLayer, map_html
 from curation.shards.tokenizer_load import BUILTIN_MISTRAL, batch_token_counter, load_tokenizer
 from tests.helpers.conversations import conversation
@@ -46,6 +47,33 @@ def test_a_sample_is_drawn_by_the_id_the_same_each_time(tmp_path: Path) -> None:
     assert (first.sampled, first.total) == (7, 40) and len(first.per_conversation) == 7
     assert np.array_equal(np.sort(first.per_conversation), np.sort(again.per_conversation))
     assert token_distribution([], lengths, limit=7) is None
+
+
+def test_the_samples_before_and_after_a_split_hold_the_same_conversations_each_text_counted_once(
+    tmp_path: Path,
+) -> None:
+    """After curation, a split conversation's pieces are drawn by their parent's id: the two samples share
+    their turns, and the page's counter encodes each text once."""
+    before = _parts(tmp_path / "before", 40)
+    whole = pl.read_parquet(before)
+    pieces = whole.with_columns(parent_id=pl.col("id"), id=pl.col("id") + "#0")
+    (tmp_path / "after").mkdir()
+    pieces.write_parquet(tmp_path / "after" / "part-0.parquet")
+    counted: list[str] = []
+
+    def lengths(texts: Sequence[str]) -> list[int]:
+        counted.extend(texts)
+        return [len(t) for t in texts]
+
+    count = counting_each_text_once(lengths)
+    drawn_after = token_distribution([tmp_path / "after" / "part-0.parquet"], count, limit=7)
+    calls_after = len(counted)
+    drawn_before = token_distribution(before, count, limit=7)
+    assert drawn_after is not None and drawn_before is not None
+    assert np.array_equal(np.sort(drawn_after.per_conversation), np.sort(drawn_before.per_conversation))
+    assert calls_after == 14 and len(counted) == 14  # 7 conversations of two distinct turns, counted once
+    seen = counted[0]
+    assert count(["new text", seen, "new text"]) == [8, len(seen), 8] and counted[14:] == ["new text"]
 
 
 _TOPICS = ("How do I sort a list in Python?", "What is the capital of France?", "Write a poem about the sea.",
