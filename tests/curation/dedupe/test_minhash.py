@@ -39,6 +39,7 @@ from curation.dedupe.minhash import (
     minhash_values,
     near_duplicate_removals,
     shingle_hashes32,
+    verification_shingles,
 )
 from curation.parquet import write_conversations
 from schemas import Conversation
@@ -282,6 +283,20 @@ def test_the_run_wide_step_over_files_removes_what_the_in_memory_one_does(
     in_memory = {(d.conversation_id, d.duplicate_of) for d in drop_near_duplicates(convs, config=CONFIG).dropped}
     assert len(by_file) >= 60 and by_file == in_memory
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(Path(f).name for f in signature_files + part_files)
+
+
+def test_verification_shingles_are_the_same_ngrams_as_the_signatures(sharegpt_sample: list[dict[str, Any]]) -> None:
+    """The verification's shingles differ from _shingle_hashes only in the word hash: record by record the
+    same count in the same order, and one shingle of one maps to one of the other across all records."""
+    convs = real_conversations(sharegpt_sample[:400])
+    convs += [alternating("Hello there", "hi", id="short"), alternating("...", "!", id="none")]
+    records = [[turn.content for turn in conv.turns] for conv in convs]
+    assert any(not text.isascii() for record in records for text in record)
+    checked = verification_shingles(records, CONFIG.ngram)
+    signed = [dedupe_minhash._shingle_hashes(conv, CONFIG.ngram, dedupe_minhash._WordHashes()) for conv in convs]
+    assert [len(a) for a in checked] == [len(b) for b in signed] and len(checked[-2]) == 1 and len(checked[-1]) == 0
+    pairs = {(a, b) for x, y in zip(checked, signed, strict=True) for a, b in zip(x.tolist(), y.tolist(), strict=True)}
+    assert len({a for a, _ in pairs}) == len({b for _, b in pairs}) == len(pairs) > 250_000
 
 
 def test_pairs_across_parts_and_empty_input() -> None:
