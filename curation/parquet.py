@@ -86,10 +86,25 @@ def _conversation_from_row(row: dict) -> Conversation:
 def read_conversations_parquet(path: Path, rows: Sequence[int] | None = None) -> list[Conversation]:
     """Read a conversation Parquet file written by write_conversations: every record, or those at `rows`
     (in that order), the others never made into Python objects."""
-    table = _read_checked(path, "conversations")
+    table = read_conversation_table(path)
     if rows is not None:
         table = table.take(pa.array(rows, pa.int64()))
+    return conversations_from_table(table)
+
+
+def read_conversation_table(path: Path) -> pa.Table:
+    """A conversation Parquet file written by write_conversations, as the Arrow table (checked)."""
+    return _read_checked(path, "conversations")
+
+
+def conversations_from_table(table: pa.Table) -> list[Conversation]:
     return [_conversation_from_row(row) for row in table.to_pylist()]
+
+
+def write_conversation_table(path: Path, table: pa.Table) -> int:
+    """Write rows of a conversation table (read_conversation_table's) as write_conversations writes them."""
+    atomic_write_table(path, table, schema=CONVERSATION_SCHEMA)
+    return table.num_rows
 
 
 def read_turn_texts(path: Path, rows: Sequence[int]) -> list[list[str]]:

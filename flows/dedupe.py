@@ -13,10 +13,15 @@ import polars as pl
 import pyarrow as pa
 from prefect import task
 
-from curation.dedupe.common import removals_for_part, remove_listed
+from curation.dedupe.common import removals_for_part, remove_listed_rows
 from curation.dedupe.exact import EXACT_DUPLICATES, EXACT_KEYS
 from curation.dedupe.minhash import MINHASH_SIGNATURES, NEAR_DUPLICATES
-from curation.parquet import atomic_write_table, read_conversations_parquet
+from curation.parquet import (
+    atomic_write_table,
+    read_conversation_table,
+    read_conversations_parquet,
+    write_conversation_table,
+)
 from curation.runs.stage_reports import merge_stage_reports, passthrough_report, stage_report
 from curation.stage import Stage as CurationStage
 from flows.execution import run_parts, run_step
@@ -89,13 +94,13 @@ def near_duplicates_global(signatures: list[str], parts: list[str], paths: RunPa
 def remove_duplicates_part(part: str, index: int, removals: str, stage: Stage, paths: RunPaths) -> PartResult:
     """Write one part without the records the run-wide step removed; the removed go to the ledger."""
     started = time.perf_counter()
-    convs = read_conversations_parquet(Path(part))
-    result = remove_listed(convs, removals_for_part(pl.read_parquet(removals), index), stage=stage)
+    table = read_conversation_table(Path(part))
+    kept, dropped = remove_listed_rows(table, removals_for_part(pl.read_parquet(removals), index), stage=stage)
     # Not cached: a filter of one part by the run-wide list, as cheap as a cache lookup.
     report = stage_report(
-        stage, inputs=len(convs), kept=len(result.kept), dropped=result.dropped, seconds=time.perf_counter() - started
+        stage, inputs=table.num_rows, kept=kept.num_rows, dropped=dropped, seconds=time.perf_counter() - started
     )
-    return write_part(paths, stage, part, result.kept, result.dropped, [report])
+    return write_part(paths, stage, part, kept, dropped, [report], write=write_conversation_table)
 
 
 def _remove_everywhere(

@@ -9,8 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
+from curation.parquet import conversations_from_table
 from schemas import Conversation, Dropped, StageResult
 from schemas.ledger import DropReason, Stage
 
@@ -70,6 +73,29 @@ def remove_listed(convs: Sequence[Conversation], removals: Mapping[int, Removal]
             )
         )
     return StageResult(kept=kept, dropped=dropped, changed={})
+
+
+def remove_listed_rows(
+    table: pa.Table, removals: Mapping[int, Removal], *, stage: Stage
+) -> tuple[pa.Table, list[Dropped]]:
+    """remove_listed on a conversation table (curation.parquet.read_conversation_table): the kept rows stay
+    Arrow, and only the removed become Conversations, for their drop records. A run's removal steps
+    rewrite every part; made into objects and back, its kept rows were most of their time."""
+    rows = sorted(removals)
+    keep = np.ones(table.num_rows, dtype=bool)
+    keep[rows] = False
+    removed = conversations_from_table(table.take(pa.array(rows, pa.int64())))
+    dropped = [
+        Dropped.of(
+            conv,
+            stage=stage,
+            reason=removals[row].reason,
+            detail=removals[row].detail,
+            duplicate_of=removals[row].duplicate_of,
+        )
+        for row, conv in zip(rows, removed, strict=True)
+    ]
+    return table.filter(pa.array(keep)), dropped
 
 
 def removals_for_part(removals: pl.DataFrame, part: int) -> dict[int, Removal]:
