@@ -17,6 +17,7 @@ from prefect import task
 
 from demo.inputs import DEMO_CONFIG, write_demo_inputs
 from flows.curate import curate_flow
+from flows.execution import run_parts, tasks_on
 from flows.runners import PART_TASK_MODULES, chosen_task_runner, run_task_runner
 from schemas import RunReport
 from schemas.config import CurationConfig, RunConfig
@@ -202,3 +203,15 @@ def test_the_process_pool_starts_every_worker_at_once_each_with_the_stage_module
         pid, loaded = future.result()
     assert pid in started
     assert loaded == list(PART_TASK_MODULES)
+
+
+@task
+def _pid(_: int) -> int:
+    return os.getpid()
+
+
+def test_a_lone_part_runs_in_the_flows_process_and_several_on_the_workers(prefect_server: None) -> None:
+    """One part (a one-file ingest) would wait for a worker to start; several spread over the workers."""
+    with run_task_runner(RunConfig(max_workers=2), "processes") as runner, tasks_on(runner):
+        assert run_parts(_pid, [(0,)]) == [os.getpid()]
+        assert os.getpid() not in run_parts(_pid, [(0,), (1,), (2,)])
