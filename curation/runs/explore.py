@@ -208,6 +208,8 @@ def _marked_diff(a: str, b: str) -> tuple[str, str]:
     import difflib
     import re
 
+    if a == b:  # most turns of a near-duplicate pair: no diff to run
+        return escape(a), escape(b)
     wa, wb = re.findall(r"\S+|\s+", a), re.findall(r"\S+|\s+", b)
     out_a, out_b = [], []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, wa, wb, autojunk=False).get_opcodes():
