@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -130,21 +131,44 @@ def read_ledger(path: Path) -> list[Dropped]:
 
 
 def write_tokenized(path: Path, tokenized: Iterable[TokenizedConversation]) -> int:
-    """Write tokenized conversations (TOKENIZED_SCHEMA) for the packing step."""
-    rows = [t.model_dump() for t in tokenized]
-    atomic_write_table(path, pa.Table.from_pylist(rows, schema=TOKENIZED_SCHEMA), schema=TOKENIZED_SCHEMA)
+    """Write tokenized conversations (TOKENIZED_SCHEMA) for the packing step.
+
+    The id and mask lists are built from one flat numpy array each (Arrow's list layout: values and
+    offsets), not from a Python list per row: ~5M ids a part of the real sample."""
+    rows = list(tokenized)
+    offsets = np.zeros(len(rows) + 1, dtype=np.int32)
+    np.cumsum(np.fromiter((len(t.input_ids) for t in rows), dtype=np.int32, count=len(rows)), out=offsets[1:])
+    total = int(offsets[-1])
+    ids = np.fromiter(chain.from_iterable(t.input_ids for t in rows), dtype=np.int32, count=total)
+    mask = np.fromiter(chain.from_iterable(t.loss_mask for t in rows), dtype=np.uint8, count=total)
+    table = pa.table(
+        {
+            "conversation_id": pa.array([t.conversation_id for t in rows], pa.string()),
+            "input_ids": pa.ListArray.from_arrays(pa.array(offsets), pa.array(ids)),
+            "loss_mask": pa.ListArray.from_arrays(pa.array(offsets), pa.array(mask)),
+            "input_file": pa.array([t.input_file for t in rows], pa.string()),
+            "record_index": pa.array([t.record_index for t in rows], pa.int64()),
+        }
+    )
+    atomic_write_table(path, table, schema=TOKENIZED_SCHEMA)
     return len(rows)
 
 
 def read_tokenized(path: Path) -> list[TokenizedConversation]:
+    """Rows written by write_tokenized, each list sliced from its column's flat values."""
+    table = pq.read_table(path)
+    ids, masks = (table.column(name).combine_chunks() for name in ("input_ids", "loss_mask"))
+    id_offsets, id_values = ids.offsets.to_numpy().tolist(), ids.values.to_numpy()
+    mask_offsets, mask_values = masks.offsets.to_numpy().tolist(), masks.values.to_numpy()
+    columns = (table.column(name).to_pylist() for name in ("conversation_id", "input_file", "record_index"))
     # Typed by TOKENIZED_SCHEMA already: skip re-validation of millions of ids.
     return [
         TokenizedConversation.model_construct(
-            conversation_id=row["conversation_id"],
-            input_ids=tuple(row["input_ids"]),
-            loss_mask=tuple(row["loss_mask"]),
-            input_file=row["input_file"],
-            record_index=row["record_index"],
+            conversation_id=conversation_id,
+            input_ids=tuple(id_values[id_offsets[k] : id_offsets[k + 1]].tolist()),
+            loss_mask=tuple(mask_values[mask_offsets[k] : mask_offsets[k + 1]].tolist()),
+            input_file=input_file,
+            record_index=record_index,
         )
-        for row in pq.read_table(path).to_pylist()
+        for k, (conversation_id, input_file, record_index) in enumerate(zip(*columns, strict=True))
     ]

@@ -1,18 +1,23 @@
-"""curation.parquet's readers that skip making Conversations: the same texts as the full reader."""
+"""curation.parquet's fast readers and writers: the same texts and bytes as the row-by-row ones."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from curation.parquet import (
     SchemaVersionError,
+    atomic_write_table,
     read_conversations_parquet,
+    read_tokenized,
     read_turn_texts,
     write_conversations,
     write_ledger,
+    write_tokenized,
 )
+from schemas.shards import TOKENIZED_SCHEMA, TokenizedConversation
 from tests.helpers.conversations import conversation
 
 
@@ -36,3 +41,25 @@ def test_turn_texts_of_a_file_that_holds_no_conversations_fail(tmp_path: Path) -
     write_ledger(path, [])
     with pytest.raises(SchemaVersionError, match="expected a chatsift conversations file"):
         read_turn_texts(path, [0])
+
+
+def test_tokenized_rows_round_trip_and_are_written_as_arrow_writes_the_rows(tmp_path: Path) -> None:
+    """write_tokenized builds its lists from flat arrays: the file is byte for byte the one a table made
+    row by row gives, and read_tokenized gives the rows back."""
+    rows = [
+        TokenizedConversation(
+            conversation_id=f"c{k}",
+            input_ids=tuple(range(k * 7, k * 7 + 3 + k)),
+            loss_mask=tuple((k + j) % 2 for j in range(3 + k)),
+            input_file=None if k % 3 else f"in-{k}.json",
+            record_index=None if k % 3 else k,
+        )
+        for k in range(40)
+    ]
+    rows.append(TokenizedConversation(conversation_id="empty", input_ids=(), loss_mask=()))
+    assert write_tokenized(tmp_path / "fast.parquet", rows) == 41
+    table = pa.Table.from_pylist([r.model_dump() for r in rows], schema=TOKENIZED_SCHEMA)
+    atomic_write_table(tmp_path / "rows.parquet", table, schema=TOKENIZED_SCHEMA)
+    assert (tmp_path / "fast.parquet").read_bytes() == (tmp_path / "rows.parquet").read_bytes()
+    assert read_tokenized(tmp_path / "fast.parquet") == rows
+    assert write_tokenized(tmp_path / "none.parquet", []) == 0 and read_tokenized(tmp_path / "none.parquet") == []
