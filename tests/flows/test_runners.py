@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prefect import task
+from prefect import flow, task
 
 from demo.inputs import DEMO_CONFIG, write_demo_inputs
 from flows.curate import curate_flow
@@ -210,8 +210,13 @@ def _pid(_: int) -> int:
     return os.getpid()
 
 
+@flow
+def _lone_part_then_three() -> tuple[list[int], list[int]]:
+    with run_task_runner(RunConfig(max_workers=2), "processes") as runner, tasks_on(runner):
+        return run_parts(_pid, [(0,)]), run_parts(_pid, [(0,), (1,), (2,)])
+
+
 def test_a_lone_part_runs_in_the_flows_process_and_several_on_the_workers(prefect_server: None) -> None:
     """One part (a one-file ingest) would wait for a worker to start; several spread over the workers."""
-    with run_task_runner(RunConfig(max_workers=2), "processes") as runner, tasks_on(runner):
-        assert run_parts(_pid, [(0,)]) == [os.getpid()]
-        assert os.getpid() not in run_parts(_pid, [(0,), (1,), (2,)])
+    lone, several = _lone_part_then_three()
+    assert lone == [os.getpid()] and os.getpid() not in several
