@@ -30,6 +30,8 @@ def test_turn_texts_are_those_of_the_conversations_at_the_rows_asked(tmp_path: P
     path = tmp_path / "part.parquet"
     write_conversations(path, convs)
     rows = [29, 3, 0, 3, 17]
+    assert read_conversations_parquet(path, rows) == [convs[row] for row in rows]  # the rows alone, in that order
+    assert read_conversations_parquet(path) == convs and read_conversations_parquet(path, []) == []
     expected = [[t.content for t in conv.turns] for conv in read_conversations_parquet(path, rows)]
     assert read_turn_texts(path, rows) == expected
     assert [len(texts) for texts in expected] == [2, 4, 1, 4, 2]
