@@ -41,9 +41,7 @@ def ledger_to_table(dropped: Iterable[Dropped]) -> pa.Table:
 
 def write_conversations(path: Path, convs: Iterable[Conversation]) -> int:
     """Write conversations to `path`; returns how many were written."""
-    table = conversations_to_table(convs)
-    atomic_write_table(path, table, schema=CONVERSATION_SCHEMA)
-    return table.num_rows
+    return write_conversation_table(path, conversations_to_table(convs))
 
 
 def write_ledger(path: Path, dropped: Iterable[Dropped]) -> int:

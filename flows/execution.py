@@ -95,15 +95,11 @@ def run_parts(task: Task[..., R], arguments: Sequence[tuple[Any, ...]]) -> list[
     plain = _plain.get()
     if plain is not None:
         return [plain.call(task, *args) for args in arguments]
-    runner = _run_runner.get()
     if len(arguments) == 1:
         # A lone part (a one-file ingest) runs in this process: a worker could add only its round trip,
         # and, on a process pool's first stage, the wait for its start, while the workers start meanwhile.
-        one_done = _parts_progress(task.name, 1) if _parts_progress is not None else None
-        result = task(*arguments[0])
-        if one_done is not None:
-            one_done()
-        return [result]
+        return run_in_turn(task, arguments)
+    runner = _run_runner.get()
     if runner is None:
         futures = [task.submit(*args) for args in arguments]
     else:

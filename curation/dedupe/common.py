@@ -57,6 +57,10 @@ class Removal(NamedTuple):
     duplicate_of: str
     detail: str
 
+    def dropped(self, conv: Conversation, stage: Stage) -> Dropped:
+        """The ledger record of removing `conv` (the record at this removal's row) in `stage`."""
+        return Dropped.of(conv, stage=stage, reason=self.reason, detail=self.detail, duplicate_of=self.duplicate_of)
+
 
 def remove_listed(convs: Sequence[Conversation], removals: Mapping[int, Removal], *, stage: Stage) -> StageResult:
     """Split `convs` into kept and dropped by row position; `removals` maps row -> Removal."""
@@ -67,11 +71,7 @@ def remove_listed(convs: Sequence[Conversation], removals: Mapping[int, Removal]
         if removal is None:
             kept.append(conv)
             continue
-        dropped.append(
-            Dropped.of(
-                conv, stage=stage, reason=removal.reason, detail=removal.detail, duplicate_of=removal.duplicate_of
-            )
-        )
+        dropped.append(removal.dropped(conv, stage))
     return StageResult(kept=kept, dropped=dropped, changed={})
 
 
@@ -85,16 +85,7 @@ def remove_listed_rows(
     keep = np.ones(table.num_rows, dtype=bool)
     keep[rows] = False
     removed = conversations_from_table(table.take(pa.array(rows, pa.int64())))
-    dropped = [
-        Dropped.of(
-            conv,
-            stage=stage,
-            reason=removals[row].reason,
-            detail=removals[row].detail,
-            duplicate_of=removals[row].duplicate_of,
-        )
-        for row, conv in zip(rows, removed, strict=True)
-    ]
+    dropped = [removals[row].dropped(conv, stage) for row, conv in zip(rows, removed, strict=True)]
     return table.filter(pa.array(keep)), dropped
 
 
