@@ -368,7 +368,8 @@ def _sample_note(name: str, tokens: TokenDistribution | None) -> str:
         return ""
     if tokens.sampled == tokens.total:
         return f"{name}: all {tokens.total} conversations"
-    return f"{name}: {tokens.sampled} of {tokens.total} conversations, drawn by a hash of the id (a piece's parent's)"
+    drawn = "drawn by a hash of the id (a piece: its parent's)"
+    return f"{name}: {tokens.sampled} of {tokens.total} conversations, {drawn}"
 
 
 def shard_tokens(run_dir: Path) -> np.ndarray:
@@ -413,10 +414,9 @@ def histogram_svg(title: str, before: np.ndarray | None, after: np.ndarray) -> s
                 f'height="{bar:.1f}" fill="{colour}"><title>{name}: {count} in [{edges[i]}, {edges[i + 1]})</title>'
                 "</rect>"
             )
-        parts.append(
-            f'<text x="{width - 150 + k * 70}" y="12" font-size="11" fill="{colour}">■ {name} ({len(present[k][0])})'
-            "</text>"
-        )
+    # One legend, ended at the right edge: labels at fixed places overlapped once counts ran to 4 digits.
+    keys = (f'<tspan fill="{c}" dx="{12 if k else 0}">■ {n} ({len(s)})</tspan>' for k, (s, c, n) in enumerate(present))
+    parts.append(f'<text x="{width - 10}" y="12" font-size="11" text-anchor="end">{"".join(keys)}</text>')
     for i, edge in enumerate(edges[:-1]):
         if len(edges) <= 16 or i % 2 == 0:
             parts.append(f'<text x="{left + i * slot:.1f}" y="{top + plot_h + 14}" font-size="10">{edge}</text>')

@@ -149,6 +149,14 @@ def test_the_map_in_the_browser_colours_and_hides_its_layers(run_dir: Path, tmp_
         page.goto((run_dir / "explore.html").as_uri())
         assert page.evaluate("document.querySelectorAll('svg.map circle.k').length") == kept
         assert f"kept: all {kept} conversations; {kept} points." in page.text()
+        # every histogram's legend: "before (N)" ends left of "after (N)" (they once overlapped at 4 digits)
+        legends = (
+            "[...document.querySelectorAll('svg[aria-label] text[text-anchor=end]')].map(t => "
+            "[...t.querySelectorAll('tspan')].map(s => { const r = s.getBoundingClientRect(); "
+            "return [r.left, r.right]; }))"
+        )
+        boxes = page.evaluate(legends)
+        assert len(boxes) >= 6 and all(len(b) == 1 or b[0][1] <= b[1][0] for b in boxes)
         fills = "[...document.querySelectorAll('svg.map circle.k')].map(c => getComputedStyle(c).fill)"
         clusters = "new Set([...document.querySelectorAll('svg.map circle.k')].map(c => c.classList[3])).size"
         by_source = page.evaluate(fills)
