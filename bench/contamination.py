@@ -59,7 +59,7 @@ from curation.contamination.check import (
 from curation.contamination.embedding_cache import CachedEmbeddings, cached_embeddings, model_cache_dir
 from curation.contamination.vector_search import faiss_gpu_count, flat_ip_index, search_top
 from curation.text import normalize_text
-from flows.resources import contamination_devices, embed_normalized, embedder_for, embedding_dim
+from flows.resources import contamination_devices, embed_normalized, embedder_for, embedding_dim, embedding_precision
 from schemas import Conversation
 from schemas.config import LOCAL_BENCHMARK_PRESETS, BenchmarkSpec, ContaminationConfig
 from schemas.contamination import BenchmarkItem
@@ -249,13 +249,16 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"device {args.device}: embedder on {device}, FAISS on {'GPU' if faiss_gpu else 'CPU'} "
         f"(FAISS GPUs {faiss_gpu_count()}); torch.get_num_threads() {torch.get_num_threads()}, "
-        f"os.cpu_count() {os.cpu_count()}; model {config.model}, embed batch {config.embed_batch_size}",
+        f"os.cpu_count() {os.cpu_count()}; model {config.model}, embed batches of {config.embed_batch_tokens} "
+        f"word pieces, "
+        f"precision {embedding_precision(config)}",
         flush=True,
     )
     started = time.perf_counter()
-    model = embedder_for(config.model, device)
+    precision = embedding_precision(config)
+    model = embedder_for(config.model, device, precision)
     dim = embedding_dim(model)
-    embed = embed_normalized(model, config.embed_batch_size)
+    embed = embed_normalized(model, config)
     embed(["warm up"])  # the first call pays one-off setup: keep it out of the rates
     print(f"model loaded in {time.perf_counter() - started:.1f} s (dim {dim})")
     phase_done("loading the model")
@@ -314,7 +317,7 @@ def main(argv: list[str] | None = None) -> None:
     # 3. The whole check, cold then warm.
     failed = False
     with tempfile.TemporaryDirectory(prefix="chatsift-bench-contamination-") as tmp:
-        folder = model_cache_dir(Path(tmp), config.model, dim)
+        folder = model_cache_dir(Path(tmp), config.model, dim, precision)
 
         def cached(texts: list[str]) -> CachedEmbeddings:
             return cached_embeddings(texts, embed=embed, folder=folder, dim=dim)

@@ -284,7 +284,7 @@ def _flagged(inputs: Path, *, device: str, gpu_faiss: bool) -> tuple[set[tuple[s
     from schemas.run_layout import conversation_parts
 
     model = SentenceTransformer(str(inputs / "minilm"), device=device).float()
-    embed = embed_normalized(model, 64)
+    embed = embed_normalized(model, ContaminationConfig())
     items = read_benchmark_items_parquet(inputs / "benchmark_items.parquet")
     convs = [c for p in conversation_parts(inputs / "conversations") for c in read_conversations_parquet(Path(p))]
     convs += _planted(items[:: max(1, len(items) // 20)])

@@ -183,12 +183,15 @@ def embed_units(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The real all-MiniLM-L6-v2 (bundled, offline) behind one embedding cache for the session,
     so each distinct text is embedded once however many tests use it. The xdist workers share the
     cache (its parts are written atomically under unique names): the two real contamination files
-    check the same real conversations, and the second reads the first's vectors."""
+    check the same real conversations, and the second reads the first's vectors. The precision is the default's on
+    this CPU (bf16 where it multiplies bf16 natively), as a user's run has it; test_embedding_precision.py compares
+    it with fp32."""
     from curation.contamination.embedding_cache import cached_embeddings
-    from flows.resources import embed_normalized, embedder_for, embedding_dim
+    from flows.resources import embed_normalized, embedder_for, embedding_dim, embedding_precision
+    from schemas.config import ContaminationConfig
 
-    model = embedder_for("all-MiniLM-L6-v2", "cpu")
-    embed = embed_normalized(model, 64)
+    model = embedder_for("all-MiniLM-L6-v2", "cpu", embedding_precision(ContaminationConfig(device="cpu")))
+    embed = embed_normalized(model, ContaminationConfig(device="cpu"))
     folder = run_temp_root(tmp_path_factory) / "embedding-cache"
     folder.mkdir(exist_ok=True)
     dim = embedding_dim(model)

@@ -87,7 +87,7 @@ def _contamination(conv: Conversation, **options: object) -> list[Dropped]:
     from curation.contamination.embedding_cache import cached_embeddings
     from flows.resources import embed_normalized, embedder_for
 
-    embed = embed_normalized(embedder_for("all-MiniLM-L6-v2", "cpu"), 32)
+    embed = embed_normalized(embedder_for("all-MiniLM-L6-v2", "cpu"), ContaminationConfig())
     items = [BenchmarkItem(benchmark="toy", item_id="1", text=CONTAMINATING)]
     config = ContaminationConfig(**options)  # type: ignore[arg-type]
     index = build_benchmark_index(items, embed([CONTAMINATING]), config=config, gpu=False)

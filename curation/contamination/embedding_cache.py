@@ -35,16 +35,27 @@ def text_hash(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
-def model_cache_dir(root: Path, model: str, dim: int) -> Path:
-    """The folder holding one model's vectors; the dimension is part of the key."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_") or "model"
-    return root / f"{slug}-d{dim}"
+def model_cache_dir(root: Path, model: str, dim: int, precision: str = "fp32") -> Path:
+    """The folder holding one model's vectors; the dimension and the precision they were computed in are part of the
+    key (bf16 vectors differ from fp32 ones by up to ~0.004 in cosine, so the two never mix). fp32 folders carry no
+    suffix, as before precision was an option."""
+    return root / f"{_model_slug(model)}-d{dim}{_precision_suffix(precision)}"
 
 
-def cached_dims(root: Path, model: str) -> list[int]:
-    """The dimensions `root` holds a cache folder of `model` for (one, unless the name served two models)."""
-    slug = model_cache_dir(root, model, 0).name.removesuffix("-d0")
-    found = (re.fullmatch(rf"{re.escape(slug)}-d(\d+)", p.name) for p in root.glob(f"{glob.escape(slug)}-d*"))
+def _model_slug(model: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_") or "model"
+
+
+def _precision_suffix(precision: str) -> str:
+    return "" if precision == "fp32" else f"-{precision}"
+
+
+def cached_dims(root: Path, model: str, precision: str = "fp32") -> list[int]:
+    """The dimensions `root` holds a cache folder of `model` in `precision` for (one, unless the name served two
+    models)."""
+    slug = _model_slug(model)
+    pattern = rf"{re.escape(slug)}-d(\d+){re.escape(_precision_suffix(precision))}"
+    found = (re.fullmatch(pattern, p.name) for p in root.glob(f"{glob.escape(slug)}-d*"))
     return sorted(int(m.group(1)) for m in found if m)
 
 

@@ -105,13 +105,23 @@ class ContaminationConfig(ConfigSection):
     """
     device: Literal["auto", "cpu", "gpu"] = "auto"
     """Where FAISS and the embedder run. "auto": on the GPU when one is present; "gpu" fails without one."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """The embedder's weights and arithmetic. "auto": bf16 on a CPU that multiplies bf16 natively (AMX or AVX512-BF16),
+    2.7x fp32 there with cosines within ~0.004 of fp32's; fp32 on other CPUs and on CUDA. Each precision keeps its own
+    embedding cache (docs/defaults.md#contamination).
+    """
     cache_embeddings: bool = True
     """Keep embeddings on disk by (model, text hash) under the cache dir, so re-runs embed only new text
     (docs/contamination.md#embedding-cache).
     """
-    embed_batch_size: int = Field(default=64, gt=0)
-    """Texts per embedding batch; memory stays flat at about batch x max_seq_length activations. 64 keeps that small on
-    a CPU (docs/defaults.md#contamination).
+    embed_batch_size: int = Field(default=256, gt=0)
+    """Most texts per embedding batch; embed_batch_tokens bounds it first for all but the shortest texts
+    (docs/defaults.md#contamination).
+    """
+    embed_batch_tokens: int = Field(default=4096, gt=0)
+    """Word pieces per embedding batch once padded to its longest text. Texts are sorted by length and cut into batches
+    of this size, so memory stays flat and short texts share big batches: 2x fixed batches of 64 on a 2-core CPU
+    (docs/defaults.md#contamination).
     """
     search_batch_size: int = Field(default=4096, gt=0)
     """Query vectors per FAISS search call; 4096 bounds the memory of one call's scores
