@@ -8,6 +8,15 @@ limit), the four shapes in turn: 1.4M line breaks and 140K paragraphs (html_too_
 a highlighted code block and one long line (converted). Their peak RSS is the figure to watch:
 one such turn took a run to 3.1 GB before the element bound (docs/defaults.md#markdown).
 
+--distinct makes every copy new text: about a third of its words are swapped for other words of the sample (by
+a seeded draw per copy), so exact and near-duplicate removal keep the copies and the contamination check embeds
+each one. The lengths, markup and vocabulary stay the sample's.
+
+--contamination (with --distinct, at --scale 30 the 90K figure of issue 37) runs `chatsift curate` with defaults
+and the contamination check against the nine benchmark presets from ../shared twice, into one output folder with
+its stage cache and one fresh embedding cache: cold, then warm (the same input again). It prints each stage's
+seconds and reused parts for both, their wall times and their peak RSS.
+
 --whole-run runs `chatsift curate` with defaults (cache off) on the dump instead, every stage, and prints
 its wall time and peak RSS (the highest VmHWM among its processes, polled): one 7 MB answer took a whole
 run to 3.5 GB in MinHash and split, which ingest + clean alone do not show. With --task-runners
@@ -20,12 +29,16 @@ import argparse
 import gzip
 import itertools
 import json
+import os
+import random
+import re
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from curation.clean.batch import clean_batch
@@ -33,7 +46,7 @@ from curation.ingest.groups import partition_records
 from curation.ingest.read import read_conversations
 from curation.runs.stage_reports import merge_stage_reports
 from demo.chatgpt_html import as_captured
-from schemas.config import CurationConfig
+from schemas.config import LOCAL_BENCHMARK_PRESETS, CurationConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,11 +69,44 @@ def huge_answer(shape: int) -> str:
     )
 
 
-def write_scaled_dump(sample: list[dict], scale: int, html: bool, dest: Path, huge_turns: int = 0) -> int:
-    """Write `scale` re-identified copies of the sample, then `huge_turns` conversations with a huge
-    answer each, as one JSON array; returns bytes written."""
-    if html:
-        sample = [{**c, "conversations": as_captured(c["conversations"])} for c in sample]
+WORD = re.compile(r"[A-Za-z]{3,}")
+SWAPPED_SHARE = 1 / 3  # of a distinct copy's words: most of its word 5-grams change, so MinHash keeps it
+
+
+def distinct_copy(conv: dict, copy: int, vocabulary: list[str]) -> dict:
+    """Copy `copy` of a raw ShareGPT record with about a third of its words swapped for words drawn from
+    `vocabulary` (a seeded draw per copy and record), capitals kept."""
+    rng = random.Random(f"{copy}/{conv['id']}")
+
+    def swap(word: re.Match[str]) -> str:
+        if rng.random() >= SWAPPED_SHARE:
+            return word.group()
+        new = vocabulary[rng.randrange(len(vocabulary))]
+        return new.capitalize() if word.group()[0].isupper() else new
+
+    turns = [{**t, "value": WORD.sub(swap, t["value"])} for t in conv["conversations"]]
+    return {**conv, "id": f"{conv['id']}-x{copy}", "conversations": turns}
+
+
+def scaled_copies(sample: list[dict], scale: int, html: bool, distinct: bool) -> Iterator[dict]:
+    """`scale` re-identified copies of the sample (the same text, or distinct text from the second copy on), with
+    the assistant turns rendered as ChatGPT HTML where `html`."""
+    rendered = [{**c, "conversations": as_captured(c["conversations"])} for c in sample] if html else sample
+    words = [w.lower() for c in sample[:500] for t in c["conversations"] for w in WORD.findall(t["value"])]
+    for copy in range(scale):
+        for c, shown in zip(sample, rendered, strict=True):
+            if not (distinct and copy):
+                yield {**shown, "id": f"{c['id']}-x{copy}"}
+                continue
+            record = distinct_copy(c, copy, words)
+            yield {**record, "conversations": as_captured(record["conversations"])} if html else record
+
+
+def write_scaled_dump(
+    sample: list[dict], scale: int, html: bool, dest: Path, huge_turns: int = 0, distinct: bool = False
+) -> int:
+    """Write `scale` re-identified copies of the sample (distinct text with `distinct`), then `huge_turns`
+    conversations with a huge answer each, as one JSON array; returns bytes written."""
     huge = (
         {
             "id": f"huge-{k}",
@@ -71,11 +117,10 @@ def write_scaled_dump(sample: list[dict], scale: int, html: bool, dest: Path, hu
         }
         for k in range(huge_turns)
     )
-    copies = ({**c, "id": f"{c['id']}-x{copy}"} for copy in range(scale) for c in sample)
     with open(dest, "w", encoding="utf-8") as f:
         f.write("[")
         first = True
-        for record in itertools.chain(copies, huge):
+        for record in itertools.chain(scaled_copies(sample, scale, html, distinct), huge):
             f.write(("" if first else ",\n") + json.dumps(record, ensure_ascii=False))
             first = False
         f.write("]")
@@ -123,18 +168,10 @@ def whole_run(dump: Path, out: Path, task_runner: str) -> tuple[float, int, int]
     config = out.parent / f"{task_runner}.toml"
     config.write_text(f'[run]\ntask_runner = "{task_runner}"\ncache = false\n', encoding="utf-8")
     run_id = f"bench-{task_runner}-{time.time_ns()}"
-    started = time.perf_counter()
     cmd = [sys.executable, "-m", "flows.cli", "curate", str(dump), "--out", str(out), "--run-id", run_id]
-    cmd += ["--config", str(config)]
-    with subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL) as child:
-        peak_kb = 0
-        while child.poll() is None:
-            peak_kb = max([peak_kb, *map(_peak_rss_kb, _process_tree(child.pid))])
-            time.sleep(0.05)
-    if child.returncode:
-        raise SystemExit(f"chatsift curate exited {child.returncode}")
+    wall, peak_kb = _timed_child([*cmd, "--config", str(config)])
     report = json.loads((out / run_id / "report.json").read_text())
-    return time.perf_counter() - started, peak_kb, report["records_read"]
+    return wall, peak_kb, report["records_read"]
 
 
 def whole_runs(dump: Path, out: Path, label: str, task_runners: list[str], repeats: int) -> None:
@@ -154,6 +191,59 @@ def whole_runs(dump: Path, out: Path, label: str, task_runners: list[str], repea
     ratios = "".join(f"; {first} / {name}: {medians[first] / medians[name]:.2f}x" for name in task_runners[1:])
     print(f"README: whole run (chatsift curate) of {records:,} conversations ({label}), {repeats} round(s): ", end="")
     print(f"{figures}{ratios}")
+
+
+def contamination_runs(dump: Path, out: Path, shared: Path, label: str) -> None:
+    """`chatsift curate` with defaults and the nine benchmark presets, cold then warm, into one output folder:
+    each stage's seconds and reused parts, the wall times and peak RSS."""
+    presets = out.parent / "presets"  # the nine files side by side, as presets_dir wants them
+    presets.mkdir()
+    benchmarks = shared / "data" / "benchmarks"
+    for spec in LOCAL_BENCHMARK_PRESETS.values():
+        source = benchmarks / spec.path if (benchmarks / spec.path).exists() else benchmarks / "raw" / spec.path
+        (presets / spec.path).symlink_to(source)
+    names = ", ".join(f'"{name}"' for name in LOCAL_BENCHMARK_PRESETS)
+    config = out.parent / "contamination.toml"
+    config.write_text(f'[contamination]\npresets = [{names}]\npresets_dir = "{presets}"\n', encoding="utf-8")
+    env = {**os.environ, "CHATSIFT_CACHE_DIR": str(out.parent / "cache")}  # a cold embedding cache
+    runs: dict[str, dict] = {}
+    for name in ("cold", "warm"):
+        run_id = f"bench-{name}-{time.time_ns()}"
+        cmd = [sys.executable, "-m", "flows.cli", "curate", str(dump), "--out", str(out), "--run-id", run_id]
+        log = out.parent / f"{name}.log"  # the run's Prefect log, read when it fails
+        wall, peak_kb = _timed_child([*cmd, "--config", str(config)], env, log)
+        runs[name] = {"wall": wall, "peak": peak_kb, "report": json.loads((out / run_id / "report.json").read_text())}
+        print(f"{name}: {wall:.0f} s, peak RSS {peak_kb / 1024:,.0f} MB", flush=True)
+    cold, warm = runs["cold"]["report"], runs["warm"]["report"]
+    print(f"{'stage':<16}{'inputs':>9}{'cold s':>9}{'warm s':>9}{'reused':>9}")
+    for a, b in zip(cold["stages"], warm["stages"], strict=True):
+        reused = f"{b['parts_reused']}/{b['parts']}"
+        print(f"{a['stage']:<16}{a['inputs']:>9,}{a['seconds']:>9.1f}{b['seconds']:>9.1f}{reused:>9}")
+    slowest = max(cold["stages"], key=lambda s: s["seconds"])
+    print(
+        f"README: chatsift curate with contamination (nine presets) on {cold['records_read']:,} conversations "
+        f"({label}): cold {runs['cold']['wall'] / 60:.1f} min (peak RSS {runs['cold']['peak'] / 1024:,.0f} MB; "
+        f"{slowest['stage']} {slowest['seconds'] / 60:.1f} min), warm {runs['warm']['wall'] / 60:.1f} min "
+        f"(peak RSS {runs['warm']['peak'] / 1024:,.0f} MB); kept {cold['kept']:,}, dropped {cold['dropped']:,}"
+    )
+
+
+def _timed_child(cmd: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> tuple[float, int]:
+    """Run `cmd` from the repository, its stderr into `log` if given: (wall seconds, the peak RSS of its processes
+    in kB, polled)."""
+    started = time.perf_counter()
+    with (
+        open(log or os.devnull, "w", encoding="utf-8") as stderr,
+        subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr if log else None, env=env) as child,
+    ):
+        peak_kb = 0
+        while child.poll() is None:
+            peak_kb = max([peak_kb, *map(_peak_rss_kb, _process_tree(child.pid))])
+            time.sleep(0.05)
+    if child.returncode:
+        tail = log.read_text(encoding="utf-8")[-3000:] if log else ""
+        raise SystemExit(f"{' '.join(cmd[:4])} exited {child.returncode}\n{tail}")
+    return time.perf_counter() - started, peak_kb
 
 
 def _process_tree(pid: int) -> list[int]:
@@ -182,6 +272,10 @@ def main() -> None:
     ap.add_argument("--scale", type=int, default=30)
     ap.add_argument("--html", action="store_true", help="render assistant turns as ChatGPT HTML first")
     ap.add_argument("--huge-turns", type=int, default=0, help="add N conversations with a ~7 MB answer")
+    ap.add_argument("--distinct", action="store_true", help="every copy new text (a third of its words swapped)")
+    ap.add_argument(
+        "--contamination", action="store_true", help="chatsift curate with the nine presets, cold then warm"
+    )
     ap.add_argument("--whole-run", action="store_true", help="run chatsift curate on the dump: time and peak RSS")
     ap.add_argument(
         "--task-runners", default="threads", help="with --whole-run: runners to compare, in turn (threads,processes)"
@@ -190,8 +284,10 @@ def main() -> None:
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
     ap.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # internal: the measuring child
     args = ap.parse_args()
-    label = ("HTML" if args.html else "markdown") + (
-        f", plus {args.huge_turns} of ~{HUGE_TURN_CHARS / 1e6:.0f} MB" if args.huge_turns else ""
+    label = (
+        ("HTML" if args.html else "markdown")
+        + (", distinct copies" if args.distinct else "")
+        + (f", plus {args.huge_turns} of ~{HUGE_TURN_CHARS / 1e6:.0f} MB" if args.huge_turns else "")
     )
     if args.measure:
         measure(args.measure, label)
@@ -201,8 +297,11 @@ def main() -> None:
         sample = json.load(f)
     with tempfile.TemporaryDirectory() as tmp:
         dump = Path(tmp) / "dump.json"
-        write_scaled_dump(sample, args.scale, args.html, dump, args.huge_turns)
+        write_scaled_dump(sample, args.scale, args.html, dump, args.huge_turns, args.distinct)
         del sample
+        if args.contamination:
+            contamination_runs(dump, Path(tmp) / "out", args.shared, label)
+            return
         if args.whole_run:
             whole_runs(dump, Path(tmp) / "out", label, args.task_runners.split(","), args.repeats)
             return
