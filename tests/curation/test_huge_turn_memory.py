@@ -46,7 +46,8 @@ from curation.shards.chat_templates import chat_template_for
 from curation.shards.tokenization import ConversationEncoder
 from curation.shards.tokenizer_load import BUILTIN_MISTRAL, load_tokenizer
 from tests.helpers.conversations import conversation
-tokenizer = load_tokenizer(BUILTIN_MISTRAL, cache_dir=Path(tempfile.mkdtemp()))
+converted = tempfile.TemporaryDirectory()  # removed when the process exits
+tokenizer = load_tokenizer(BUILTIN_MISTRAL, cache_dir=Path(converted.name))
 encoder = ConversationEncoder(tokenizer, chat_template_for("llama2"))
 conv = conversation(("user", "A short question."), ("assistant", text))
 """,

@@ -7,6 +7,8 @@ RecursionError, which stopped the whole run with no ledger, or take gigabytes.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -87,7 +89,7 @@ def test_a_long_run_of_sibling_emphasis_converts_and_alternates() -> None:
 # Each turn is ~7 MB of ChatGPT HTML (under ingest's 8 MiB record limit), written to a JSON dump in
 # the setup, then read and cleaned as a run does, in a process of its own (tests/helpers/peak_memory.py).
 _HUGE_TURN_DUMP = """
-import json, tempfile
+import json
 from pathlib import Path
 
 wrapper = '<div class="markdown prose w-full break-words dark:prose-invert light">{{}}</div>'
@@ -102,7 +104,7 @@ turns = {{
     "one_line": wrapper.format("<p>" + "word " * (size // 5) + "</p>"),
 }}
 html = turns["{shape}"]
-dump = Path(tempfile.mkdtemp()) / "dump.json"
+dump = Path({folder!r}) / "dump.json"  # the test's tmp_path: pytest removes it
 dump.write_text(json.dumps([{{"id": "big", "conversations": [
     {{"from": "human", "value": "Please write a very long answer."}}, {{"from": "gpt", "value": html}}]}}]))
 del turns, html
@@ -129,9 +131,9 @@ result = {"kept_chars": [len(t.content) for c in kept for t in c.turns], "droppe
         ("one_line", "kept", 5_000_000),
     ],
 )
-def test_a_7_mb_turn_stays_under_1_gib_of_memory(shape: str, outcome: str, min_text_chars: int) -> None:
+def test_a_7_mb_turn_stays_under_1_gib_of_memory(shape: str, outcome: str, min_text_chars: int, tmp_path: Path) -> None:
     # Before the element bound, "line_breaks" (1.4M <br>) took the bs4 tree alone to 1.6 GB.
-    peak_mib, _, result = peak_memory(_HUGE_TURN_DUMP.format(shape=shape), _READ_AND_CLEAN)
+    peak_mib, _, result = peak_memory(_HUGE_TURN_DUMP.format(shape=shape, folder=str(tmp_path)), _READ_AND_CLEAN)
     assert peak_mib < 1024, (peak_mib, result)
     if outcome == "dropped":
         assert result["dropped"] == ["html_too_large"]
