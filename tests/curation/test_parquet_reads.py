@@ -65,3 +65,17 @@ def test_tokenized_rows_round_trip_and_are_written_as_arrow_writes_the_rows(tmp_
     assert (tmp_path / "fast.parquet").read_bytes() == (tmp_path / "rows.parquet").read_bytes()
     assert read_tokenized(tmp_path / "fast.parquet") == rows
     assert write_tokenized(tmp_path / "none.parquet", []) == 0 and read_tokenized(tmp_path / "none.parquet") == []
+
+
+def test_read_tokenized_shares_one_int_per_token_id(tmp_path: Path) -> None:
+    """pack holds every id of the run: a repeated id is one int object, not one per token (docs/scaling.md)."""
+    rows = [
+        TokenizedConversation(conversation_id=f"c{k}", input_ids=(70_000, 1, 70_000 + k), loss_mask=(0, 1, 1))
+        for k in range(3)
+    ]
+    write_tokenized(tmp_path / "ids.parquet", rows)
+    read = read_tokenized(tmp_path / "ids.parquet")
+    assert read == rows
+    assert all(type(i) is int for r in read for i in r.input_ids)
+    big = [r.input_ids[0] for r in read] + [read[0].input_ids[2]]
+    assert all(i is big[0] for i in big)  # 70,000: far above the ints Python caches itself
