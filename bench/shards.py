@@ -9,6 +9,7 @@ median tokens (context per piece), and peak RSS. Splitting is shown at piece_tar
 earlier costs context per piece and leaves fewer pieces over half a row, which no packing can pair.
 First, split + tokenize with the defaults done as a run does them (one encoder, each text encoded
 once) against split counting plain texts and tokenize encoding afresh, alternating, medians of 3.
+Last, what pack holds per token once it has read the tokenized parts (bytes of RSS each further copy adds).
 Usage: python -m bench.shards [--shared ../shared] [--tokenizer SPEC] [--template NAME]
 """
 
@@ -26,6 +27,7 @@ from typing import Any
 from bench.timing import alternating_medians
 from curation.clean.batch import clean_batch
 from curation.ingest.read import read_conversations
+from curation.parquet import read_tokenized, write_tokenized
 from curation.shards.chat_templates import chat_template_for
 from curation.shards.pack import pack_conversations, packing_lower_bound, with_unique_ids
 from curation.shards.split import count_turn_texts, split_long_conversations
@@ -33,6 +35,7 @@ from curation.shards.tokenization import ConversationEncoder, tokenize_conversat
 from curation.shards.tokenizer_load import batch_token_counter, load_tokenizer
 from schemas import Conversation
 from schemas.config import CurationConfig, ShardsConfig, SplitConfig
+from schemas.shards import TokenizedConversation
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -113,8 +116,34 @@ def main() -> None:
             f"{100 * sum(lengths) / (fewest_rows * max_seq_len):.2f}%) in {pack_seconds:.2f} s, "
             f"efficiency {100 * info.efficiency:.2f}%, {len(dropped)} dropped as longer than max_seq_len"
         )
+    held_bytes_per_token(tokenized)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak:.0f} MB")
+
+
+def held_bytes_per_token(tokenized: list[TokenizedConversation], copies: int = 6) -> None:
+    """What pack holds per token: the tokenized conversations written as a tokenize part, then read back `copies`
+    times and all kept, as pack keeps a run's parts; the RSS each further copy adds, per token, and the read time."""
+    with tempfile.TemporaryDirectory() as tmp:
+        part = Path(tmp) / "part.parquet"
+        write_tokenized(part, tokenized)
+        held, marks, seconds = [], [_rss_mib()], []
+        for _ in range(copies):
+            started = time.perf_counter()
+            held.append(read_tokenized(part))
+            seconds.append(time.perf_counter() - started)
+            marks.append(_rss_mib())
+    tokens = sum(len(t.input_ids) for t in tokenized)
+    per_token = (marks[-1] - marks[1]) * 2**20 / ((copies - 1) * tokens)
+    print(
+        f"pack's read of the tokenized parts: {per_token:.1f} bytes held a token (each of copies 2-{copies} of "
+        f"{tokens:,} tokens), read in {statistics.median(seconds):.2f} s (median)"
+    )
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status", encoding="utf-8") as status:
+        return int(next(line for line in status if line.startswith("VmRSS:")).split()[1]) / 1024
 
 
 if __name__ == "__main__":

@@ -166,7 +166,7 @@ def read_tokenized(path: Path) -> list[TokenizedConversation]:
     columns = (table.column(name).to_pylist() for name in ("conversation_id", "input_file", "record_index"))
     # One int object per vocabulary entry, shared by every token that carries it (an object array indexed by the
     # ids): pack holds every id of the run, and a fresh int per token costs 28 bytes beside its 8-byte slot, 90K
-    # conversations took pack to ~7 GB. 17 bytes a token held instead of 49 (docs/scaling.md).
+    # conversations took pack to ~7 GB. 18 bytes a token held instead of 48 (bench.shards).
     shareable = len(id_values) > 0 and int(id_values.min()) >= 0
     vocabulary = np.arange(int(id_values.max()) + 1 if shareable else 0).astype(object)
     all_ids = vocabulary[id_values].tolist() if shareable else id_values.tolist()

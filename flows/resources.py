@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -22,12 +22,11 @@ from curation.shards.chat_templates import ChatTemplate, chat_template_for
 from curation.shards.tokenization import ConversationEncoder
 from curation.shards.tokenizer_load import batch_token_counter, load_tokenizer
 from schemas.config import ContaminationConfig, CurationConfig, RunConfig
+from schemas.config.contamination import EmbeddingPrecision
 from schemas.errors import ChatsiftError, ConfigError, InputError, ResourceError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
-
-Precision = Literal["fp32", "bf16"]
 
 
 def cache_dir() -> Path:
@@ -81,7 +80,7 @@ def contamination_devices(device: str) -> tuple[str, bool]:
 
 
 @lru_cache(maxsize=4)
-def embedder_for(model: str, device: str, precision: Precision = "fp32") -> SentenceTransformer:
+def embedder_for(model: str, device: str, precision: EmbeddingPrecision = "fp32") -> SentenceTransformer:
     """The sentence-transformers model, loaded once per process in `precision`; the bundled MiniLM loads offline.
 
     bf16 holds the weights themselves in bf16: 1.3x the speed of fp32 weights under torch's autocast (which casts
@@ -116,9 +115,9 @@ def embedding_dim(model: SentenceTransformer) -> int:
 
 @lru_cache(maxsize=1)
 def cpu_multiplies_bf16() -> bool:
-    """Whether this CPU has bf16 matrix instructions (AMX or AVX512-BF16), which oneDNN uses under torch's autocast;
-    a CPU without them emulates bf16, slower than fp32. Read from /proc/cpuinfo so that a warm cache imports no
-    torch; False where there is none."""
+    """Whether this CPU has bf16 matrix instructions (AMX or AVX512-BF16), which oneDNN uses for torch's bf16
+    matrix products; a CPU without them emulates bf16, slower than fp32. Read from /proc/cpuinfo so that a warm
+    cache imports no torch; False where there is none."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
             flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
@@ -127,7 +126,7 @@ def cpu_multiplies_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
-def embedding_precision(config: ContaminationConfig) -> Precision:
+def embedding_precision(config: ContaminationConfig) -> EmbeddingPrecision:
     """The precision the embedder runs in for `config` ("auto" resolved; docs/defaults.md#contamination)."""
     if config.precision != "auto":
         return config.precision

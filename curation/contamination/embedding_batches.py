@@ -3,7 +3,7 @@
 A transformer pads each batch to its longest text, so its cost is about count x longest. Sorting the texts by their
 word pieces and cutting batches at a budget of padded word pieces keeps that cost (and the activations' memory) the
 same for every batch: many short texts share one batch, long ones go a few at a time. On a 2-core CPU this embeds the
-contamination check's units about twice as fast as fixed batches of 64 (docs/contamination.md#embedding-speed).
+contamination check's units 1.9x as fast as fixed batches of 64 (docs/contamination.md#embedding-speed).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from curation.parquet import atomic_write_table
 from schemas.arrow import embedding_cache_schema
+from schemas.config.contamination import EmbeddingPrecision
 
 Embed = Callable[[list[str]], np.ndarray]
 
@@ -35,7 +36,7 @@ def text_hash(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
-def model_cache_dir(root: Path, model: str, dim: int, precision: str = "fp32") -> Path:
+def model_cache_dir(root: Path, model: str, dim: int, precision: EmbeddingPrecision = "fp32") -> Path:
     """The folder holding one model's vectors; the dimension and the precision they were computed in are part of the
     key (bf16 vectors differ from fp32 ones by up to ~0.004 in cosine, so the two never mix). fp32 folders carry no
     suffix, as before precision was an option."""
@@ -46,11 +47,11 @@ def _model_slug(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_") or "model"
 
 
-def _precision_suffix(precision: str) -> str:
+def _precision_suffix(precision: EmbeddingPrecision) -> str:
     return "" if precision == "fp32" else f"-{precision}"
 
 
-def cached_dims(root: Path, model: str, precision: str = "fp32") -> list[int]:
+def cached_dims(root: Path, model: str, precision: EmbeddingPrecision = "fp32") -> list[int]:
     """The dimensions `root` holds a cache folder of `model` in `precision` for (one, unless the name served two
     models)."""
     slug = _model_slug(model)

@@ -76,6 +76,10 @@ LOCAL_BENCHMARK_PRESETS: dict[str, BenchmarkSpec] = _presets("local")
 HUB_BENCHMARK_PRESETS: dict[str, BenchmarkSpec] = _presets("hub")
 
 
+# What the embedder runs in once contamination.precision's "auto" is resolved (flows.resources.embedding_precision).
+EmbeddingPrecision = Literal["fp32", "bf16"]
+
+
 class ContaminationConfig(ConfigSection):
     """[contamination]: the check of training turns against benchmark items (embeddings, verbatim n-grams and
     fuzzy character matches)."""
@@ -105,6 +109,7 @@ class ContaminationConfig(ConfigSection):
     """
     device: Literal["auto", "cpu", "gpu"] = "auto"
     """Where FAISS and the embedder run. "auto": on the GPU when one is present; "gpu" fails without one."""
+    # A flat enum, not "auto" | EmbeddingPrecision: the Prefect form draws a union as a type switch.
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     """The embedder's weights and arithmetic. "auto": bf16 on a CPU that multiplies bf16 natively (AMX or AVX512-BF16),
     2.7x fp32 there with cosines within ~0.004 of fp32's; fp32 on other CPUs and on CUDA. Each precision keeps its own
@@ -120,7 +125,7 @@ class ContaminationConfig(ConfigSection):
     """
     embed_batch_tokens: int = Field(default=4096, gt=0)
     """Word pieces per embedding batch once padded to its longest text. Texts are sorted by length and cut into batches
-    of this size, so memory stays flat and short texts share big batches: 2x fixed batches of 64 on a 2-core CPU
+    of this size, so memory stays flat and short texts share big batches: 1.9x fixed batches of 64 on a 2-core CPU
     (docs/defaults.md#contamination).
     """
     search_batch_size: int = Field(default=4096, gt=0)

@@ -16,13 +16,14 @@ from curation.contamination.check import benchmark_views, build_benchmark_index,
 from curation.contamination.embedding_cache import CachedEmbeddings
 from flows import resources
 from schemas.config import ContaminationConfig
+from schemas.config.contamination import EmbeddingPrecision
 from tests.helpers.planting import light_edit, opening_round, plant, untouched_and_hosts
 
 SEED = 20261208
 ITEMS_PER_BENCHMARK = 40
 PLANTS_PER_BENCHMARK = 4  # verbatim, and as many lightly edited
 UNTOUCHED = 40
-PRECISIONS: tuple[resources.Precision, ...] = ("fp32", "bf16")
+PRECISIONS: tuple[EmbeddingPrecision, ...] = ("fp32", "bf16")
 
 
 def test_auto_is_bf16_only_on_a_cpu_that_multiplies_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -137,6 +137,17 @@ def test_a_user_runs_curate_from_the_ui_and_opens_the_contamination_report(
             description = str(RunConfig.model_fields["batch_size"].description)
             assert " ".join(description.split())[:60] in " ".join(b.text().split())
             b.screenshot(shots / "2-curate-form.png")
+            # The embedder's precision: one list of its three values, not a type switch; and the batch budget.
+            assert {_title("precision"), _title("embed_batch_tokens")} <= labels
+            precision_field = (
+                "[...document.querySelectorAll('.schema-form-property')]"
+                ".find(e => e.querySelector('.schema-form-property__label')?.innerText.trim()"
+                ".startsWith('Precision'))"
+            )
+            b.evaluate(f"{precision_field}.scrollIntoView({{block: 'center'}})")
+            shown_precision = str(b.evaluate(f"{precision_field}.innerText"))
+            assert "auto" in shown_precision and "AMX" in shown_precision, shown_precision
+            b.screenshot(shots / "2b-curate-form-precision.png")
 
             # Start a run from the form, with one input typed in, as a user would. The form is filled with
             # the deployment's parameters after it is drawn; what is typed before that is wiped, so wait for
